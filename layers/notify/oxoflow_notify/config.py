@@ -1,0 +1,220 @@
+"""Parse the ``[[webhooks]]`` of an ``.oxoflow`` file.
+
+A real oxo-flow workflow file has many other tables ([workflow], [config], [[rules]], ...); they
+are accepted and ignored. One bad webhook does not silence the others: it becomes a
+``ConfigProblem`` that the notifier dead-letters for each event it would have matched.
+Messages never quote a URL or a secret (a Slack URL is itself a secret).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import tomli
+
+from .errors import ConfigError, did_you_mean
+from .events import EVENT_NAMES, canonical_event_name, unknown_event_message
+from .formats import FORMATS
+
+WEBHOOK_KEYS = ("url", "events", "format", "secret", "id")
+DEFAULT_FORMAT = "json"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HEADER_LINE = re.compile(r"^\s*\[\[\s*webhooks\s*\]\]")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One valid webhook. ``id`` is stable across deploys: retries find the webhook by it."""
+
+    id: str
+    url: str
+    format: str
+    events: frozenset[str] | None  # None: every event
+    secret: str | None
+    source: str
+    position: int
+
+    def matches(self, event: str) -> bool:
+        return self.events is None or event in self.events
+
+    @property
+    def host(self) -> str:
+        """The only part of the URL safe to log."""
+        return urlsplit(self.url).hostname or ""
+
+    def __repr__(self) -> str:  # keep URL and secret out of tracebacks and debug logs
+        return f"Webhook(id={self.id!r}, format={self.format!r}, host={self.host!r}, source={self.source!r})"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A webhook entry that cannot be used, and the events it would have received."""
+
+    source: str
+    position: int
+    webhook_id: str
+    message: str
+    events: frozenset[str] | None
+
+    def matches(self, event: str) -> bool:
+        return self.events is None or event in self.events
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    webhooks: tuple[Webhook, ...] = ()
+    problems: tuple[ConfigProblem, ...] = ()
+
+    def find(self, webhook_id: str) -> Webhook | None:
+        return next((w for w in self.webhooks if w.id == webhook_id), None)
+
+
+def webhook_id_for(url: str, fmt: str) -> str:
+    """Derived id: a short digest, so the id names the webhook without revealing its URL."""
+    return "wh_" + hashlib.sha256(f"{fmt}\n{url}".encode()).hexdigest()[:12]
+
+
+def check_url(url: str) -> str | None:
+    """Return what is wrong with a webhook URL, without quoting it; None when it is fine."""
+    if not url.strip():
+        return "is empty"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "contains whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        shown = parts.scheme if parts.scheme and len(parts.scheme) <= 10 else "missing"
+        return f"must use http or https (scheme is {shown})"
+    if not parts.hostname:
+        return "has no host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials (user:password@); use the secret key for signing"
+    if port == 0:
+        return "has port 0"
+    return None
+
+
+def _header_lines(text: str) -> list[int]:
+    """1-based line of each ``[[webhooks]]`` header, in order; tomli does not report positions."""
+    return [i for i, line in enumerate(text.splitlines(), start=1) if _HEADER_LINE.match(line)]
+
+
+def parse_config(raw: str | bytes, source: str) -> Config:
+    """Parse one .oxoflow file. Raises ConfigError only when the whole file is unusable."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        document = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}" if getattr(exc, "lineno", None) else ""
+        reason = getattr(exc, "msg", str(exc))
+        raise ConfigError(f"{source}: TOML syntax error at {where}: {reason}" if where else f"{source}: TOML syntax error: {reason}") from None
+
+    entries = document.get("webhooks", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{source}: 'webhooks' must be an array of tables ([[webhooks]]), got {type(entries).__name__}")
+    lines = _header_lines(text)
+    webhooks: list[Webhook] = []
+    problems: list[ConfigProblem] = []
+    seen_ids: set[str] = set()
+    for index, entry in enumerate(entries, start=1):
+        line = lines[index - 1] if len(lines) == len(entries) else None
+        where = f"{source}: [[webhooks]] #{index}" + (f" (line {line})" if line else "")
+        result = _parse_webhook(entry, where, source, index, seen_ids)
+        if isinstance(result, Webhook):
+            seen_ids.add(result.id)
+            webhooks.append(result)
+        else:
+            problems.append(result)
+    return Config(source=source, webhooks=tuple(webhooks), problems=tuple(problems))
+
+
+def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: set[str]) -> Webhook | ConfigProblem:
+    if not isinstance(entry, Mapping):
+        return ConfigProblem(source, index, f"wh_invalid_{index}", f"{where}: must be a table, got {type(entry).__name__}", None)
+
+    events, events_error = _parse_events(entry.get("events"))
+    url = entry.get("url")
+    fmt = entry.get("format", DEFAULT_FORMAT)
+    fallback_id = webhook_id_for(url, str(fmt)) if isinstance(url, str) else f"wh_invalid_{index}"
+    explicit_id = entry.get("id")
+    webhook_id = explicit_id if isinstance(explicit_id, str) and _ID.match(explicit_id) else fallback_id
+
+    def problem(message: str) -> ConfigProblem:
+        return ConfigProblem(source, index, webhook_id, f"{where}: {message}", events)
+
+    for key in entry:
+        if key not in WEBHOOK_KEYS:
+            return problem(f"unknown key '{key}'{did_you_mean(key, WEBHOOK_KEYS)}; allowed keys are {', '.join(WEBHOOK_KEYS)}")
+    if events_error:
+        return problem(f"key 'events': {events_error}")
+    if url is None:
+        return problem("key 'url' is required")
+    if not isinstance(url, str):
+        return problem(f"key 'url' must be a string, got {type(url).__name__}")
+    url_error = check_url(url)
+    if url_error:
+        return problem(f"key 'url' {url_error}")
+    if not isinstance(fmt, str):
+        return problem(f"key 'format' must be a string, got {type(fmt).__name__}")
+    if fmt not in FORMATS:
+        return problem(f"key 'format': unknown format '{fmt}'{did_you_mean(fmt, FORMATS)}; expected one of {', '.join(FORMATS)}")
+    secret = entry.get("secret")
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        return problem("key 'secret' must be a non-empty string")
+    if explicit_id is not None:
+        if not isinstance(explicit_id, str) or not _ID.match(explicit_id):
+            return problem("key 'id' must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        if explicit_id in seen_ids:
+            return problem(f"key 'id': '{explicit_id}' is already used by another webhook in this file")
+    elif webhook_id in seen_ids:
+        webhook_id = f"{webhook_id}_{index}"  # same URL and format twice: keep both addressable
+    return Webhook(
+        id=webhook_id,
+        url=url,
+        format=fmt,
+        events=events,
+        secret=secret,
+        source=source,
+        position=index,
+    )
+
+
+def _parse_events(value: Any) -> tuple[frozenset[str] | None, str | None]:
+    """Return (events, error). On error, events holds the valid names so the problem is
+    dead-lettered for exactly the events the user meant; None means all events."""
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return None, f"must be a list of event names, got {type(value).__name__}"
+    names: set[str] = set()
+    errors: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            errors.append(f"{item!r} is not a string")
+            continue
+        if item == "*":
+            return None, None
+        name = canonical_event_name(item)
+        if name is None:
+            errors.append(unknown_event_message(item))
+        else:
+            names.add(name)
+    if errors:
+        return (frozenset(names) or None), "; ".join(errors)
+    if not names:
+        return None, "is empty; omit it to receive every event, or list some of " + ", ".join(EVENT_NAMES)
+    return frozenset(names), None

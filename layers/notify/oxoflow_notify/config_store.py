@@ -1,0 +1,102 @@
+"""Read .oxoflow files from S3 with a per-container cache revalidated by ETag.
+
+A warm function makes at most one GetObject per file per ``ttl`` seconds, and that call is a
+conditional GET (If-None-Match) that costs no transfer when the file did not change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import Config, parse_config
+from .errors import ConfigError
+from .observability import logger
+
+DEFAULT_NAME = "_default"
+_MISSING = ("NoSuchKey", "404", "NotFound")
+
+
+@dataclass
+class _Entry:
+    etag: str | None
+    result: Config | ConfigError | None  # None: no such file
+    checked_at: float
+
+
+class ConfigStore:
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        prefix: str = "workflows/",
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix
+        self.ttl = ttl
+        self.clock = clock
+        self.get_calls = 0
+        self._cache: dict[str, _Entry] = {}
+
+    def key_for(self, workflow: str) -> str:
+        return f"{self.prefix}{workflow}.oxoflow"
+
+    @property
+    def default_key(self) -> str:
+        return self.key_for(DEFAULT_NAME)
+
+    def configs_for(self, workflow: str) -> list[Config | ConfigError]:
+        """The org-wide default file first, then the workflow's own; absent files are skipped."""
+        out: list[Config | ConfigError] = []
+        for key in (self.default_key, self.key_for(workflow)):
+            result = self.load(key)
+            if result is not None:
+                out.append(result)
+        return out
+
+    def load(self, key: str) -> Config | ConfigError | None:
+        """Parsed config, the error that makes it unusable, or None when there is no file."""
+        now = self.clock()
+        entry = self._cache.get(key)
+        if entry and now - entry.checked_at < self.ttl:
+            return entry.result
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if entry and entry.etag:
+            request["IfNoneMatch"] = entry.etag
+        self.get_calls += 1
+        try:
+            response = self.s3.get_object(**request)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if entry and (code in ("304", "NotModified") or status == 304):
+                entry.checked_at = now
+                return entry.result
+            if code in _MISSING or status == 404:
+                self._cache[key] = _Entry(None, None, now)
+                return None
+            return self._stale(key, entry, exc)
+        except BotoCoreError as exc:
+            return self._stale(key, entry, exc)
+        body = response["Body"].read()
+        result: Config | ConfigError
+        try:
+            result = parse_config(body, key)
+        except ConfigError as exc:
+            result = exc
+        self._cache[key] = _Entry(response.get("ETag"), result, now)
+        return result
+
+    def _stale(self, key: str, entry: _Entry | None, exc: Exception) -> Config | ConfigError | None:
+        """S3 trouble: serve what we had (logged), else let the invocation fail and be retried."""
+        if entry is None:
+            raise exc
+        logger.warning("serving cached config: S3 read failed", extra={"config_key": key, "error": type(exc).__name__})
+        return entry.result

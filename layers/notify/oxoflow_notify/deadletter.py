@@ -1,0 +1,70 @@
+"""Dead letters: one documented JSON shape for everything that could not be delivered.
+
+They name the webhook by id, format and host; never by URL or secret.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from .config import Webhook
+from .events import format_timestamp
+
+DEAD_LETTER_SCHEMA = "oxoflow-notify/dead-letter/v1"
+RAW_MESSAGE_MAX = 200_000  # characters kept of an unparseable message; SQS bodies stop at 256 KiB
+
+# reason codes
+INVALID_EVENT = "invalid_event"
+INVALID_CONFIG = "invalid_config"
+INVALID_WEBHOOK = "invalid_webhook"
+PERMANENT_FAILURE = "permanent_failure"
+RETRIES_EXHAUSTED = "retries_exhausted"
+WEBHOOK_REMOVED = "webhook_removed"
+MALFORMED_RETRY = "malformed_retry"
+
+
+def now_iso(now: float | None = None) -> str:
+    return format_timestamp(datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc))
+
+
+def webhook_ref(webhook: Webhook) -> dict[str, Any]:
+    return {"id": webhook.id, "format": webhook.format, "host": webhook.host, "source": webhook.source}
+
+
+def dead_letter(
+    reason_code: str,
+    reason: str,
+    *,
+    event: dict[str, Any] | None = None,
+    raw_message: str | None = None,
+    message_id: str | None = None,
+    webhook: dict[str, Any] | None = None,
+    delivery_id: str | None = None,
+    attempts: list[dict[str, Any]] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    attempts = attempts or []
+    last = attempts[-1] if attempts else {}
+    letter: dict[str, Any] = {
+        "schema": DEAD_LETTER_SCHEMA,
+        "reason_code": reason_code,
+        "reason": reason,
+        "dead_lettered_at": now_iso(now),
+        "workflow": (event or {}).get("workflow"),
+        "event": event,
+        "webhook": webhook,
+        "delivery_id": delivery_id,
+        "attempt_count": len(attempts),
+        "last_status": last.get("status"),
+        "last_error": last.get("error"),
+        "attempts": attempts,
+    }
+    if message_id is not None:
+        letter["message_id"] = message_id
+    if raw_message is not None:
+        truncated = len(raw_message) > RAW_MESSAGE_MAX
+        letter["raw_message"] = raw_message[:RAW_MESSAGE_MAX]
+        letter["raw_message_truncated"] = truncated
+    return letter

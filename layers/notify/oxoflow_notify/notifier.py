@@ -1,0 +1,256 @@
+"""The pipeline: event -> matching webhooks -> render -> sign -> POST -> retry or dead letter.
+
+Every (event, matching webhook) pair ends in exactly one place: delivered, waiting in the retry
+queue, or in the dead-letter queue with its reason. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import deadletter as dl
+from .config import Config, ConfigProblem, Webhook
+from .config_store import ConfigStore
+from .delivery import PERMANENT, SUCCESS, HttpSender, Outcome, Prepared, delivery_id_for, prepare
+from .errors import ConfigError, EventError
+from .events import Event, event_from_payload, parse_event
+from .observability import DEAD_LETTERED, DELIVERED, FAILED, RETRIED, MetricsTally, logger
+from .queues import MessageQueue
+from .retry import RetryMessageError, RetryTask, next_delay, parse_retry_after, sqs_delay
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Published:
+    """One SNS message as the dispatcher sees it."""
+
+    message: str
+    message_id: str
+    timestamp: datetime
+
+
+@dataclass
+class Report:
+    """What one invocation did; returned by the handlers so callers and tests can read it."""
+
+    delivered: int = 0
+    retrying: int = 0
+    dead_lettered: int = 0
+    events: int = 0
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "delivered": self.delivered,
+            "retrying": self.retrying,
+            "dead_lettered": self.dead_lettered,
+            "deliveries": self.deliveries,
+        }
+
+
+class Notifier:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ConfigStore,
+        sender: HttpSender,
+        retry_queue: MessageQueue,
+        dead_letters: MessageQueue,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sender = sender
+        self.retry_queue = retry_queue
+        self.dead_letters = dead_letters
+        self.clock = clock
+
+    # -- dispatch (SNS) ---------------------------------------------------------------------
+
+    def dispatch(self, messages: Iterable[Published]) -> Report:
+        report = Report()
+        tally = MetricsTally()
+        try:
+            for published in messages:
+                report.events += 1
+                self._dispatch_one(published, report, tally)
+        finally:
+            tally.flush()
+        return report
+
+    def _dispatch_one(self, published: Published, report: Report, tally: MetricsTally) -> None:
+        try:
+            event = parse_event(published.message, message_id=published.message_id, received_at=published.timestamp)
+        except EventError as exc:
+            logger.error("event rejected", extra={"message_id": published.message_id, "reason": str(exc)})
+            self._dead_letter(
+                dl.dead_letter(dl.INVALID_EVENT, str(exc), raw_message=published.message, message_id=published.message_id),
+                report,
+                tally,
+                "none",
+            )
+            return
+
+        targets: list[tuple[Webhook, str]] = []
+        for config in self.store.configs_for(event.workflow):
+            if isinstance(config, ConfigError):
+                logger.error("config unusable", extra={"event_id": event.id, "reason": str(config)})
+                self._dead_letter(dl.dead_letter(dl.INVALID_CONFIG, str(config), event=event.to_payload()), report, tally, "none")
+                continue
+            targets.extend((w, config.source) for w in config.webhooks if w.matches(event.event))
+            for problem in config.problems:
+                if problem.matches(event.event):
+                    self._dead_letter_problem(event, problem, report, tally)
+
+        if not targets:
+            logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
+            return
+        batch = [prepare(event, w, delivery_id_for(event.id, source, w.id), attempt=1) for w, source in targets]
+        for prepared, outcome in zip(batch, self.sender.send_all(batch)):
+            self._settle(prepared, outcome, [], report, tally)
+
+    def _dead_letter_problem(self, event: Event, problem: ConfigProblem, report: Report, tally: MetricsTally) -> None:
+        logger.error("webhook skipped", extra={"event_id": event.id, "webhook_id": problem.webhook_id, "reason": problem.message})
+        letter = dl.dead_letter(
+            dl.INVALID_WEBHOOK,
+            problem.message,
+            event=event.to_payload(),
+            webhook={"id": problem.webhook_id, "format": None, "host": None, "source": problem.source},
+            delivery_id=delivery_id_for(event.id, problem.source, problem.webhook_id),
+        )
+        self._dead_letter(letter, report, tally, "none")
+
+    # -- retry (SQS) ------------------------------------------------------------------------
+
+    def retry(self, body: str) -> Report:
+        """Handle one retry-queue message. Raises only for infrastructure trouble (S3, SQS),
+        so the batch processor reports it as a partial failure and SQS delivers it again."""
+        report = Report()
+        tally = MetricsTally()
+        try:
+            self._retry_one(body, report, tally)
+        finally:
+            tally.flush()
+        return report
+
+    def _retry_one(self, body: str, report: Report, tally: MetricsTally) -> None:
+        try:
+            task = RetryTask.from_message(json.loads(body))
+            event = event_from_payload(task.event)
+        except (ValueError, KeyError, TypeError, RetryMessageError) as exc:
+            reason = str(exc) if isinstance(exc, RetryMessageError) else f"malformed retry message: {type(exc).__name__}"
+            self._dead_letter(dl.dead_letter(dl.MALFORMED_RETRY, reason, raw_message=body), report, tally, "none")
+            return
+        now = self.clock()
+        if task.not_before - now > 1:
+            # Not due yet (a wait longer than SQS's 15-minute delay): hop once more.
+            self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(task.not_before, now))
+            report.retrying += 1
+            return
+
+        config = self.store.load(task.config_key)
+        webhook = config.find(task.webhook_id) if isinstance(config, Config) else None
+        if webhook is None:
+            if isinstance(config, ConfigError):
+                code, reason = dl.INVALID_CONFIG, str(config)
+            else:
+                code, reason = dl.WEBHOOK_REMOVED, f"webhook {task.webhook_id} is no longer in {task.config_key}"
+            letter = dl.dead_letter(
+                code,
+                reason,
+                event=task.event,
+                webhook={"id": task.webhook_id, "format": task.format, "host": None, "source": task.config_key},
+                delivery_id=task.delivery_id,
+                attempts=task.attempts,
+            )
+            self._dead_letter(letter, report, tally, task.format)
+            return
+        prepared = prepare(event, webhook, task.delivery_id, attempt=task.attempt)
+        self._settle(prepared, self.sender.send(prepared), task.attempts, report, tally)
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def _settle(self, prepared: Prepared, outcome: Outcome, history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> None:
+        """Put one attempt's result where it belongs: done, retry queue, or dead letters."""
+        webhook = prepared.webhook
+        now = self.clock()
+        attempts = [
+            *history,
+            {
+                "attempt": prepared.attempt,
+                "at": dl.now_iso(now),
+                "status": outcome.status,
+                "error": outcome.error,
+                "latency_ms": round(outcome.latency_ms, 1),
+            },
+        ]
+        log = {
+            "event_id": prepared.event.id,
+            "delivery_id": prepared.delivery_id,
+            "webhook_id": webhook.id,
+            "host": webhook.host,
+            "format": webhook.format,
+            "attempt": prepared.attempt,
+            "status": outcome.status,
+            "error": outcome.error,
+            "latency_ms": round(outcome.latency_ms, 1),
+        }
+        tally.latency(webhook.format, outcome.latency_ms)
+        summary = {"delivery_id": prepared.delivery_id, "webhook_id": webhook.id, "attempt": prepared.attempt, "status": outcome.status, "error": outcome.error}
+        verdict = outcome.verdict
+        if verdict == SUCCESS:
+            logger.info("delivered", extra=log)
+            tally.count(DELIVERED, webhook.format)
+            report.delivered += 1
+            report.deliveries.append({**summary, "result": "delivered"})
+            return
+
+        tally.count(FAILED, webhook.format)
+        delay = None
+        if verdict != PERMANENT:
+            delay = next_delay(self.settings.retry_schedule, prepared.attempt, parse_retry_after(outcome.retry_after, now))
+        if delay is not None:
+            task = RetryTask(
+                event=prepared.event.to_payload(),
+                config_key=webhook.source,
+                webhook_id=webhook.id,
+                format=webhook.format,
+                delivery_id=prepared.delivery_id,
+                attempt=prepared.attempt + 1,
+                not_before=now + delay,
+                attempts=attempts,
+            )
+            self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(task.not_before, now))
+            logger.warning("delivery failed, will retry", extra={**log, "retry_in_seconds": delay})
+            tally.count(RETRIED, webhook.format)
+            report.retrying += 1
+            report.deliveries.append({**summary, "result": "retrying"})
+            return
+
+        if verdict == PERMANENT:
+            code, reason = dl.PERMANENT_FAILURE, f"{outcome.describe()} is a permanent failure; not retried"
+        else:
+            code, reason = dl.RETRIES_EXHAUSTED, f"gave up after {prepared.attempt} attempts; last: {outcome.describe()}"
+        logger.error("delivery dead-lettered", extra={**log, "reason": reason})
+        letter = dl.dead_letter(
+            code,
+            reason,
+            event=prepared.event.to_payload(),
+            webhook=dl.webhook_ref(webhook),
+            delivery_id=prepared.delivery_id,
+            attempts=attempts,
+            now=now,
+        )
+        self._dead_letter(letter, report, tally, webhook.format)
+        report.deliveries.append({**summary, "result": "dead_lettered"})
+
+    def _dead_letter(self, letter: dict[str, Any], report: Report, tally: MetricsTally, fmt: str) -> None:
+        self.dead_letters.send(letter)
+        tally.count(DEAD_LETTERED, fmt)
+        report.dead_lettered += 1

@@ -1,0 +1,39 @@
+"""The two queues behind small interfaces, so tests can swap SQS for memory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+SQS_MAX_DELAY = 900  # seconds; SQS refuses longer DelaySeconds
+
+
+class MessageQueue(Protocol):
+    def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None: ...
+
+
+class SqsQueue:
+    def __init__(self, client: Any, url: str) -> None:
+        self.client = client
+        self.url = url
+
+    def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
+        self.client.send_message(
+            QueueUrl=self.url,
+            MessageBody=json.dumps(message, ensure_ascii=False, separators=(",", ":")),
+            DelaySeconds=max(0, min(SQS_MAX_DELAY, int(delay_seconds))),
+        )
+
+
+@dataclass
+class MemoryQueue:
+    messages: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+
+    def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
+        # Round-trip through JSON so tests see exactly what SQS would carry.
+        self.messages.append((json.loads(json.dumps(message)), delay_seconds))
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [m for m, _ in self.messages]

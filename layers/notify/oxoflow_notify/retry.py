@@ -1,0 +1,102 @@
+"""The retry schedule and the retry-queue message.
+
+Delays longer than SQS's 15-minute maximum hop through the queue: the message carries a
+not-before time and is re-sent until it is due, one receive per 15 minutes of wait.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from .errors import NotifyError, SettingsError
+from .queues import SQS_MAX_DELAY
+
+# Svix-like: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h -> 8 attempts over about 27.5 hours.
+DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+RETRY_AFTER_MAX = 3600  # a receiver cannot park a delivery for longer than an hour per answer
+RETRY_SCHEMA = "oxoflow-notify/retry/v1"
+
+
+class RetryMessageError(NotifyError):
+    code = "malformed_retry"
+
+
+def parse_schedule(text: str) -> tuple[int, ...]:
+    """``"5,300,1800"`` -> (5, 300, 1800). Empty entries are refused, so typos are loud."""
+    delays: list[int] = []
+    for position, part in enumerate(text.split(","), start=1):
+        part = part.strip()
+        try:
+            value = float(part)
+        except ValueError:
+            raise SettingsError(f"RETRY_SCHEDULE entry {position} ({part!r}) is not a number of seconds") from None
+        if not 0 <= value <= 7 * 86400 or math.isnan(value):
+            raise SettingsError(f"RETRY_SCHEDULE entry {position} ({part!r}) must be between 0 and 604800 seconds")
+        delays.append(int(math.ceil(value)))
+    return tuple(delays)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds (``120``) or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if math.isnan(seconds):
+        return None
+    return max(0.0, min(float(RETRY_AFTER_MAX), seconds))
+
+
+def next_delay(schedule: tuple[int, ...], attempts_made: int, retry_after: float | None = None) -> float | None:
+    """Seconds to wait before the next attempt, or None when the schedule is exhausted."""
+    if attempts_made - 1 >= len(schedule):
+        return None
+    delay = float(schedule[attempts_made - 1])
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def sqs_delay(not_before: float, now: float) -> int:
+    return max(0, min(SQS_MAX_DELAY, math.ceil(not_before - now)))
+
+
+@dataclass
+class RetryTask:
+    """What the retry queue carries: never the URL or the secret, only the webhook's id."""
+
+    event: dict[str, Any]
+    config_key: str
+    webhook_id: str
+    format: str
+    delivery_id: str
+    attempt: int  # the number of the attempt to make next (the first POST was attempt 1)
+    not_before: float
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    schema: str = RETRY_SCHEMA
+
+    def to_message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, data: Any) -> RetryTask:
+        if not isinstance(data, dict):
+            raise RetryMessageError("retry message is not a JSON object")
+        if data.get("schema") != RETRY_SCHEMA:
+            raise RetryMessageError(f"retry message schema is {data.get('schema')!r}, expected {RETRY_SCHEMA!r}")
+        try:
+            task = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        except TypeError as exc:
+            raise RetryMessageError(f"retry message is missing fields: {exc}") from None
+        if not isinstance(task.event, dict) or not isinstance(task.attempt, int) or not isinstance(task.attempts, list):
+            raise RetryMessageError("retry message has fields of the wrong type")
+        return task

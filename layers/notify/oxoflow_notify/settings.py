@@ -1,0 +1,59 @@
+"""Function settings, read once per container from UPPER_SNAKE environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import SettingsError
+from .retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}={raw!r} must be between {minimum:g} and {maximum:g}")
+    return value
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"environment variable {name} is required")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_bucket: str
+    retry_queue_url: str
+    dead_letter_queue_url: str
+    config_prefix: str = "workflows/"
+    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    config_cache_seconds: float = 60.0
+    connect_timeout: float = 3.05
+    read_timeout: float = 10.0
+    max_concurrency: int = 32
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        schedule_text = env.get("RETRY_SCHEDULE", "").strip()
+        return cls(
+            config_bucket=_required(env, "CONFIG_BUCKET"),
+            retry_queue_url=_required(env, "RETRY_QUEUE_URL"),
+            dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
+            config_prefix=env.get("CONFIG_PREFIX", "workflows/"),
+            retry_schedule=parse_schedule(schedule_text) if schedule_text else DEFAULT_RETRY_SCHEDULE,
+            config_cache_seconds=_number(env, "CONFIG_CACHE_SECONDS", 60.0, 0, 86400),
+            connect_timeout=_number(env, "CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60),
+            read_timeout=_number(env, "READ_TIMEOUT_SECONDS", 10.0, 0.1, 300),
+            max_concurrency=int(_number(env, "MAX_CONCURRENCY", 32, 1, 256)),
+        )

@@ -1,0 +1,34 @@
+"""Build the Notifier from the environment: the one place real AWS clients are created.
+
+Handlers call ``build_notifier()`` once at module scope, so clients, the config cache and the
+HTTP connection pool survive between invocations of a warm container. boto3 honours
+``AWS_ENDPOINT_URL``, which is how local runs point it at moto.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from .config_store import ConfigStore
+from .delivery import HttpSender
+from .notifier import Notifier
+from .queues import SqsQueue
+from .settings import Settings
+
+_BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+
+
+def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
+    settings = Settings.from_env(env)
+    s3 = boto3.client("s3", config=_BOTO)
+    sqs = boto3.client("sqs", config=_BOTO)
+    return Notifier(
+        settings=settings,
+        store=ConfigStore(s3, settings.config_bucket, settings.config_prefix, settings.config_cache_seconds),
+        sender=HttpSender(settings.connect_timeout, settings.read_timeout, settings.max_concurrency),
+        retry_queue=SqsQueue(sqs, settings.retry_queue_url),
+        dead_letters=SqsQueue(sqs, settings.dead_letter_queue_url),
+    )
