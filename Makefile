@@ -1,0 +1,70 @@
+# oxoflow-notify: every command sets itself up on a fresh machine (venv, pinned packages).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+# sam build of a python3.13 layer needs python3.13 on PATH; pyenv provides it on these machines.
+SAM_ENV := SAM_CLI_TELEMETRY=0 PYENV_VERSION=$(shell pyenv version-name 2>/dev/null | cut -d: -f1):3.13.0
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
+
+help:
+	@echo "make demo      run the whole pipeline locally (moto server + loopback receivers)"
+	@echo "make test      run unit, integration and end-to-end tests"
+	@echo "make lint      ruff + mypy"
+	@echo "make sam-check sam validate --lint and sam build"
+	@echo "make invoke FUNCTION=DispatchFunction EVENT=events/sns-rule-failed.json"
+
+$(VENV)/.installed: requirements/dev.txt layers/notify/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements/sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements/sam.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) scripts/demo.py
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+test-integration: $(VENV)/.installed
+	$(PY) -m pytest tests/integration
+
+test-e2e: $(VENV)/.installed
+	$(PY) -m pytest tests/e2e
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+sam-validate: $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM) validate --lint
+
+sam-build: $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM) build
+
+sam-check: sam-validate sam-build
+
+FUNCTION ?= DispatchFunction
+EVENT ?= events/sns-rule-failed.json
+invoke: $(VENV)/.installed
+	$(PY) scripts/invoke.py $(FUNCTION) -e $(EVENT)
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

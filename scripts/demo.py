@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""`make demo`: the whole pipeline on this machine, no AWS account, no Docker.
+
+moto server plays SNS, S3 and SQS; loopback HTTP servers play the receivers (one verifying
+signatures, a Slack-format one, one that fails once, one that answers 404). The sample events
+are published to the topic and carried to the dispatch handler; the retry queue is drained by
+the retry handler on a compressed schedule; the run ends with what each receiver got and what
+was dead-lettered, and exits non-zero if anything expected did not happen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from oxolocal.receivers import Receiver, always, fail_first, ok, verify_hub  # noqa: E402
+from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws  # noqa: E402
+
+LOG = repo_path(".demo", "lambda.log")
+SECRET = "demo-secret-do-not-use-in-production"
+OUT = sys.__stdout__
+
+
+def say(text: str = "") -> None:
+    print(text, file=OUT, flush=True)
+
+
+def configs(lims: Receiver, slack: Receiver, flaky: Receiver, gone: Receiver, org: Receiver) -> dict[str, str]:
+    return {
+        "variant-calling": f"""
+[workflow]
+name = "variant-calling"
+
+[[rules]]
+name = "align_reads"
+shell = "bwa mem ..."
+
+[[webhooks]]
+id = "lims"
+url = "{lims.url}"
+secret = "{SECRET}"
+
+[[webhooks]]
+id = "team-slack"
+url = "{slack.url}"
+format = "slack"
+events = ["WorkflowFailed", "RuleFailed", "WorkflowCompleted"]
+
+[[webhooks]]
+id = "flaky-dashboard"
+url = "{flaky.url}"
+events = ["rule_failed"]
+
+[[webhooks]]
+id = "retired-endpoint"
+url = "{gone.url}"
+events = ["WorkflowCompleted"]
+
+[[webhooks]]
+id = "typo"
+url = "{lims.url}"
+events = ["WorkflowFailed", "RuleFaild"]
+""",
+        "_default": f"""
+# Org-wide: every workflow's failures also reach the platform team.
+[[webhooks]]
+id = "platform-alerts"
+url = "{org.url}"
+format = "slack"
+events = ["WorkflowFailed"]
+""",
+        "rnaseq": """
+[workflow]
+name = "rnaseq"
+
+[[webhooks]]
+url = "https://example.org/hook"
+events = ["WorkflowFailed"
+""",
+    }
+
+
+def verified(receiver: Receiver) -> int:
+    return sum(1 for r in receiver.requests if r.answered == 200)
+
+
+def main() -> int:
+    LOG.parent.mkdir(exist_ok=True)
+    failures: list[str] = []
+
+    def expect(what: str, condition: bool) -> None:
+        say(f"  {'ok  ' if condition else 'FAIL'} {what}")
+        if not condition:
+            failures.append(what)
+
+    with contextlib.ExitStack() as ctx:
+        log = ctx.enter_context(open(LOG, "w", encoding="utf-8"))
+        ctx.enter_context(contextlib.redirect_stdout(log))  # Lambda's JSON logs and EMF metrics
+        endpoint = ctx.enter_context(moto_server())
+        use_local_aws(endpoint)
+        say(f"moto server (SNS, S3, SQS) on {endpoint}")
+        stack = Stack().provision()
+        say(f"created from template.yaml: topic, config bucket '{stack.bucket}', retry queue, dead-letter queue")
+
+        lims = ctx.enter_context(Receiver(verify_hub(SECRET), "lims"))
+        slack = ctx.enter_context(Receiver(ok(body=b"ok"), "slack"))
+        flaky = ctx.enter_context(Receiver(fail_first(1, 503), "flaky"))
+        gone = ctx.enter_context(Receiver(always(404, b"no such hook"), "gone"))
+        org = ctx.enter_context(Receiver(ok(body=b"ok"), "platform"))
+        receivers = {"lims (json, signed)": lims, "team-slack (slack)": slack, "flaky (503 once)": flaky, "retired (404)": gone, "platform (_default, slack)": org}
+        say("receivers on 127.0.0.1: " + ", ".join(receivers))
+
+        for workflow, text in configs(lims, slack, flaky, gone, org).items():
+            stack.put_config(workflow, text)
+        say("configs uploaded: workflows/variant-calling.oxoflow, workflows/_default.oxoflow, workflows/rnaseq.oxoflow (broken on purpose)")
+
+        samples = sorted(repo_path("events", "messages").glob("*.json"))
+        for path in samples:
+            stack.publish(path.read_text(encoding="utf-8"))
+        stack.publish({"event": "WorkflowFailed", "workflow": "rnaseq", "message": "STAR ran out of memory"})
+        stack.publish({"event": "RuleFaild", "workflow": "variant-calling", "rule": "align_reads"})
+        stack.publish("this is not JSON")
+        published = len(samples) + 3
+        say(f"\npublished {published} events to the SNS topic ({len(samples)} samples from events/messages/, 1 for the broken config, 2 malformed)")
+
+        overrides = {"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "INFO"}
+        stack.handler("DispatchFunction", overrides)
+        stack.handler("RetryFunction", overrides)
+        reports: list[dict[str, Any]] = stack.carry_published()
+        delivered = sum(r["delivered"] for r in reports)
+        retrying = sum(r["retrying"] for r in reports)
+        dead = sum(r["dead_lettered"] for r in reports)
+        say(f"dispatch: {len(reports)} invocations -> {delivered} delivered, {retrying} to the retry queue, {dead} dead-lettered")
+        handled = stack.drain_retries()
+        say(f"retry: {handled} retry-queue messages handled (schedule compressed to 0,0,0 seconds)")
+        letters = stack.drain(stack.dead_letter_queue_url)
+
+        say("\nwhat each receiver got")
+        say(f"  {'receiver':28} {'requests':>8} {'2xx':>5}  answers")
+        for label, receiver in receivers.items():
+            answers = ", ".join(str(r.answered) for r in receiver.requests)
+            say(f"  {label:28} {len(receiver.requests):>8} {len(receiver.successes()):>5}  {answers}")
+
+        sample = next(r for r in lims.requests if r.header("X-OxoFlow-Event") == "RuleFailed")
+        say("\none signed delivery, as lims received it")
+        for name in ("User-Agent", "X-OxoFlow-Event", "X-OxoFlow-Delivery", "X-Hub-Signature-256"):
+            say(f"  {name}: {sample.header(name)}")
+        say(f"  body: {sample.body.decode()[:160]}...")
+
+        say("\ndead-letter queue")
+        for letter in letters:
+            webhook = (letter.get("webhook") or {}).get("id") or "-"
+            say(f"  [{letter['reason_code']}] webhook {webhook}: {letter['reason'][:150]}")
+
+        say("\nchecks")
+        expect("lims got all 8 sample events, each with a valid X-Hub-Signature-256", verified(lims) == 8 and len(lims.requests) == 8)
+        events_at_lims = sorted(json.loads(r.body)["event"] for r in lims.requests)
+        expect("lims saw every event type once", len(set(events_at_lims)) == 8)
+        expect("team-slack got the 3 Slack messages it subscribed to", len(slack.successes()) == 3)
+        expect("slack bodies carry text, blocks and a coloured attachment", all({"text", "blocks", "attachments"} <= set(json.loads(r.body)) for r in slack.requests))
+        expect("flaky answered 503 once, then got the retry (same delivery id)", [r.answered for r in flaky.requests] == [503, 200]
+               and len({r.header("X-OxoFlow-Delivery") for r in flaky.requests}) == 1)
+        expect("platform got the org-wide WorkflowFailed of both workflows from _default.oxoflow",
+               sorted(json.loads(r.body)["text"].split(":")[1].strip().split(" ")[0] for r in org.successes()) == ["rnaseq", "variant-calling"])
+        codes = sorted(letter["reason_code"] for letter in letters)
+        expect("404 from the retired endpoint is dead-lettered, not retried", codes.count("permanent_failure") == 1 and len(gone.requests) == 1)
+        expect("the webhook with an unknown event name is dead-lettered with a did-you-mean", any("did you mean 'RuleFailed'" in letter["reason"] for letter in letters if letter["reason_code"] == "invalid_webhook"))
+        expect("the broken rnaseq.oxoflow dead-letters its event with line and column", any("line" in letter["reason"] and "column" in letter["reason"] for letter in letters if letter["reason_code"] == "invalid_config"))
+        expect("both malformed messages are dead-lettered with their reason", codes.count("invalid_event") == 2)
+        secret_leaks = [letter for letter in letters if SECRET in json.dumps(letter) or "127.0.0.1:" in json.dumps(letter)]
+        expect("no secret or webhook URL in any dead letter", not secret_leaks)
+        log.flush()
+        log_text = LOG.read_text(encoding="utf-8")
+        expect("no secret or webhook URL in the Lambda logs", SECRET not in log_text and "/hook/" not in log_text)
+        expect("retry queue is empty at the end", stack.depth(stack.retry_queue_url)["visible"] == 0)
+
+    say(f"\nLambda logs and EMF metrics (JSON lines): {LOG.relative_to(repo_path())}")
+    if failures:
+        say(f"\ndemo FAILED: {len(failures)} check(s) did not hold")
+        return 1
+    say("\ndemo passed: every (event, webhook) pair was delivered or dead-lettered with its reason")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""The template's resources on a moto server, and its functions run in-process against them.
+
+moto's own SNS->Lambda trigger needs Docker and fails silently, so we never use it: an SQS queue
+subscribed to the topic taps what is published, and ``carry_published`` hands each message to the
+dispatch handler as the SNS event Lambda would build. ``drain_retries`` plays the SQS event
+source mapping for the retry function, partial batch failures included.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from . import template as tpl
+
+REGION = "us-east-1"
+LOCAL_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+@dataclass
+class LambdaContext:
+    """Enough of Lambda's context object for Powertools and the handlers."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    timeout_seconds: int = 60
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def use_local_aws(endpoint: str) -> None:
+    """Point every boto3 client in this process at the local endpoint, with dummy credentials."""
+    os.environ.update(LOCAL_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    boto3.setup_default_session()
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on a free loopback port, for as long as the block runs."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the console
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+class Stack:
+    """The template's topic, bucket and queues, created on the endpoint boto3 points at."""
+
+    def __init__(self, template: dict[str, Any] | None = None, parameters: dict[str, str] | None = None) -> None:
+        self.template = template or tpl.load()
+        self.parameters = parameters or {}
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.sns = boto3.client("sns", region_name=REGION)
+        self.physical: dict[str, dict[str, str]] = {}
+        self.tap_url = ""
+        self._loaded: dict[str, Callable[..., Any]] = {}
+
+    # -- provisioning ----------------------------------------------------------------------
+
+    def provision(self) -> Stack:
+        resources = self.template["Resources"]
+        pending = {k: v for k, v in resources.items() if v["Type"] in ("AWS::SNS::Topic", "AWS::S3::Bucket", "AWS::SQS::Queue")}
+        while pending:  # queues may point at each other (redrive): create what can be resolved
+            progressed = False
+            for logical_id, resource in list(pending.items()):
+                try:
+                    self._create(logical_id, resource)
+                except KeyError:
+                    continue
+                del pending[logical_id]
+                progressed = True
+            if not progressed:
+                raise RuntimeError(f"cannot resolve local resources: {sorted(pending)}")
+        topic = self.topic_arn
+        tap = self.sqs.create_queue(QueueName="oxoflow-local-sns-tap")["QueueUrl"]
+        tap_arn = self.sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=tap_arn)
+        self.tap_url = tap
+        return self
+
+    def _create(self, logical_id: str, resource: dict[str, Any]) -> None:
+        resolver = self.resolver()
+        props = resolver.resolve(resource.get("Properties", {}))
+        name = f"oxoflow-local-{logical_id.lower()}"
+        if resource["Type"] == "AWS::SNS::Topic":
+            arn = self.sns.create_topic(Name=name)["TopicArn"]
+            self.physical[logical_id] = {"Ref": arn, "TopicArn": arn, "TopicName": name}
+        elif resource["Type"] == "AWS::S3::Bucket":
+            self.s3.create_bucket(Bucket=name)
+            if props.get("VersioningConfiguration"):
+                self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+            self.physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
+        else:
+            attributes = {}
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
+                if key in props:
+                    attributes[key] = str(props[key])
+            if "RedrivePolicy" in props:
+                attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+            url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self.physical[logical_id] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+
+    def resolver(self) -> tpl.Resolver:
+        return tpl.Resolver(self.template, self.physical, self.parameters)
+
+    def _logical(self, kind: str) -> str:
+        return next(k for k, v in self.template["Resources"].items() if v["Type"] == kind)
+
+    @property
+    def topic_arn(self) -> str:
+        return self.physical[self._logical("AWS::SNS::Topic")]["Ref"]
+
+    @property
+    def bucket(self) -> str:
+        return self.physical[self._logical("AWS::S3::Bucket")]["Ref"]
+
+    @property
+    def retry_queue_url(self) -> str:
+        return self.physical["RetryQueue"]["QueueUrl"]
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        return self.physical["DeadLetterQueue"]["QueueUrl"]
+
+    # -- functions -------------------------------------------------------------------------
+
+    def function_env(self, logical_id: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
+        spec = tpl.functions(self.template)[logical_id]
+        env = {k: str(v) for k, v in self.resolver().resolve(spec.environment).items()}
+        env.update(overrides or {})
+        return env
+
+    def handler(self, logical_id: str, overrides: dict[str, str] | None = None) -> Callable[[dict[str, Any], Any], Any]:
+        """Import a function's handler as Lambda would: its CodeUri and layers on the path, its
+        environment set first (module-scope clients read it). Imported once per stack."""
+        if logical_id in self._loaded:
+            return self._loaded[logical_id]
+        spec = tpl.functions(self.template)[logical_id]
+        os.environ.update(self.function_env(logical_id, overrides))
+        for layer in spec.layer_dirs:
+            if str(layer) not in sys.path:
+                sys.path.insert(0, str(layer))
+        module_name, func_name = spec.handler.rsplit(".", 1)
+        path = spec.code_dir / f"{module_name.replace('.', '/')}.py"
+        unique = f"oxolocal_fn_{logical_id}_{uuid.uuid4().hex[:8]}"
+        module_spec = importlib.util.spec_from_file_location(unique, path)
+        assert module_spec and module_spec.loader
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, str(spec.code_dir))
+        try:
+            module_spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(spec.code_dir))
+        handler = getattr(module, func_name)
+        self._loaded[logical_id] = handler
+        return handler
+
+    def invoke(self, logical_id: str, event: dict[str, Any], overrides: dict[str, str] | None = None) -> Any:
+        spec = tpl.functions(self.template)[logical_id]
+        context = LambdaContext(function_name=logical_id, memory_limit_in_mb=spec.memory, timeout_seconds=spec.timeout)
+        return self.handler(logical_id, overrides)(event, context)
+
+    # -- data ------------------------------------------------------------------------------
+
+    def put_config(self, workflow: str, text: str, prefix: str = "workflows/") -> str:
+        key = f"{prefix}{workflow}.oxoflow"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"))
+        return key
+
+    def publish(self, message: str | dict[str, Any]) -> str:
+        body = message if isinstance(message, str) else json.dumps(message)
+        return self.sns.publish(TopicArn=self.topic_arn, Message=body)["MessageId"]
+
+    def receive(self, queue_url: str, max_messages: int = 10, wait: int = 0) -> list[dict[str, Any]]:
+        return self.sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait, AttributeNames=["All"]
+        ).get("Messages", [])
+
+    def depth(self, queue_url: str) -> dict[str, int]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+        attrs = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+        return {"visible": int(attrs[names[0]]), "delayed": int(attrs[names[1]]), "in_flight": int(attrs[names[2]])}
+
+    def drain(self, queue_url: str) -> list[dict[str, Any]]:
+        """Read and delete everything visible in a queue; bodies parsed as JSON."""
+        bodies = []
+        while batch := self.receive(queue_url):
+            for message in batch:
+                bodies.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    def carry_published(self, function: str = "DispatchFunction") -> list[Any]:
+        """Hand everything published to the topic to the dispatch handler, one SNS event each."""
+        results = []
+        while batch := self.receive(self.tap_url):
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                results.append(self.invoke(function, sns_event(envelope)))
+                self.sqs.delete_message(QueueUrl=self.tap_url, ReceiptHandle=message["ReceiptHandle"])
+        return results
+
+    def drain_retries(self, function: str = "RetryFunction", rounds: int = 20, settle: float = 0.0) -> int:
+        """Feed the retry queue to the retry handler until it is empty (or `rounds` runs out).
+
+        Deletes what the handler accepted and leaves its batchItemFailures for SQS to redeliver,
+        as the event source mapping does. Returns the number of records handled."""
+        handled = 0
+        for _ in range(rounds):
+            batch = self.receive(self.retry_queue_url, wait=0)
+            if not batch:
+                if settle:
+                    time.sleep(settle)
+                    batch = self.receive(self.retry_queue_url, wait=0)
+                if not batch:
+                    break
+            result = self.invoke(function, sqs_event(batch, self.physical["RetryQueue"]["Arn"]))
+            failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+            for message in batch:
+                if message["MessageId"] not in failed:
+                    self.sqs.delete_message(QueueUrl=self.retry_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            handled += len(batch)
+        return handled
+
+
+def sns_event(envelope: dict[str, Any], subscription: str = "local") -> dict[str, Any]:
+    """The Lambda SNS event for one SNS notification (as delivered to an SQS subscriber)."""
+    attributes = {k: {"Type": v.get("Type", "String"), "Value": v.get("Value")} for k, v in envelope.get("MessageAttributes", {}).items()}
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{envelope.get('TopicArn', '')}:{subscription}",
+                "Sns": {
+                    "Type": envelope.get("Type", "Notification"),
+                    "MessageId": envelope["MessageId"],
+                    "TopicArn": envelope.get("TopicArn", ""),
+                    "Subject": envelope.get("Subject"),
+                    "Message": envelope["Message"],
+                    "Timestamp": envelope["Timestamp"],
+                    "SignatureVersion": envelope.get("SignatureVersion", "1"),
+                    "Signature": envelope.get("Signature", ""),
+                    "SigningCertUrl": envelope.get("SigningCertURL", ""),
+                    "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
+                    "MessageAttributes": attributes,
+                },
+            }
+        ]
+    }
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The Lambda SQS event for messages received from a queue."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+def repo_path(*parts: str) -> Path:
+    return tpl.ROOT.joinpath(*parts)
