@@ -18,8 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oxolocal.receivers import Receiver, always, fail_first, ok, verify_hub  # noqa: E402
-from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws  # noqa: E402
+from oxolocal.receivers import Receiver, always, fail_first, ok, verify_hub
+from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws
 
 LOG = repo_path(".demo", "lambda.log")
 SECRET = "demo-secret-do-not-use-in-production"
@@ -112,7 +112,13 @@ def main() -> int:
         flaky = ctx.enter_context(Receiver(fail_first(1, 503), "flaky"))
         gone = ctx.enter_context(Receiver(always(404, b"no such hook"), "gone"))
         org = ctx.enter_context(Receiver(ok(body=b"ok"), "platform"))
-        receivers = {"lims (json, signed)": lims, "team-slack (slack)": slack, "flaky (503 once)": flaky, "retired (404)": gone, "platform (_default, slack)": org}
+        receivers = {
+            "lims (json, signed)": lims,
+            "team-slack (slack)": slack,
+            "flaky (503 once)": flaky,
+            "retired (404)": gone,
+            "platform (_default, slack)": org,
+        }
         say("receivers on 127.0.0.1: " + ", ".join(receivers))
 
         for workflow, text in configs(lims, slack, flaky, gone, org).items():
@@ -126,7 +132,10 @@ def main() -> int:
         stack.publish({"event": "RuleFaild", "workflow": "variant-calling", "rule": "align_reads"})
         stack.publish("this is not JSON")
         published = len(samples) + 3
-        say(f"\npublished {published} events to the SNS topic ({len(samples)} samples from events/messages/, 1 for the broken config, 2 malformed)")
+        say(
+            f"\npublished {published} events to the SNS topic "
+            f"({len(samples)} samples from events/messages/, 1 for the broken config, 2 malformed)"
+        )
 
         overrides = {"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "INFO"}
         stack.handler("DispatchFunction", overrides)
@@ -162,15 +171,35 @@ def main() -> int:
         events_at_lims = sorted(json.loads(r.body)["event"] for r in lims.requests)
         expect("lims saw every event type once", len(set(events_at_lims)) == 8)
         expect("team-slack got the 3 Slack messages it subscribed to", len(slack.successes()) == 3)
-        expect("slack bodies carry text, blocks and a coloured attachment", all({"text", "blocks", "attachments"} <= set(json.loads(r.body)) for r in slack.requests))
-        expect("flaky answered 503 once, then got the retry (same delivery id)", [r.answered for r in flaky.requests] == [503, 200]
-               and len({r.header("X-OxoFlow-Delivery") for r in flaky.requests}) == 1)
-        expect("platform got the org-wide WorkflowFailed of both workflows from _default.oxoflow",
-               sorted(json.loads(r.body)["text"].split(":")[1].strip().split(" ")[0] for r in org.successes()) == ["rnaseq", "variant-calling"])
+        expect(
+            "slack bodies carry text, blocks and a coloured attachment",
+            all({"text", "blocks", "attachments"} <= set(json.loads(r.body)) for r in slack.requests),
+        )
+        expect(
+            "flaky answered 503 once, then got the retry (same delivery id)",
+            [r.answered for r in flaky.requests] == [503, 200] and len({r.header("X-OxoFlow-Delivery") for r in flaky.requests}) == 1,
+        )
+        expect(
+            "platform got the org-wide WorkflowFailed of both workflows from _default.oxoflow",
+            sorted(json.loads(r.body)["text"].split(":")[1].strip().split(" ")[0] for r in org.successes())
+            == ["rnaseq", "variant-calling"],
+        )
         codes = sorted(letter["reason_code"] for letter in letters)
-        expect("404 from the retired endpoint is dead-lettered, not retried", codes.count("permanent_failure") == 1 and len(gone.requests) == 1)
-        expect("the webhook with an unknown event name is dead-lettered with a did-you-mean", any("did you mean 'RuleFailed'" in letter["reason"] for letter in letters if letter["reason_code"] == "invalid_webhook"))
-        expect("the broken rnaseq.oxoflow dead-letters its event with line and column", any("line" in letter["reason"] and "column" in letter["reason"] for letter in letters if letter["reason_code"] == "invalid_config"))
+        expect(
+            "404 from the retired endpoint is dead-lettered, not retried", codes.count("permanent_failure") == 1 and len(gone.requests) == 1
+        )
+        expect(
+            "the webhook with an unknown event name is dead-lettered with a did-you-mean",
+            any("did you mean 'RuleFailed'" in letter["reason"] for letter in letters if letter["reason_code"] == "invalid_webhook"),
+        )
+        expect(
+            "the broken rnaseq.oxoflow dead-letters its event with line and column",
+            any(
+                "line" in letter["reason"] and "column" in letter["reason"]
+                for letter in letters
+                if letter["reason_code"] == "invalid_config"
+            ),
+        )
         expect("both malformed messages are dead-lettered with their reason", codes.count("invalid_event") == 2)
         secret_leaks = [letter for letter in letters if SECRET in json.dumps(letter) or "127.0.0.1:" in json.dumps(letter)]
         expect("no secret or webhook URL in any dead letter", not secret_leaks)

@@ -19,11 +19,12 @@ import sys
 import traceback
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oxolocal import template as tpl  # noqa: E402
-from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws  # noqa: E402
+from oxolocal import template as tpl
+from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,8 +56,11 @@ def env_overrides(path: str | None, function: str) -> dict[str, str]:
     return {k: str(v) for k, v in merged.items()}
 
 
-def peek(stack: Stack, url: str) -> list[dict]:
-    return [json.loads(m["Body"]) for m in stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])]
+def peek(stack: Stack, url: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(m["Body"])
+        for m in stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

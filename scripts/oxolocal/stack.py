@@ -81,8 +81,14 @@ def moto_server() -> Iterator[str]:
 class Stack:
     """The template's topic, bucket and queues, created on the endpoint boto3 points at."""
 
-    def __init__(self, template: dict[str, Any] | None = None, parameters: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        template: dict[str, Any] | None = None,
+        parameters: dict[str, str] | None = None,
+        name_prefix: str = "oxoflow-local",
+    ) -> None:
         self.template = template or tpl.load()
+        self.name_prefix = name_prefix
         self.parameters = parameters or {}
         self.s3 = boto3.client("s3", region_name=REGION)
         self.sqs = boto3.client("sqs", region_name=REGION)
@@ -108,7 +114,7 @@ class Stack:
             if not progressed:
                 raise RuntimeError(f"cannot resolve local resources: {sorted(pending)}")
         topic = self.topic_arn
-        tap = self.sqs.create_queue(QueueName="oxoflow-local-sns-tap")["QueueUrl"]
+        tap = self.sqs.create_queue(QueueName=f"{self.name_prefix}-sns-tap")["QueueUrl"]
         tap_arn = self.sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=tap_arn)
         self.tap_url = tap
@@ -117,7 +123,7 @@ class Stack:
     def _create(self, logical_id: str, resource: dict[str, Any]) -> None:
         resolver = self.resolver()
         props = resolver.resolve(resource.get("Properties", {}))
-        name = f"oxoflow-local-{logical_id.lower()}"
+        name = f"{self.name_prefix}-{logical_id.lower()}"
         if resource["Type"] == "AWS::SNS::Topic":
             arn = self.sns.create_topic(Name=name)["TopicArn"]
             self.physical[logical_id] = {"Ref": arn, "TopicArn": arn, "TopicName": name}
@@ -141,7 +147,7 @@ class Stack:
         return tpl.Resolver(self.template, self.physical, self.parameters)
 
     def _logical(self, kind: str) -> str:
-        return next(k for k, v in self.template["Resources"].items() if v["Type"] == kind)
+        return str(next(k for k, v in self.template["Resources"].items() if v["Type"] == kind))
 
     @property
     def topic_arn(self) -> str:
@@ -188,7 +194,7 @@ class Stack:
             module_spec.loader.exec_module(module)
         finally:
             sys.path.remove(str(spec.code_dir))
-        handler = getattr(module, func_name)
+        handler: Callable[[dict[str, Any], Any], Any] = getattr(module, func_name)
         self._loaded[logical_id] = handler
         return handler
 
@@ -206,12 +212,14 @@ class Stack:
 
     def publish(self, message: str | dict[str, Any]) -> str:
         body = message if isinstance(message, str) else json.dumps(message)
-        return self.sns.publish(TopicArn=self.topic_arn, Message=body)["MessageId"]
+        return str(self.sns.publish(TopicArn=self.topic_arn, Message=body)["MessageId"])
 
     def receive(self, queue_url: str, max_messages: int = 10, wait: int = 0) -> list[dict[str, Any]]:
-        return self.sqs.receive_message(
+        response = self.sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait, AttributeNames=["All"]
-        ).get("Messages", [])
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
 
     def depth(self, queue_url: str) -> dict[str, int]:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]

@@ -119,7 +119,9 @@ def parse_config(raw: str | bytes, source: str) -> Config:
     except tomli.TOMLDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}" if getattr(exc, "lineno", None) else ""
         reason = getattr(exc, "msg", str(exc))
-        raise ConfigError(f"{source}: TOML syntax error at {where}: {reason}" if where else f"{source}: TOML syntax error: {reason}") from None
+        raise ConfigError(
+            f"{source}: TOML syntax error at {where}: {reason}" if where else f"{source}: TOML syntax error: {reason}"
+        ) from None
 
     entries = document.get("webhooks", [])
     if not isinstance(entries, list):

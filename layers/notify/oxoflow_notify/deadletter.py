@@ -6,7 +6,7 @@ They name the webhook by id, format and host; never by URL or secret.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import Webhook
@@ -26,7 +26,7 @@ MALFORMED_RETRY = "malformed_retry"
 
 
 def now_iso(now: float | None = None) -> str:
-    return format_timestamp(datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc))
+    return format_timestamp(datetime.fromtimestamp(time.time() if now is None else now, tz=UTC))
 
 
 def webhook_ref(webhook: Webhook) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import EventError, did_you_mean
@@ -83,7 +83,7 @@ class Event:
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z; milliseconds only when the source had sub-second precision."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     if moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -166,8 +166,7 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
     assert workflow is not None
     if not WORKFLOW_NAME.match(workflow):
         raise EventError(
-            "field 'workflow' must start with a letter or digit and contain only letters, digits, '.', '_' or '-' "
-            "(at most 128 characters)"
+            "field 'workflow' must start with a letter or digit and contain only letters, digits, '.', '_' or '-' (at most 128 characters)"
         )
 
     rule = _text(data, "rule", MAX_TEXT, required=event in RULE_EVENTS)

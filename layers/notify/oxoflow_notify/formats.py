@@ -70,7 +70,7 @@ def format_duration(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds % 1 else f"{int(seconds)} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
 
@@ -132,12 +132,18 @@ def render_slack(event: Event) -> dict[str, Any]:
     if stderr:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _slack_code_block(stderr)}})
     blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(f"{event.timestamp} · {event.event} · id {event.id}")[:SLACK_FIELD_MAX]}]}
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": slack_escape(f"{event.timestamp} · {event.event} · id {event.id}")[:SLACK_FIELD_MAX]}],
+        }
     )
     return {
         "text": slack_escape(fallback),
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": truncate(f"{style.emoji} {subject}", SLACK_HEADER_MAX), "emoji": True}}
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": truncate(f"{style.emoji} {subject}", SLACK_HEADER_MAX), "emoji": True},
+            }
         ],
         "attachments": [{"color": SLACK_COLOURS[style.outcome], "blocks": blocks}],
     }

@@ -112,7 +112,7 @@ class Notifier:
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
             return
         batch = [prepare(event, w, delivery_id_for(event.id, source, w.id), attempt=1) for w, source in targets]
-        for prepared, outcome in zip(batch, self.sender.send_all(batch)):
+        for prepared, outcome in zip(batch, self.sender.send_all(batch), strict=True):
             self._settle(prepared, outcome, [], report, tally)
 
     def _dead_letter_problem(self, event: Event, problem: ConfigProblem, report: Report, tally: MetricsTally) -> None:
@@ -202,7 +202,13 @@ class Notifier:
             "latency_ms": round(outcome.latency_ms, 1),
         }
         tally.latency(webhook.format, outcome.latency_ms)
-        summary = {"delivery_id": prepared.delivery_id, "webhook_id": webhook.id, "attempt": prepared.attempt, "status": outcome.status, "error": outcome.error}
+        summary = {
+            "delivery_id": prepared.delivery_id,
+            "webhook_id": webhook.id,
+            "attempt": prepared.attempt,
+            "status": outcome.status,
+            "error": outcome.error,
+        }
         verdict = outcome.verdict
         if verdict == SUCCESS:
             logger.info("delivered", extra=log)

@@ -35,7 +35,7 @@ def parse_schedule(text: str) -> tuple[int, ...]:
             raise SettingsError(f"RETRY_SCHEDULE entry {position} ({part!r}) is not a number of seconds") from None
         if not 0 <= value <= 7 * 86400 or math.isnan(value):
             raise SettingsError(f"RETRY_SCHEDULE entry {position} ({part!r}) must be between 0 and 604800 seconds")
-        delays.append(int(math.ceil(value)))
+        delays.append(math.ceil(value))
     return tuple(delays)
 
 
