@@ -104,7 +104,7 @@ def main() -> int:
         endpoint = ctx.enter_context(moto_server())
         use_local_aws(endpoint)
         say(f"moto server (SNS, S3, SQS) on {endpoint}")
-        stack = Stack().provision()
+        stack = Stack(overrides={"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "INFO"}).provision()
         say(f"created from template.yaml: topic, config bucket '{stack.bucket}', retry queue, dead-letter queue")
 
         lims = ctx.enter_context(Receiver(verify_hub(SECRET), "lims"))
@@ -137,9 +137,6 @@ def main() -> int:
             f"({len(samples)} samples from events/messages/, 1 for the broken config, 2 malformed)"
         )
 
-        overrides = {"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "INFO"}
-        stack.handler("DispatchFunction", overrides)
-        stack.handler("RetryFunction", overrides)
         reports: list[dict[str, Any]] = stack.carry_published()
         delivered = sum(r["delivered"] for r in reports)
         retrying = sum(r["retrying"] for r in reports)

@@ -86,7 +86,9 @@ class Stack:
         template: dict[str, Any] | None = None,
         parameters: dict[str, str] | None = None,
         name_prefix: str = "oxoflow-local",
+        overrides: dict[str, str] | None = None,
     ) -> None:
+        self.overrides = dict(overrides or {})  # environment overrides for every function run here
         self.template = template or tpl.load()
         self.name_prefix = name_prefix
         self.parameters = parameters or {}
@@ -170,6 +172,7 @@ class Stack:
     def function_env(self, logical_id: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
         spec = tpl.functions(self.template)[logical_id]
         env = {k: str(v) for k, v in self.resolver().resolve(spec.environment).items()}
+        env.update(self.overrides)
         env.update(overrides or {})
         return env
 

@@ -18,7 +18,9 @@ from .errors import ConfigError
 from .observability import logger
 
 DEFAULT_NAME = "_default"
-_MISSING = ("NoSuchKey", "404", "NotFound")
+# Only a missing key means "no webhooks". NoSuchBucket is also a 404, but it is a deployment
+# fault that must fail loudly (and be retried), not silence every workflow.
+_MISSING = ("NoSuchKey",)
 
 
 @dataclass
@@ -79,7 +81,7 @@ class ConfigStore:
             if entry and (code in ("304", "NotModified") or status == 304):
                 entry.checked_at = now
                 return entry.result
-            if code in _MISSING or status == 404:
+            if code in _MISSING:
                 self._cache[key] = _Entry(None, None, now)
                 return None
             return self._stale(key, entry, exc)

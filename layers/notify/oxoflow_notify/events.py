@@ -45,7 +45,10 @@ def canonical_event_name(name: str) -> str | None:
 
 
 def unknown_event_message(name: str) -> str:
-    return f"unknown event '{name}'{did_you_mean(name, EVENT_NAMES)}; expected one of {', '.join(EVENT_NAMES)}"
+    """Suggest in the spelling the user chose: a snake_case typo gets a snake_case answer."""
+    snake = "_" in name or name.islower()
+    choices = [a for a in _ALIASES if a.islower()] if snake else list(EVENT_NAMES)
+    return f"unknown event '{name}'{did_you_mean(name, choices)}; expected one of {', '.join(EVENT_NAMES)}"
 
 
 @dataclass(frozen=True)

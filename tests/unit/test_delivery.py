@@ -1,0 +1,134 @@
+"""One POST and its classification, against real loopback receivers that misbehave on purpose."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from oxoflow_notify import USER_AGENT
+from oxoflow_notify.config import Webhook
+from oxoflow_notify.delivery import PERMANENT, RETRYABLE, SUCCESS, HttpSender, Outcome, delivery_id_for, prepare
+from oxoflow_notify.events import parse_event
+from oxolocal.receivers import Answer, Receiver, always, ok, rate_limit, reset, stall
+from tests.conftest import RECEIVED_AT, message
+
+EVENT = parse_event(json.dumps(message("rule-failed")), message_id="m-1", received_at=RECEIVED_AT)
+
+
+def hook(url: str, secret: str | None = None, fmt: str = "json") -> Webhook:
+    return Webhook(id="wh_test", url=url, format=fmt, events=None, secret=secret, source="workflows/wf.oxoflow", position=1)
+
+
+def test_headers_and_signature_match_the_exact_body() -> None:
+    prepared = prepare(EVENT, hook("http://127.0.0.1:1/x", secret="s3cret"), "d-1", attempt=3)
+    expected = "sha256=" + hmac.new(b"s3cret", prepared.body, hashlib.sha256).hexdigest()
+    assert prepared.headers == {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-OxoFlow-Event": "RuleFailed",
+        "X-OxoFlow-Delivery": "d-1",
+        "X-OxoFlow-Attempt": "3",
+        "X-Hub-Signature-256": expected,
+    }
+
+
+def test_no_secret_no_signature_header() -> None:
+    assert "X-Hub-Signature-256" not in prepare(EVENT, hook("http://127.0.0.1:1/x"), "d", 1).headers
+
+
+def test_delivery_ids_are_deterministic_and_distinct_per_webhook() -> None:
+    assert delivery_id_for("e", "k", "a") == delivery_id_for("e", "k", "a")
+    assert len({delivery_id_for("e", "k", "a"), delivery_id_for("e", "k", "b"), delivery_id_for("e2", "k", "a")}) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (200, SUCCESS),
+        (204, SUCCESS),
+        (301, PERMANENT),
+        (400, PERMANENT),
+        (404, PERMANENT),
+        (410, PERMANENT),
+        (408, RETRYABLE),
+        (425, RETRYABLE),
+        (429, RETRYABLE),
+        (500, RETRYABLE),
+        (503, RETRYABLE),
+        (599, RETRYABLE),
+    ],
+)
+def test_status_classification(status: int, verdict: str) -> None:
+    assert Outcome(status, None, 1.0).verdict == verdict
+
+
+def test_transport_errors_are_retryable() -> None:
+    assert Outcome(None, "read_timeout", 1.0).verdict == RETRYABLE
+
+
+def send(url: str, secret: str | None = None, read_timeout: float = 5.0) -> Outcome:
+    sender = HttpSender(connect_timeout=1.0, read_timeout=read_timeout)
+    return sender.send(prepare(EVENT, hook(url, secret), "d-1", 1))
+
+
+def test_a_2xx_receiver_gets_the_exact_signed_bytes(receivers: Callable[..., Receiver]) -> None:
+    receiver = receivers(ok(204, b""))
+    outcome = send(receiver.url, secret="k")
+    assert outcome.status == 204 and outcome.verdict == SUCCESS
+    (got,) = receiver.requests
+    assert got.method == "POST" and json.loads(got.body) == EVENT.to_payload()
+    assert got.header("X-Hub-Signature-256") == "sha256=" + hmac.new(b"k", got.body, hashlib.sha256).hexdigest()
+
+
+def test_404_is_permanent_and_429_carries_retry_after(receivers: Callable[..., Receiver]) -> None:
+    assert send(receivers(always(404)).url).verdict == PERMANENT
+    limited = send(receivers(rate_limit(1, "7")).url)
+    assert (limited.status, limited.verdict, limited.retry_after) == (429, RETRYABLE, "7")
+
+
+def test_redirects_are_not_followed(receivers: Callable[..., Receiver]) -> None:
+    target = receivers(ok())
+    redirect = receivers(lambda n, r: Answer(302, b"", {"Location": target.url}))
+    outcome = send(redirect.url)
+    assert outcome.status == 302 and outcome.verdict == PERMANENT
+    assert target.requests == []
+
+
+def test_a_stalled_receiver_times_out(receivers: Callable[..., Receiver]) -> None:
+    started = time.monotonic()
+    outcome = send(receivers(stall(3)).url, read_timeout=0.3)
+    assert outcome.error == "read_timeout" and outcome.verdict == RETRYABLE
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_connection_reset_is_named(receivers: Callable[..., Receiver]) -> None:
+    outcome = send(receivers(reset()).url)
+    assert outcome.error == "connection_reset" and outcome.verdict == RETRYABLE
+
+
+def test_a_refused_connection_is_named() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago and has no listener
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    outcome = send(f"http://127.0.0.1:{port}/hook")
+    assert outcome.error == "connection_refused"
+
+
+def test_a_dns_failure_is_named() -> None:
+    assert send("http://no-such-host.invalid/hook").error == "dns_failure"
+
+
+def test_send_all_posts_concurrently(receivers: Callable[..., Receiver]) -> None:
+    slow = [receivers(lambda n, r: (time.sleep(0.3), Answer())[1], f"slow{i}") for i in range(8)]
+    sender = HttpSender(max_concurrency=8)
+    started = time.monotonic()
+    outcomes = sender.send_all([prepare(EVENT, hook(r.url), f"d{i}", 1) for i, r in enumerate(slow)])
+    elapsed = time.monotonic() - started
+    assert [o.verdict for o in outcomes] == [SUCCESS] * 8
+    assert elapsed < 8 * 0.3 * 0.75, f"8 x 300 ms receivers took {elapsed:.2f} s: not concurrent"

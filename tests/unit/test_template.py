@@ -1,0 +1,72 @@
+"""template.yaml declares what the pipeline needs, least-privilege, and the local tools read it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from oxolocal import template as tpl
+
+TEMPLATE = tpl.load()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+ENV_NAMES = ("CONFIG_BUCKET", "CONFIG_PREFIX", "RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "RETRY_SCHEDULE", "CONFIG_CACHE_SECONDS")
+
+
+def of_type(kind: str) -> dict[str, Any]:
+    return {k: v for k, v in RESOURCES.items() if v["Type"] == kind}
+
+
+def test_the_pipeline_resources_are_declared() -> None:
+    assert len(of_type("AWS::SNS::Topic")) == 1
+    assert set(of_type("AWS::SQS::Queue")) == {"RetryQueue", "DeadLetterQueue"}
+    assert set(of_type("AWS::Serverless::Function")) == {"DispatchFunction", "RetryFunction"}
+    assert len(of_type("AWS::Serverless::LayerVersion")) == 1
+
+
+def test_functions_run_a_current_python_on_arm64_with_the_layer() -> None:
+    glob = TEMPLATE["Globals"]["Function"]
+    assert glob["Runtime"] in ("python3.12", "python3.13")
+    assert glob["Architectures"] == ["arm64"]
+    specs = tpl.functions(TEMPLATE)
+    for spec in specs.values():
+        assert spec.handler == "app.lambda_handler"
+        assert (spec.code_dir / "app.py").exists()
+        assert [d.name for d in spec.layer_dirs] == ["notify"]
+        for name in ENV_NAMES:
+            assert name in spec.environment
+        assert "POWERTOOLS_SERVICE_NAME" in spec.environment and "POWERTOOLS_METRICS_NAMESPACE" in spec.environment
+
+
+def test_event_sources() -> None:
+    dispatch = RESOURCES["DispatchFunction"]["Properties"]
+    assert [e["Type"] for e in dispatch["Events"].values()] == ["SNS"]
+    assert dispatch["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+    (retry_source,) = RESOURCES["RetryFunction"]["Properties"]["Events"].values()
+    assert retry_source["Type"] == "SQS"
+    assert retry_source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_policies_are_sam_policy_templates_without_wildcard_actions() -> None:
+    for name in ("DispatchFunction", "RetryFunction"):
+        policies = RESOURCES[name]["Properties"]["Policies"]
+        assert all(isinstance(p, dict) and len(p) == 1 and next(iter(p)).endswith("Policy") for p in policies)
+    text = json.dumps({k: v for k, v in RESOURCES.items() if v["Type"] != "AWS::S3::BucketPolicy"})
+    assert '"Action": "*"' not in text and ':*"' not in text
+
+
+def test_bucket_is_versioned_encrypted_and_private() -> None:
+    (bucket,) = of_type("AWS::S3::Bucket").values()
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+
+
+def test_retry_queue_redrives_to_the_dead_letter_queue_which_keeps_14_days() -> None:
+    retry = RESOURCES["RetryQueue"]["Properties"]
+    assert retry["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert RESOURCES["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 1209600
+
+
+def test_outputs_have_descriptions() -> None:
+    assert all(o.get("Description") for o in TEMPLATE["Outputs"].values())
