@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
-# sam build of a python3.13 layer needs python3.13 on PATH; pyenv provides it on these machines.
-SAM_ENV := SAM_CLI_TELEMETRY=0 PYENV_VERSION=$(shell pyenv version-name 2>/dev/null | cut -d: -f1):3.13.0
+# sam build of a python3.13 layer needs python3.13 on PATH; where pyenv has one, put it there.
+PY313 := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | tail -n 1)
+SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(PY313),PYENV_VERSION=$(shell pyenv version-name 2>/dev/null | cut -d: -f1):$(PY313))
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
@@ -57,6 +58,7 @@ sam-validate: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) validate --lint
 
 sam-build: $(SAM_VENV)/.installed
+	@$(SAM_ENV) sh -c 'command -v python3.13 >/dev/null' || { echo "sam build needs python3.13 on PATH (the template's runtime); install it, e.g. pyenv install 3.13"; exit 1; }
 	$(SAM_ENV) $(SAM) build
 
 sam-check: sam-validate sam-build

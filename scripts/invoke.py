@@ -13,6 +13,7 @@ prints its result. What the invocation left in the retry and dead-letter queues 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             stack.put_config(workflow, Path(file).read_text(encoding="utf-8"))
         try:
-            result = stack.invoke(args.function, event, env_overrides(args.env_vars, args.function))
+            # Like `sam local invoke`: the function's logs on stderr, only its result on stdout.
+            with contextlib.redirect_stdout(sys.stderr):
+                result = stack.invoke(args.function, event, env_overrides(args.env_vars, args.function))
         except Exception:  # noqa: BLE001 - report like Lambda does, then fail
             traceback.print_exc()
             return 1

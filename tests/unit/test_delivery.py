@@ -125,7 +125,11 @@ def test_a_dns_failure_is_named() -> None:
 
 
 def test_send_all_posts_concurrently(receivers: Callable[..., Receiver]) -> None:
-    slow = [receivers(lambda n, r: (time.sleep(0.3), Answer())[1], f"slow{i}") for i in range(8)]
+    def slow_answer(n: int, r: object) -> Answer:
+        time.sleep(0.3)
+        return Answer()
+
+    slow = [receivers(slow_answer, f"slow{i}") for i in range(8)]
     sender = HttpSender(max_concurrency=8)
     started = time.monotonic()
     outcomes = sender.send_all([prepare(EVENT, hook(r.url), f"d{i}", 1) for i, r in enumerate(slow)])

@@ -66,7 +66,8 @@ def test_sqs_delay_is_capped_at_15_minutes() -> None:
 def test_retry_task_round_trips_and_rejects_garbage() -> None:
     task = RetryTask({"event": "RuleFailed"}, "workflows/wf.oxoflow", "wh_1", "json", "d-1", 2, 10.0, [{"attempt": 1}])
     assert RetryTask.from_message(task.to_message()) == task
-    for bad in ([], {"schema": "other"}, {**task.to_message(), "attempt": "2"}):
+    bads: list[object] = [[], {"schema": "other"}, {**task.to_message(), "attempt": "2"}]
+    for bad in bads:
         with pytest.raises(RetryMessageError):
             RetryTask.from_message(bad)
     missing = task.to_message()

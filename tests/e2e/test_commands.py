@@ -1,0 +1,55 @@
+"""The commands a user runs: `make demo`'s script and the Docker-free invoke, as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EVENT_KINDS, ROOT
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_the_demo_runs_the_whole_pipeline_and_passes_its_checks() -> None:
+    result = run("scripts/demo.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo passed" in result.stdout and "FAIL" not in result.stdout
+    assert "sha256=" in result.stdout  # shows a signed delivery
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+def test_invoke_runs_the_dispatcher_on_every_sample_sns_event(kind: str) -> None:
+    result = run("scripts/invoke.py", "DispatchFunction", "-e", f"events/sns-{kind}.json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # stdout is the result alone; logs went to stderr
+    assert report["events"] == 1
+    assert "-- retry queue:" in result.stderr and "-- dead-letter queue:" in result.stderr
+
+
+def test_invoke_runs_the_retry_function_on_the_sample_sqs_event() -> None:
+    result = run("scripts/invoke.py", "RetryFunction", "-e", "events/sqs-retry.json")
+    assert result.returncode == 0, result.stderr
+    assert '"batchItemFailures": []' in result.stdout
+
+
+def test_invoke_uploads_a_given_config_and_reads_the_event_from_stdin(tmp_path: Path) -> None:
+    config = tmp_path / "wf.oxoflow"
+    config.write_text('[[webhooks]]\nurl = "ftp://nope"\n', encoding="utf-8")
+    event = (ROOT / "events" / "sns-workflow-started.json").read_text(encoding="utf-8").replace('\\"variant-calling\\"', '\\"wf\\"')
+    result = run("scripts/invoke.py", "DispatchFunction", "--no-seed", "--config", f"wf={config}", stdin=event)
+    assert result.returncode == 0, result.stderr
+    assert "must use http or https" in result.stderr  # the dead letter's reason is listed
+
+
+def test_invoke_explains_an_unknown_function() -> None:
+    result = run("scripts/invoke.py", "NoSuchFunction", "-e", "events/sns-rule-failed.json")
+    assert result.returncode == 2
+    assert "no function 'NoSuchFunction'" in result.stderr and "DispatchFunction" in result.stderr

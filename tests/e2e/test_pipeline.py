@@ -1,0 +1,170 @@
+"""Publish to SNS -> dispatch -> real receivers -> retry queue -> retry handler -> dead letters."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+from collections.abc import Callable
+
+import pytest
+
+from oxolocal.receivers import Receiver, always, fail_first, ok, reset, stall, verify_hub
+from oxolocal.stack import Stack
+from tests.conftest import EVENT_KINDS, message
+
+
+def hooks(*entries: str) -> str:
+    return '[workflow]\nname = "variant-calling"\n[config]\nthreads = 8\n\n' + "\n".join(f"[[webhooks]]\n{e}\n" for e in entries)
+
+
+def test_published_events_arrive_signed_and_verifiable(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a signed json webhook for every event and a slack webhook for failures
+    secret = "e2e-shared-secret"
+    lims = receivers(verify_hub(secret), "lims")
+    slack = receivers(ok(), "slack")
+    stack.put_config(
+        "variant-calling",
+        hooks(
+            f'url = "{lims.url}"\nsecret = "{secret}"', f'url = "{slack.url}"\nformat = "slack"\nevents = ["RuleFailed", "WorkflowFailed"]'
+        ),
+    )
+    # when the eight sample events are published to the SNS topic and carried to the dispatcher
+    for kind in EVENT_KINDS:
+        stack.publish(message(kind))
+    reports = stack.carry_published()
+    # then every event reached lims once, each signature verifying independently of our code
+    assert len(reports) == 8 and sum(r["delivered"] for r in reports) == 10
+    assert sorted(json.loads(r.body)["event"] for r in lims.requests) == sorted(
+        [
+            "WorkflowStarted",
+            "WorkflowCompleted",
+            "WorkflowFailed",
+            "WorkflowCancelled",
+            "RuleStarted",
+            "RuleCompleted",
+            "RuleFailed",
+            "RuleSkipped",
+        ]
+    )
+    for got in lims.requests:
+        assert got.answered == 200
+        assert got.header("X-Hub-Signature-256") == "sha256=" + hmac.new(secret.encode(), got.body, hashlib.sha256).hexdigest()
+        assert got.header("Content-Type") == "application/json"
+        assert (got.header("User-Agent") or "").startswith("oxoflow-notify/")
+        assert got.header("X-OxoFlow-Event") == json.loads(got.body)["event"]
+    # and slack got exactly the two failures, in Slack's shape, unsigned
+    assert sorted(json.loads(r.body)["attachments"][0]["color"] for r in slack.requests) == ["#e01e5a", "#e01e5a"]
+    assert all(r.header("X-Hub-Signature-256") is None for r in slack.requests)
+    assert len({r.header("X-OxoFlow-Delivery") for r in lims.requests + slack.requests}) == 10
+    assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_a_5xx_is_retried_through_sqs_and_delivered(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    flaky = receivers(fail_first(2, 503))
+    stack.put_config("variant-calling", hooks(f'url = "{flaky.url}"'))
+    stack.publish(message("rule-failed"))
+    assert stack.carry_published()[0]["retrying"] == 1
+    assert stack.drain_retries() == 2
+    assert [r.answered for r in flaky.requests] == [503, 503, 200]
+    assert [r.header("X-OxoFlow-Attempt") for r in flaky.requests] == ["1", "2", "3"]
+    assert len({r.header("X-OxoFlow-Delivery") for r in flaky.requests}) == 1
+    assert len({r.body for r in flaky.requests}) == 1  # the same bytes on every attempt
+    assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+@pytest.mark.parametrize("behaviour", [reset(), stall(2.0)], ids=["reset", "stall"])
+def test_resets_and_stalls_are_retried_until_the_schedule_runs_out(
+    stack: Stack, receivers: Callable[..., Receiver], behaviour: object
+) -> None:
+    bad = receivers(behaviour)
+    stack.overrides["READ_TIMEOUT_SECONDS"] = "0.3"
+    stack.put_config("variant-calling", hooks(f'id = "bad"\nurl = "{bad.url}"'))
+    stack.publish(message("workflow-failed"))
+    stack.carry_published()
+    stack.drain_retries()
+    (letter,) = stack.drain(stack.dead_letter_queue_url)
+    assert letter["reason_code"] == "retries_exhausted" and letter["attempt_count"] == 3
+    assert {a["error"] for a in letter["attempts"]} == {"connection_reset" if bad.requests[0].answered == "reset" else "read_timeout"}
+    assert len(bad.requests) == 3
+
+
+def test_a_404_lands_in_the_dead_letter_queue(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    gone = receivers(always(404))
+    stack.put_config("variant-calling", hooks(f'id = "gone"\nurl = "{gone.url}"\nsecret = "s-404-secret"'))
+    stack.publish(message("workflow-completed"))
+    stack.carry_published()
+    assert stack.drain_retries() == 0
+    (letter,) = stack.drain(stack.dead_letter_queue_url)
+    assert letter["reason_code"] == "permanent_failure" and letter["webhook"]["id"] == "gone"
+    assert letter["event"]["event"] == "WorkflowCompleted" and letter["last_status"] == 404
+    assert "s-404-secret" not in json.dumps(letter) and gone.url not in json.dumps(letter)
+
+
+def test_a_broken_config_dead_letters_the_event_with_its_line(stack: Stack) -> None:
+    stack.put_config("variant-calling", '[workflow]\nname = "variant-calling"\n\n[[webhooks]]\nurl = "https://x.example.org\n')
+    stack.publish(message("rule-failed"))
+    stack.carry_published()
+    (letter,) = stack.drain(stack.dead_letter_queue_url)
+    assert letter["reason_code"] == "invalid_config"
+    assert "workflows/variant-calling.oxoflow: TOML syntax error at line 5" in letter["reason"]
+    assert letter["event"]["event"] == "RuleFailed"
+
+
+def test_a_redelivered_sns_message_keeps_its_event_and_delivery_ids(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    lims = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{lims.url}"'))
+    stack.publish({"event": "WorkflowStarted", "workflow": "variant-calling"})
+    (envelope,) = [json.loads(m["Body"]) for m in stack.receive(stack.tap_url)]
+    from oxolocal.stack import sns_event
+
+    stack.invoke("DispatchFunction", sns_event(envelope))
+    stack.invoke("DispatchFunction", sns_event(envelope))  # SNS delivers at least once
+    first, second = lims.requests
+    assert first.header("X-OxoFlow-Delivery") == second.header("X-OxoFlow-Delivery")
+    assert json.loads(first.body)["id"] == json.loads(second.body)["id"] == envelope["MessageId"]
+    assert first.body == second.body
+
+
+def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
+    stack: Stack, receivers: Callable[..., Receiver], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given distinctive secrets and URL tokens, and receivers that succeed, fail once and refuse
+    secret, token = "SECRET-f00dfeed", "URLTOKEN-c0ffee"
+    good = receivers(ok(), f"{token}-good")
+    flaky = receivers(fail_first(1, 500), f"{token}-flaky")
+    gone = receivers(always(410), f"{token}-gone")
+    stack.put_config(
+        "variant-calling",
+        hooks(
+            *(
+                f'url = "{r.url}?t={token}"\nsecret = "{secret}"\nformat = "{f}"'
+                for r, f in ((good, "json"), (flaky, "slack"), (gone, "json"))
+            ),
+            f'url = "https://{token}.example.org/x"\nsecret = "{secret}"\nevents = ["NoSuchEvent"]',
+        ),
+    )
+    from oxoflow_notify.observability import logger
+
+    handler = logger.registered_handler
+    assert isinstance(handler, __import__("logging").StreamHandler)
+    logs = io.StringIO()
+    previous = handler.setStream(logs)
+    try:
+        # when events flow through dispatch, retry and dead letters
+        stack.publish(message("rule-failed"))
+        stack.publish(message("workflow-failed"))
+        stack.carry_published()
+        retry_bodies = [m["Body"] for m in stack.receive(stack.retry_queue_url)]
+        stack.drain_retries()
+    finally:
+        handler.setStream(previous)
+    letters = json.dumps(stack.drain(stack.dead_letter_queue_url))
+    printed = capsys.readouterr().out  # EMF metrics are printed
+    everything = logs.getvalue() + printed + letters + "".join(retry_bodies)
+    # then the run really happened, and neither the secret nor any URL token appears anywhere
+    assert len(good.requests) == 2 and len(gone.requests) == 2 and retry_bodies and "DeadLettered" in printed
+    assert "delivered" in logs.getvalue() and "permanent_failure" in letters and "invalid_webhook" in letters
+    assert secret not in everything
+    assert token not in everything
