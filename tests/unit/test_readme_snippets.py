@@ -1,0 +1,62 @@
+"""The receiver-side verification snippets in README.md, run against the shared vectors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def block(lang: str, marker: str) -> str:
+    for code in re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S):
+        if marker in code:
+            return str(code)
+    raise AssertionError(f"README has no {lang} block containing {marker!r}")
+
+
+def cases(vectors: dict[str, Any]) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = vectors["x_hub_signature_256"]["cases"]
+    return found
+
+
+def test_python_snippet_verifies_the_vectors(vectors: dict[str, Any]) -> None:
+    namespace: dict[str, Any] = {}
+    exec(block("python", "def verify"), namespace)  # noqa: S102 - our own README
+    for case in cases(vectors):
+        assert namespace["verify"](case["secret"], case["body"].encode(), case["expected"])
+        assert not namespace["verify"](case["secret"], case["body"].encode() + b"x", case["expected"])
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_node_snippet_verifies_the_vectors(vectors: dict[str, Any]) -> None:
+    script = block("js", "function verify") + (
+        "\nconst cases = JSON.parse(process.argv[1]);\n"
+        "for (const c of cases) {\n"
+        "  if (!verify(c.secret, Buffer.from(c.body, 'utf8'), c.expected)) process.exit(1);\n"
+        "  if (verify(c.secret, Buffer.from(c.body + 'x', 'utf8'), c.expected)) process.exit(2);\n"
+        "}\n"
+    )
+    result = subprocess.run(["node", "-e", script, json.dumps(cases(vectors))], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_openssl_snippet_reproduces_the_vectors(vectors: dict[str, Any]) -> None:
+    command = block("sh", "openssl dgst")
+    for case in cases(vectors):
+        result = subprocess.run(
+            ["bash", "-c", command],
+            env={"BODY": case["body"], "SECRET": case["secret"], "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert result.stdout.strip() == case["expected"]
