@@ -95,6 +95,7 @@ BAD_EVENTS: list[tuple[Any, str]] = [
     ({"event": "WorkflowStarted", "workflow": "wf", "detail": {}}, "unknown field 'detail' (did you mean 'details'?)"),
     ({"event": "WorkflowStarted", "workflow": "wf", "message": 5}, "field 'message' must be a string, got int"),
     ({"event": "WorkflowStarted", "workflow": "wf", "message": "x" * 5000}, "field 'message' is 5000 characters long; the limit is 4096"),
+    ({"event": "WorkflowStarted", "workflow": "wf", "details": {"log": "x" * 262_144}}, "bytes; the limit is 262,144 (SNS's message size limit)"),
 ]
 
 

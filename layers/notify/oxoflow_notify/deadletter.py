@@ -13,7 +13,7 @@ from .config import Webhook
 from .events import format_timestamp
 
 DEAD_LETTER_SCHEMA = "oxoflow-notify/dead-letter/v1"
-RAW_MESSAGE_MAX = 200_000  # characters kept of an unparseable message; SQS bodies stop at 256 KiB
+RAW_MESSAGE_MAX = 200_000  # bytes kept of an unparseable message, well inside an SQS body
 
 # reason codes
 INVALID_EVENT = "invalid_event"
@@ -64,7 +64,8 @@ def dead_letter(
     if message_id is not None:
         letter["message_id"] = message_id
     if raw_message is not None:
-        truncated = len(raw_message) > RAW_MESSAGE_MAX
-        letter["raw_message"] = raw_message[:RAW_MESSAGE_MAX]
-        letter["raw_message_truncated"] = truncated
+        encoded = raw_message.encode("utf-8", "replace")
+        # Cut on bytes, then drop a split multi-byte character at the end rather than garble it.
+        letter["raw_message"] = encoded[:RAW_MESSAGE_MAX].decode("utf-8", "ignore")
+        letter["raw_message_truncated"] = len(encoded) > RAW_MESSAGE_MAX
     return letter

@@ -36,6 +36,7 @@ for _name in EVENT_NAMES:
 # Workflow names become S3 keys: keep them to a portable, unambiguous character set.
 WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_TEXT = 1024  # rule, run_id, id
+MAX_MESSAGE_BYTES = 262_144  # SNS's own limit; larger only arrives by direct invocation
 MAX_MESSAGE = 4096
 
 
@@ -145,6 +146,9 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
     if isinstance(raw, dict):
         data: Any = raw
     else:
+        size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
+        if size > MAX_MESSAGE_BYTES:
+            raise EventError(f"message is {size:,} bytes; the limit is {MAX_MESSAGE_BYTES:,} (SNS's message size limit)")
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
