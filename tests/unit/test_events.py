@@ -95,7 +95,10 @@ BAD_EVENTS: list[tuple[Any, str]] = [
     ({"event": "WorkflowStarted", "workflow": "wf", "detail": {}}, "unknown field 'detail' (did you mean 'details'?)"),
     ({"event": "WorkflowStarted", "workflow": "wf", "message": 5}, "field 'message' must be a string, got int"),
     ({"event": "WorkflowStarted", "workflow": "wf", "message": "x" * 5000}, "field 'message' is 5000 characters long; the limit is 4096"),
-    ({"event": "WorkflowStarted", "workflow": "wf", "details": {"log": "x" * 262_144}}, "bytes; the limit is 262,144 (SNS's message size limit)"),
+    (
+        {"event": "WorkflowStarted", "workflow": "wf", "details": {"log": "x" * 262_144}},
+        "bytes; the limit is 262,144 (SNS's message size limit)",
+    ),
 ]
 
 
@@ -106,6 +109,10 @@ def test_bad_events_are_rejected_with_a_message_naming_the_problem(data: Any, ex
     assert expected in str(caught.value)
 
 
-@pytest.mark.parametrize(("data", "expected"), [b for b in BAD_EVENTS if not isinstance(b[0], str)], ids=lambda v: str(v)[:40])
+# JSON Schema cannot express a size in bytes: that one rule lives in the parser alone.
+SCHEMA_EXPRESSIBLE = [b for b in BAD_EVENTS if not isinstance(b[0], str) and "SNS's message size limit" not in b[1]]
+
+
+@pytest.mark.parametrize(("data", "expected"), SCHEMA_EXPRESSIBLE, ids=lambda v: str(v)[:40])
 def test_the_schema_rejects_what_the_parser_rejects(data: Any, expected: str) -> None:
     assert list(VALIDATOR.iter_errors(data)), f"schema accepted an event the parser refuses ({expected})"
