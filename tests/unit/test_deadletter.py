@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from oxoflow_notify.deadletter import DEAD_LETTER_SCHEMA, RAW_MESSAGE_MAX, dead_letter
 
 
 def test_a_dead_letter_summarises_its_attempts() -> None:
-    attempts = [{"attempt": 1, "status": 503, "error": None}, {"attempt": 2, "status": None, "error": "read_timeout"}]
+    attempts: list[dict[str, Any]] = [{"attempt": 1, "status": 503, "error": None}, {"attempt": 2, "status": None, "error": "read_timeout"}]
     letter = dead_letter("retries_exhausted", "gave up", event={"workflow": "wf"}, attempts=attempts, now=0)
     assert letter["schema"] == DEAD_LETTER_SCHEMA and letter["dead_lettered_at"] == "1970-01-01T00:00:00Z"
     assert (letter["workflow"], letter["attempt_count"], letter["last_status"], letter["last_error"]) == ("wf", 2, None, "read_timeout")
