@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oxolocal.receivers import Receiver, always, fail_first, ok, verify_hub
+from oxolocal.receivers import Receiver, always, fail_first, service, verify_hub
 from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws
 
 LOG = repo_path(".demo", "lambda.log")
@@ -30,7 +30,7 @@ def say(text: str = "") -> None:
     print(text, file=OUT, flush=True)
 
 
-def configs(lims: Receiver, slack: Receiver, flaky: Receiver, gone: Receiver, org: Receiver) -> dict[str, str]:
+def configs(r: dict[str, Receiver]) -> dict[str, str]:
     return {
         "variant-calling": f"""
 [workflow]
@@ -42,35 +42,47 @@ shell = "bwa mem ..."
 
 [[webhooks]]
 id = "lims"
-url = "{lims.url}"
+url = "{r["lims"].url}"
 secret = "{SECRET}"
 
 [[webhooks]]
 id = "team-slack"
-url = "{slack.url}"
+url = "{r["slack"].url}"
 format = "slack"
 events = ["WorkflowFailed", "RuleFailed", "WorkflowCompleted"]
 
 [[webhooks]]
+id = "team-teams"
+url = "{r["teams"].url}"
+format = "teams"
+events = ["WorkflowFailed", "WorkflowCompleted"]
+
+[[webhooks]]
+id = "team-discord"
+url = "{r["discord"].url}"
+format = "discord"
+events = ["RuleFailed", "RuleSkipped"]
+
+[[webhooks]]
 id = "flaky-dashboard"
-url = "{flaky.url}"
+url = "{r["flaky"].url}"
 events = ["rule_failed"]
 
 [[webhooks]]
 id = "retired-endpoint"
-url = "{gone.url}"
+url = "{r["gone"].url}"
 events = ["WorkflowCompleted"]
 
 [[webhooks]]
 id = "typo"
-url = "{lims.url}"
+url = "{r["lims"].url}"
 events = ["WorkflowFailed", "RuleFaild"]
 """,
         "_default": f"""
 # Org-wide: every workflow's failures also reach the platform team.
 [[webhooks]]
 id = "platform-alerts"
-url = "{org.url}"
+url = "{r["org"].url}"
 format = "slack"
 events = ["WorkflowFailed"]
 """,
@@ -107,21 +119,27 @@ def main() -> int:
         stack = Stack(overrides={"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "INFO"}).provision()
         say(f"created from template.yaml: topic, config bucket '{stack.bucket}', retry queue, dead-letter queue")
 
+        # Chat receivers answer like the real service, after checking the shape it requires.
         lims = ctx.enter_context(Receiver(verify_hub(SECRET), "lims"))
-        slack = ctx.enter_context(Receiver(ok(body=b"ok"), "slack"))
+        slack = ctx.enter_context(Receiver(service("slack"), "slack"))
+        teams = ctx.enter_context(Receiver(service("teams"), "teams"))
+        discord = ctx.enter_context(Receiver(service("discord"), "discord"))
         flaky = ctx.enter_context(Receiver(fail_first(1, 503), "flaky"))
         gone = ctx.enter_context(Receiver(always(404, b"no such hook"), "gone"))
-        org = ctx.enter_context(Receiver(ok(body=b"ok"), "platform"))
+        org = ctx.enter_context(Receiver(service("slack"), "platform"))
         receivers = {
             "lims (json, signed)": lims,
             "team-slack (slack)": slack,
+            "team-teams (teams)": teams,
+            "team-discord (discord)": discord,
             "flaky (503 once)": flaky,
             "retired (404)": gone,
             "platform (_default, slack)": org,
         }
         say("receivers on 127.0.0.1: " + ", ".join(receivers))
 
-        for workflow, text in configs(lims, slack, flaky, gone, org).items():
+        named = {"lims": lims, "slack": slack, "teams": teams, "discord": discord, "flaky": flaky, "gone": gone, "org": org}
+        for workflow, text in configs(named).items():
             stack.put_config(workflow, text)
         say("configs uploaded: workflows/variant-calling.oxoflow, workflows/_default.oxoflow, workflows/rnaseq.oxoflow (broken on purpose)")
 
@@ -158,6 +176,13 @@ def main() -> int:
             say(f"  {name}: {sample.header(name)}")
         say(f"  body: {sample.body.decode()[:160]}...")
 
+        card = json.loads(teams.requests[0].body)["attachments"][0]["content"]["body"]
+        embed = json.loads(discord.requests[0].body)["embeds"][0]
+        say("\nwhat people see")
+        say(f"  slack:   {json.loads(slack.requests[0].body)['text'][:110]}")
+        say(f"  teams:   {card[0]['items'][0]['text']} | " + ", ".join(f"{f['title']}: {f['value']}" for f in card[2]["facts"])[:70])
+        say(f"  discord: {embed['title']} (colour #{embed['color']:06x}) | {embed['description'][:50]!r}")
+
         say("\ndead-letter queue")
         for letter in letters:
             webhook = (letter.get("webhook") or {}).get("id") or "-"
@@ -171,6 +196,14 @@ def main() -> int:
         expect(
             "slack bodies carry text, blocks and a coloured attachment",
             all({"text", "blocks", "attachments"} <= set(json.loads(r.body)) for r in slack.requests),
+        )
+        expect(
+            "team-teams got 2 Adaptive Cards, answered 202 by a receiver checking Teams' shape",
+            [r.answered for r in teams.requests] == [202] * 2,
+        )
+        expect(
+            "team-discord got 2 embeds, answered 204 by a receiver checking Discord's limits",
+            [r.answered for r in discord.requests] == [204] * 2,
         )
         expect(
             "flaky answered 503 once, then got the retry (same delivery id)",

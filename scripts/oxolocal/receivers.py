@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import socket
 import struct
 import threading
@@ -153,3 +154,21 @@ class Receiver:
 
     def successes(self) -> list[Received]:
         return [r for r in self.requests if isinstance(r.answered, int) and 200 <= r.answered < 300]
+
+
+def service(fmt: str) -> Behaviour:
+    """Answers like the real service for that format: its success answer when the payload has
+    the shape the service requires, its documented error answer when it does not."""
+    from .shapes import problems_of
+
+    def behave(n: int, r: Received) -> Answer:
+        problems = problems_of(fmt, r.body)
+        if fmt == "slack":
+            return Answer(400, b"invalid_payload") if problems else Answer(200, b"ok")
+        if fmt == "discord":
+            return Answer(400, json.dumps({"code": 50035, "message": "; ".join(problems)}).encode()) if problems else Answer(204, b"")
+        if fmt == "teams":
+            return Answer(400, b"Bad payload received by generic incoming webhook.") if problems else Answer(202, b"")
+        return Answer(400, "; ".join(problems).encode()) if problems else Answer(200, b"ok")
+
+    return behave

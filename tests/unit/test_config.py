@@ -47,6 +47,20 @@ def test_snake_case_event_names_and_a_single_string_are_accepted() -> None:
     assert config.webhooks[1].events == frozenset({"RuleStarted"})
 
 
+def test_custom_headers_and_timeout() -> None:
+    (hook,) = one(
+        f'[[webhooks]]\nurl = "{URL}"\ntimeout = 2.5\nheaders = {{ Authorization = "Bearer SECRETTOKEN", "X-Team" = "genomics" }}\n'
+    ).webhooks
+    assert hook.timeout == 2.5
+    assert dict(hook.headers) == {"Authorization": "Bearer SECRETTOKEN", "X-Team": "genomics"}
+    assert "SECRETTOKEN" not in repr(hook)
+
+
+def test_a_header_value_is_never_quoted_in_an_error() -> None:
+    (problem,) = one(f'[[webhooks]]\nurl = "{URL}"\nheaders = {{ "X-Token" = "SECRETTOKEN\\n" }}\n').problems
+    assert "SECRETTOKEN" not in problem.message
+
+
 def test_the_same_url_twice_gets_two_ids() -> None:
     config = one(f'[[webhooks]]\nurl = "{URL}"\n[[webhooks]]\nurl = "{URL}"\n')
     assert len({w.id for w in config.webhooks}) == 2
@@ -61,6 +75,16 @@ BAD_WEBHOOKS = [
     ("format = 1", "key 'format' must be a string, got int"),
     ('secret = ""', "key 'secret' must be a non-empty string"),
     ('id = "has space"', "key 'id' must be 1-64 letters"),
+    ('headers = "x"', "key 'headers': must be a table of header names to values, got str"),
+    ('headers = { "Content-Type" = "text/plain" }', "key 'headers': 'Content-Type' is set by oxoflow-notify and cannot be overridden"),
+    ('headers = { "X-Hub-Signature-256" = "sha256=00" }', "'X-Hub-Signature-256' is set by oxoflow-notify"),
+    ('headers = { "X-OxoFlow-Delivery" = "1" }', "'X-OxoFlow-Delivery' is set by oxoflow-notify"),
+    ('headers = { "Bad Name" = "v" }', "'Bad Name' is not a valid header name"),
+    ('headers = { "X-Token" = "a\\r\\nX-Evil: 1" }', "the value of 'X-Token' contains a line break"),
+    ('headers = { "X-Count" = 3 }', "the value of 'X-Count' must be a string, got int"),
+    ("timeout = 0", "key 'timeout' must be a number of seconds from 0.5 to 30"),
+    ("timeout = 31", "key 'timeout' must be a number of seconds from 0.5 to 30"),
+    ('timeout = "5"', "key 'timeout' must be a number of seconds"),
 ]
 
 

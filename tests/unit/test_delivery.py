@@ -38,6 +38,23 @@ def test_headers_and_signature_match_the_exact_body() -> None:
     }
 
 
+def test_custom_headers_are_sent_and_cannot_displace_ours(receivers: Callable[..., Receiver]) -> None:
+    receiver = receivers(ok())
+    webhook = Webhook("wh", receiver.url, "json", None, "k", "s", 1, headers=(("Authorization", "Bearer t0k"), ("X-Team", "g")))
+    HttpSender().send(prepare(EVENT, webhook, "d", 1))
+    (got,) = receiver.requests
+    assert got.header("Authorization") == "Bearer t0k" and got.header("X-Team") == "g"
+    assert got.header("Content-Type") == "application/json"
+    assert (got.header("X-Hub-Signature-256") or "").startswith("sha256=")
+
+
+def test_a_webhook_timeout_overrides_the_read_timeout(receivers: Callable[..., Receiver]) -> None:
+    webhook = Webhook("wh", receivers(stall(3)).url, "json", None, None, "s", 1, timeout=0.5)
+    started = time.monotonic()
+    outcome = HttpSender(read_timeout=10).send(prepare(EVENT, webhook, "d", 1))
+    assert outcome.error == "read_timeout" and time.monotonic() - started < 2
+
+
 def test_no_secret_no_signature_header() -> None:
     assert "X-Hub-Signature-256" not in prepare(EVENT, hook("http://127.0.0.1:1/x"), "d", 1).headers
 

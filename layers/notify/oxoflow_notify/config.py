@@ -21,7 +21,25 @@ from .errors import ConfigError, did_you_mean
 from .events import EVENT_NAMES, canonical_event_name, unknown_event_message
 from .formats import FORMATS
 
-WEBHOOK_KEYS = ("url", "events", "format", "secret", "id")
+WEBHOOK_KEYS = ("url", "events", "format", "secret", "id", "headers", "timeout")
+TIMEOUT_RANGE = (0.5, 30.0)  # seconds; the function itself times out at 60
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+# Headers a webhook may not set: framing, ours, and the signatures (a receiver trusts those to be ours).
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "connection",
+        "user-agent",
+        "x-hub-signature-256",
+        "x-oxoflow-signature",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
 DEFAULT_FORMAT = "json"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _HEADER_LINE = re.compile(r"^\s*\[\[\s*webhooks\s*\]\]")
@@ -38,6 +56,8 @@ class Webhook:
     secret: str | None
     source: str
     position: int
+    headers: tuple[tuple[str, str], ...] = ()  # values may be credentials: never logged
+    timeout: float | None = None  # read timeout override, seconds
 
     def matches(self, event: str) -> bool:
         return self.events is None or event in self.events
@@ -175,6 +195,14 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
     secret = entry.get("secret")
     if secret is not None and (not isinstance(secret, str) or not secret):
         return problem("key 'secret' must be a non-empty string")
+    headers, headers_error = _parse_headers(entry.get("headers"))
+    if headers_error:
+        return problem(f"key 'headers': {headers_error}")
+    timeout = entry.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not TIMEOUT_RANGE[0] <= timeout <= TIMEOUT_RANGE[1]
+    ):
+        return problem(f"key 'timeout' must be a number of seconds from {TIMEOUT_RANGE[0]:g} to {TIMEOUT_RANGE[1]:g}")
     if explicit_id is not None:
         if not isinstance(explicit_id, str) or not _ID.match(explicit_id):
             return problem("key 'id' must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
@@ -190,7 +218,29 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         secret=secret,
         source=source,
         position=index,
+        headers=headers,
+        timeout=float(timeout) if timeout is not None else None,
     )
+
+
+def _parse_headers(value: Any) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """Custom headers. Errors name the header, never its value (it may be a token)."""
+    if value is None:
+        return (), None
+    if not isinstance(value, Mapping):
+        return (), f"must be a table of header names to values, got {type(value).__name__}"
+    out: list[tuple[str, str]] = []
+    for name, header_value in value.items():
+        if not _TOKEN.match(name):
+            return (), f"'{name[:40]}' is not a valid header name"
+        if name.lower() in RESERVED_HEADERS or name.lower().startswith("x-oxoflow-"):
+            return (), f"'{name}' is set by oxoflow-notify and cannot be overridden"
+        if not isinstance(header_value, str):
+            return (), f"the value of '{name}' must be a string, got {type(header_value).__name__}"
+        if any(ch in header_value for ch in "\r\n\0") or len(header_value) > 4096:
+            return (), f"the value of '{name}' contains a line break or NUL, or is over 4096 characters"
+        out.append((name, header_value))
+    return tuple(out), None
 
 
 def _parse_events(value: Any) -> tuple[frozenset[str] | None, str | None]:

@@ -52,6 +52,7 @@ class Prepared:
 def prepare(event: Event, webhook: Webhook, delivery_id: str, attempt: int) -> Prepared:
     body = render(event, webhook.format)
     headers = {
+        **dict(webhook.headers),
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-OxoFlow-Event": event.event,
@@ -147,7 +148,7 @@ class HttpSender:
                 prepared.webhook.url,
                 data=prepared.body,
                 headers=prepared.headers,
-                timeout=self.timeout,
+                timeout=(self.timeout[0], prepared.webhook.timeout or self.timeout[1]),
                 allow_redirects=False,
                 stream=True,
             )

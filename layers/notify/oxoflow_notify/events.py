@@ -122,6 +122,20 @@ def default_message(event: str, workflow: str, rule: str | None, details: dict[s
     return sentence
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def scrub(value: Any) -> Any:
+    """Replace lone surrogates (valid in JSON text, invalid in UTF-8) so every format can encode."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
+
+
 def _text(data: dict[str, Any], name: str, limit: int, required: bool = False) -> str | None:
     if name not in data or data[name] is None:
         if required:
@@ -155,6 +169,7 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
             raise EventError(f"message is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EventError(f"message must be a JSON object, got {type(data).__name__}")
+    data = scrub(data)
 
     for key in data:
         if key not in FIELDS:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from . import deadletter as dl
+from .answers import judge
 from .config import Config, ConfigProblem, Webhook
 from .config_store import ConfigStore
 from .delivery import PERMANENT, SUCCESS, HttpSender, Outcome, Prepared, delivery_id_for, prepare
@@ -21,7 +22,7 @@ from .errors import ConfigError, EventError
 from .events import Event, event_from_payload, parse_event
 from .observability import DEAD_LETTERED, DELIVERED, FAILED, RETRIED, MetricsTally, logger
 from .queues import MessageQueue
-from .retry import RetryMessageError, RetryTask, next_delay, parse_retry_after, sqs_delay
+from .retry import RetryMessageError, RetryTask, next_delay, sqs_delay
 from .settings import Settings
 
 
@@ -209,7 +210,8 @@ class Notifier:
             "status": outcome.status,
             "error": outcome.error,
         }
-        verdict = outcome.verdict
+        judged = judge(webhook.format, outcome, now)
+        verdict = judged.kind
         if verdict == SUCCESS:
             logger.info("delivered", extra=log)
             tally.count(DELIVERED, webhook.format)
@@ -220,7 +222,7 @@ class Notifier:
         tally.count(FAILED, webhook.format)
         delay = None
         if verdict != PERMANENT:
-            delay = next_delay(self.settings.retry_schedule, prepared.attempt, parse_retry_after(outcome.retry_after, now))
+            delay = next_delay(self.settings.retry_schedule, prepared.attempt, judged.retry_after)
         if delay is not None:
             task = RetryTask(
                 event=prepared.event.to_payload(),
@@ -233,16 +235,16 @@ class Notifier:
                 attempts=attempts,
             )
             self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(task.not_before, now))
-            logger.warning("delivery failed, will retry", extra={**log, "retry_in_seconds": delay})
+            logger.warning("delivery failed, will retry", extra={**log, "reason": judged.reason, "retry_in_seconds": delay})
             tally.count(RETRIED, webhook.format)
             report.retrying += 1
             report.deliveries.append({**summary, "result": "retrying"})
             return
 
         if verdict == PERMANENT:
-            code, reason = dl.PERMANENT_FAILURE, f"{outcome.describe()} is a permanent failure; not retried"
+            code, reason = dl.PERMANENT_FAILURE, f"{judged.reason} is a permanent failure; not retried"
         else:
-            code, reason = dl.RETRIES_EXHAUSTED, f"gave up after {prepared.attempt} attempts; last: {outcome.describe()}"
+            code, reason = dl.RETRIES_EXHAUSTED, f"gave up after {prepared.attempt} attempts; last: {judged.reason}"
         logger.error("delivery dead-lettered", extra={**log, "reason": reason})
         letter = dl.dead_letter(
             code,

@@ -1,0 +1,33 @@
+"""Render an event into the body a receiver expects. Pure functions: event in, bytes out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .common import STYLES, Style, facts
+from .discord import render_discord
+from .json_event import render_json
+from .slack import render_slack
+from .teams import render_teams
+from .text import render_text
+
+if TYPE_CHECKING:
+    from ..events import Event
+
+FORMATS: dict[str, Callable[[Event], dict[str, Any]]] = {
+    "json": render_json,
+    "slack": render_slack,
+    "teams": render_teams,
+    "discord": render_discord,
+    "text": render_text,
+}
+
+__all__ = ["FORMATS", "STYLES", "Style", "facts", "render"]
+
+
+def render(event: Event, fmt: str) -> bytes:
+    """The exact body bytes to send (and to sign): compact UTF-8 JSON."""
+    payload = FORMATS[fmt](event)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,156 @@
+"""What every chat format shares: one style table, one list of facts, safe text that fits.
+
+Lengths are measured in UTF-16 code units, the most a receiver can count a string as (JavaScript
+`length`): a text that fits by that measure fits by code points too. Cuts are made between code
+points, so a multi-byte character is never split.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..events import Event
+
+ELLIPSIS = "…"
+_BACKTICK_PAIR = re.compile(r"`(?=`)")  # a ZWSP after each such backtick: no run of three survives
+
+
+@dataclass(frozen=True)
+class Style:
+    title: str
+    outcome: str  # success | failure | neutral | warning
+    emoji: str  # Slack shortcode
+    symbol: str  # the same, as Unicode, for receivers without shortcodes
+
+
+STYLES: dict[str, Style] = {
+    "WorkflowStarted": Style("Workflow started", "neutral", ":arrow_forward:", "▶️"),
+    "WorkflowCompleted": Style("Workflow completed", "success", ":white_check_mark:", "✅"),
+    "WorkflowFailed": Style("Workflow failed", "failure", ":x:", "❌"),
+    "WorkflowCancelled": Style("Workflow cancelled", "warning", ":no_entry_sign:", "🚫"),
+    "RuleStarted": Style("Rule started", "neutral", ":arrow_forward:", "▶️"),
+    "RuleCompleted": Style("Rule completed", "success", ":white_check_mark:", "✅"),
+    "RuleFailed": Style("Rule failed", "failure", ":x:", "❌"),
+    "RuleSkipped": Style("Rule skipped", "warning", ":fast_forward:", "⏭️"),
+}
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def units(text: str) -> int:
+    """Length in UTF-16 code units."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def clean(text: str) -> str:
+    """Drop control and bidi-override characters (they garble or disguise chat text); keep \\n, \\t."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def fit(text: str, limit: int) -> str:
+    """Keep the head within ``limit`` units; a visible … marks the cut."""
+    if units(text) <= limit:
+        return text
+    cut = max(0, limit - 1)
+    while cut and units(text[:cut]) > limit - 1:
+        cut -= 1
+    return text[:cut] + ELLIPSIS
+
+
+def fit_tail(text: str, limit: int) -> str:
+    """Keep the end (where a stderr's error is) within ``limit`` units, marking the cut at the start."""
+    if units(text) <= limit:
+        return text
+    start = len(text) - max(0, limit - 1)
+    while start < len(text) and units(text[start:]) > limit - 1:
+        start += 1
+    return ELLIPSIS + text[start:]
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """Keep the head within ``limit`` UTF-8 bytes, never splitting a character."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: max(0, limit - 3)].decode("utf-8", "ignore") + ELLIPSIS
+
+
+def defuse_fences(text: str) -> str:
+    """A zero-width space inside any ``` so event text can neither open nor close a code block."""
+    return _BACKTICK_PAIR.sub("`\u200b", text)
+
+
+def code_block(text: str) -> str:
+    return "```\n" + defuse_fences(text) + "\n```"
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds % 1 else f"{int(seconds)} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+
+
+COUNTS = (("succeeded", "Succeeded"), ("failed", "Failed"), ("skipped", "Skipped"), ("total_rules", "Rules"))
+
+
+def facts(event: Event) -> list[tuple[str, str]]:
+    """The facts every chat format shows, in this order, when present. Values are cleaned text."""
+    out: list[tuple[str, str]] = [("Workflow", event.workflow)]
+    if event.rule:
+        out.append(("Rule", event.rule))
+    if event.run_id:
+        out.append(("Run", event.run_id))
+    details = event.details
+    exit_code = _scalar(details.get("exit_code"))
+    if exit_code is not None:
+        out.append(("Exit code", exit_code))
+    duration = details.get("duration_s", details.get("duration_seconds"))
+    if duration is None and isinstance(details.get("duration_ms"), (int, float)):
+        duration = details["duration_ms"] / 1000
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        out.append(("Duration", format_duration(float(duration))))
+    for key, label in COUNTS:
+        value = details.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out.append((label, str(value)))
+    # A value that cleans to nothing would be an empty field, which Discord refuses: show a dash.
+    return [(label, clean(value).strip() or "—") for label, value in out]
+
+
+def message_of(event: Event) -> str:
+    """The event's message as chat text; never empty (the headline stands in)."""
+    return clean(event.message).strip() or subject(event)
+
+
+def stderr_of(event: Event) -> str | None:
+    value = event.details.get("stderr")
+    # Defused here, before any fitting, so what is measured is what is sent.
+    return defuse_fences(clean(value).strip("\n")) if isinstance(value, str) and value.strip() else None
+
+
+def subject(event: Event) -> str:
+    """'Rule failed: variant-calling / align_reads': the one-line headline of every format."""
+    return clean(f"{STYLES[event.event].title}: {event.workflow}" + (f" / {event.rule}" if event.rule else ""))
+
+
+def footer(event: Event) -> str:
+    return clean(f"{event.timestamp} · {event.event} · id {event.id}")
+
+
+def encoded_size(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))

@@ -1,0 +1,67 @@
+"""``discord``: one embed with an integer colour, fields and a timestamp.
+
+Limits (discord.com/developers/docs/resources/message#embed-object-embed-limits): title 256,
+description 4,096, 25 fields, field name 256 and value 1,024, footer 2,048, and 6,000 for all of
+an embed's text together. ``allowed_mentions`` is empty, so no text can ping @everyone or anyone.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from .common import STYLES, code_block, facts, fit, fit_tail, footer, message_of, stderr_of, subject, units
+
+if TYPE_CHECKING:
+    from ..events import Event
+
+COLOURS = {"success": 0x2EB67D, "failure": 0xE01E5A, "neutral": 0x868E96, "warning": 0xECB22E}
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELD_VALUE_MAX = 1024
+FOOTER_MAX = 2048
+TOTAL_MAX = 6000
+_MARKDOWN = re.compile(r"([\\*_~`|\[\]<])")
+_LINE_START = re.compile(r"(?m)^(\s*)([>#-])")
+
+
+def escape(text: str) -> str:
+    """Markdown shown as itself: event text cannot format, make a masked link, quote or list."""
+    return _LINE_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", text))
+
+
+def _description(event: Event, message_max: int, stderr_max: int) -> str:
+    text = fit(escape(message_of(event)), message_max)
+    stderr = stderr_of(event)
+    if stderr and stderr_max > 0:
+        text += "\n" + code_block(fit_tail(stderr, stderr_max))
+    return text
+
+
+def render_discord(event: Event) -> dict[str, Any]:
+    style = STYLES[event.event]
+    title = fit(f"{style.symbol} {subject(event)}", TITLE_MAX)
+    pairs = [(label, fit(escape(value), FIELD_VALUE_MAX)) for label, value in facts(event)[:25]]
+    fields = [{"name": label, "value": value, "inline": True} for label, value in pairs]
+    foot = fit(footer(event), FOOTER_MAX)
+    fixed = units(title) + units(foot) + sum(units(label) + units(value) for label, value in pairs)
+    room = min(DESCRIPTION_MAX, TOTAL_MAX - fixed)
+    message_max = min(2000, max(0, room - 16))
+    stderr_max = max(0, room - message_max - 16)
+    description = _description(event, message_max, stderr_max)
+    while units(description) > room and stderr_max > 0:
+        stderr_max = stderr_max // 2 if stderr_max > 64 else 0
+        description = _description(event, message_max, stderr_max)
+    return {
+        "embeds": [
+            {
+                "title": title,
+                "description": fit(description, max(0, room)),
+                "color": COLOURS[style.outcome],
+                "fields": fields,
+                "footer": {"text": foot},
+                "timestamp": event.timestamp,
+            }
+        ],
+        "allowed_mentions": {"parse": []},
+    }

@@ -1,0 +1,68 @@
+"""``slack``: an incoming-webhook message with Block Kit blocks and a coloured attachment bar.
+
+Limits (api.slack.com/reference/block-kit/blocks): header text 150, section text 3,000, a field
+2,000, 10 fields per section, 50 blocks per message. Slack's control characters &, <, > are
+escaped so event text can never become a mention (<!channel>) or a link.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .common import STYLES, code_block, defuse_fences, facts, fit, fit_tail, footer, message_of, stderr_of, subject
+
+if TYPE_CHECKING:
+    from ..events import Event
+
+COLOURS = {"success": "#2eb67d", "failure": "#e01e5a", "neutral": "#868e96", "warning": "#ecb22e"}
+HEADER_MAX = 150
+SECTION_MAX = 3000
+FIELD_MAX = 2000
+FALLBACK_MAX = 3000
+STDERR_MAX = 2500  # leaves room for the fence inside a 3,000-unit section
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, and code fences (event text must not open a block)."""
+    return defuse_fences(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _escaped_fit(text: str, limit: int) -> str:
+    """Escape, then fit; never leaves half an entity (&am…) at the cut."""
+    out = fit(escape(text), limit)
+    amp = out.rfind("&", max(0, len(out) - 6))
+    if amp != -1 and ";" not in out[amp:]:
+        out = out[:amp] + "…"
+    return out
+
+
+def _escaped_tail(text: str, limit: int) -> str:
+    """Escape, then keep the tail; never starts with the rest of a cut entity (…mp;)."""
+    out = fit_tail(escape(text), limit)
+    if out.startswith("…"):
+        semi = out.find(";", 1, 7)
+        if semi != -1 and "&" not in out[1:semi]:
+            out = "…" + out[semi + 1 :]
+    return out
+
+
+def render_slack(event: Event) -> dict[str, Any]:
+    style = STYLES[event.event]
+    headline = subject(event)
+    message = message_of(event)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _escaped_fit(message, SECTION_MAX)}},
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": _escaped_fit(f"*{label}*\n{value}", FIELD_MAX)} for label, value in facts(event)[:10]],
+        },
+    ]
+    stderr = stderr_of(event)
+    if stderr:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": code_block(_escaped_tail(stderr, STDERR_MAX))}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escaped_fit(footer(event), FIELD_MAX)}]})
+    return {
+        "text": _escaped_fit(f"{headline}: {message}", FALLBACK_MAX),
+        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": fit(f"{style.emoji} {headline}", HEADER_MAX), "emoji": True}}],
+        "attachments": [{"color": COLOURS[style.outcome], "blocks": blocks}],
+    }

@@ -1,0 +1,74 @@
+"""``teams``: a Teams Workflows message carrying an Adaptive Card (the Office 365 connectors are retired).
+
+Teams accepts cards up to about 28 KB; the whole payload is kept under 27,000 bytes. No actions:
+nothing in an event needs a button, and Teams rejects Action.Submit from webhooks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .common import STYLES, encoded_size, facts, fit, fit_tail, footer, message_of, stderr_of, subject
+
+if TYPE_CHECKING:
+    from ..events import Event
+
+CONTAINER_STYLE = {"success": "good", "failure": "attention", "neutral": "emphasis", "warning": "warning"}
+TEXT_COLOUR = {"success": "good", "failure": "attention", "neutral": "default", "warning": "warning"}
+PAYLOAD_MAX_BYTES = 27_000
+FACT_MAX = 1000
+
+
+def _card(event: Event, message_max: int, stderr_max: int) -> dict[str, Any]:
+    style = STYLES[event.event]
+    body: list[dict[str, Any]] = [
+        {
+            "type": "Container",
+            "style": CONTAINER_STYLE[style.outcome],
+            "bleed": True,
+            "items": [
+                {
+                    "type": "TextBlock",
+                    "text": fit(f"{style.symbol} {subject(event)}", 400),
+                    "weight": "Bolder",
+                    "size": "Medium",
+                    "color": TEXT_COLOUR[style.outcome],
+                    "wrap": True,
+                }
+            ],
+        },
+        {"type": "TextBlock", "text": fit(message_of(event), message_max), "wrap": True},
+        {"type": "FactSet", "facts": [{"title": label, "value": fit(value, FACT_MAX)} for label, value in facts(event)]},
+    ]
+    stderr = stderr_of(event)
+    if stderr and stderr_max > 0:
+        body.append({"type": "TextBlock", "text": fit_tail(stderr, stderr_max), "fontType": "Monospace", "wrap": True, "size": "Small"})
+    body.append({"type": "TextBlock", "text": footer(event), "isSubtle": True, "size": "Small", "wrap": True})
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "msteams": {"width": "Full"},
+                    "body": body,
+                },
+            }
+        ],
+    }
+
+
+def render_teams(event: Event) -> dict[str, Any]:
+    """Shrink stderr, then the message, until the card fits Teams' size limit."""
+    message_max, stderr_max = 4000, 8000
+    card = _card(event, message_max, stderr_max)
+    while encoded_size(card) > PAYLOAD_MAX_BYTES and (message_max > 200 or stderr_max > 0):
+        stderr_max = stderr_max // 2 if stderr_max > 200 else 0
+        if stderr_max == 0:
+            message_max = max(200, message_max // 2)
+        card = _card(event, message_max, stderr_max)
+    return card

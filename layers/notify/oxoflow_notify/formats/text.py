@@ -1,0 +1,36 @@
+"""``text``: ``{"text": ...}`` for Google Chat, Mattermost and Rocket.Chat.
+
+Kept within 4,000 characters (Rocket.Chat's default maximum is 5,000) and 32,000 bytes (Google
+Chat's limit), the tail of stderr in a ``` block, which all three render as code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .common import STYLES, code_block, defuse_fences, facts, fit, fit_bytes, fit_tail, footer, message_of, stderr_of, subject, units
+
+if TYPE_CHECKING:
+    from ..events import Event
+
+TEXT_MAX = 4000
+TEXT_MAX_BYTES = 32_000
+STDERR_MAX = 1500
+
+
+def render_text(event: Event) -> dict[str, Any]:
+    style = STYLES[event.event]
+    lines = [
+        fit(defuse_fences(f"{style.symbol} {subject(event)}"), 300),
+        fit(defuse_fences(message_of(event)), 1500),
+        fit(defuse_fences(" · ".join(f"{label}: {value}" for label, value in facts(event))), 600),
+    ]
+    foot = fit(footer(event), 300)
+    stderr = stderr_of(event)
+    if stderr:
+        # stderr gets what the other lines leave, so the end of it (the error) always survives
+        room = TEXT_MAX - units("\n".join([*lines, foot])) - len(code_block("")) - 1
+        if room > 20:
+            lines.append(code_block(fit_tail(stderr, min(STDERR_MAX, room))))
+    lines.append(foot)
+    return {"text": fit_bytes(fit("\n".join(lines), TEXT_MAX), TEXT_MAX_BYTES)}

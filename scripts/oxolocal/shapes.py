@@ -1,0 +1,156 @@
+"""What each real receiver requires of a payload, written from the vendors' documentation and
+independent of the renderers, so tests and loopback receivers can check our output against it.
+
+Each checker returns a list of problems; an empty list means the service would accept the shape.
+Lengths are counted in UTF-16 code units (JavaScript's ``length``), the strictest reading.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+def _u16(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _text_field(problems: list[str], where: str, value: Any, limit: int, required: bool = True) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str):
+        problems.append(f"{where} must be a string")
+    elif required and not value:
+        problems.append(f"{where} is empty")
+    elif _u16(value) > limit:
+        problems.append(f"{where} is {_u16(value)} long; limit {limit}")
+
+
+def slack(payload: dict[str, Any], raw: bytes) -> list[str]:
+    problems: list[str] = []
+    if not payload.get("text") and not payload.get("blocks"):
+        problems.append("needs text or blocks")
+    _text_field(problems, "text", payload.get("text"), 40000, required=False)
+    blocks = list(payload.get("blocks", []))
+    for attachment in payload.get("attachments", []):
+        colour = attachment.get("color", "")
+        if not (colour in ("good", "warning", "danger") or (colour.startswith("#") and len(colour) == 7)):
+            problems.append(f"attachment color {colour!r} is not a hex colour")
+        blocks.extend(attachment.get("blocks", []))
+    if len(blocks) > 50:
+        problems.append("more than 50 blocks")
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "header":
+            text = block.get("text", {})
+            if text.get("type") != "plain_text":
+                problems.append(f"block {i}: header text must be plain_text")
+            _text_field(problems, f"block {i} header", text.get("text"), 150)
+        elif kind == "section":
+            if "text" in block:
+                _text_field(problems, f"block {i} section text", block["text"].get("text"), 3000)
+            fields = block.get("fields", [])
+            if len(fields) > 10:
+                problems.append(f"block {i}: more than 10 fields")
+            for j, field in enumerate(fields):
+                _text_field(problems, f"block {i} field {j}", field.get("text"), 2000)
+            if "text" not in block and not fields:
+                problems.append(f"block {i}: section needs text or fields")
+        elif kind == "context":
+            elements = block.get("elements", [])
+            if not 1 <= len(elements) <= 10:
+                problems.append(f"block {i}: context needs 1-10 elements")
+            for element in elements:
+                _text_field(problems, f"block {i} context", element.get("text"), 3000)
+        else:
+            problems.append(f"block {i}: unexpected type {kind!r}")
+    return problems
+
+
+def discord(payload: dict[str, Any], raw: bytes) -> list[str]:
+    problems: list[str] = []
+    embeds = payload.get("embeds", [])
+    if not payload.get("content") and not embeds:
+        problems.append("needs content or embeds")
+    _text_field(problems, "content", payload.get("content"), 2000, required=False)
+    if len(embeds) > 10:
+        problems.append("more than 10 embeds")
+    if payload.get("allowed_mentions", {}).get("parse") != []:
+        problems.append("allowed_mentions.parse must be empty (no pings)")
+    total = 0
+    for i, embed in enumerate(embeds):
+        _text_field(problems, f"embed {i} title", embed.get("title"), 256, required=False)
+        _text_field(problems, f"embed {i} description", embed.get("description"), 4096, required=False)
+        if not isinstance(embed.get("color", 0), int):
+            problems.append(f"embed {i} color must be an integer")
+        fields = embed.get("fields", [])
+        if len(fields) > 25:
+            problems.append(f"embed {i}: more than 25 fields")
+        for j, field in enumerate(fields):
+            _text_field(problems, f"embed {i} field {j} name", field.get("name"), 256)
+            _text_field(problems, f"embed {i} field {j} value", field.get("value"), 1024)
+        footer = embed.get("footer", {}).get("text")
+        _text_field(problems, f"embed {i} footer", footer, 2048, required=False)
+        total += sum(_u16(s) for s in (embed.get("title") or "", embed.get("description") or "", footer or ""))
+        total += sum(_u16(f.get("name", "")) + _u16(f.get("value", "")) for f in fields)
+    if total > 6000:
+        problems.append(f"embeds hold {total} characters in all; limit 6000")
+    return problems
+
+
+def teams(payload: dict[str, Any], raw: bytes) -> list[str]:
+    problems: list[str] = []
+    if payload.get("type") != "message":
+        problems.append("type must be 'message'")
+    attachments = payload.get("attachments", [])
+    if len(attachments) != 1:
+        problems.append("needs exactly one attachment")
+    for attachment in attachments:
+        if attachment.get("contentType") != "application/vnd.microsoft.card.adaptive":
+            problems.append("attachment contentType must be application/vnd.microsoft.card.adaptive")
+        card = attachment.get("content", {})
+        if card.get("type") != "AdaptiveCard" or not card.get("version"):
+            problems.append("content must be an AdaptiveCard with a version")
+        if not card.get("body"):
+            problems.append("card body is empty")
+        for action in card.get("actions", []):
+            if action.get("type") != "Action.OpenUrl":
+                problems.append(f"action {action.get('type')} is not supported by Teams webhooks")
+    if len(raw) > 28 * 1024:
+        problems.append(f"payload is {len(raw)} bytes; Teams cards stop at about 28 KB")
+    return problems
+
+
+def text(payload: dict[str, Any], raw: bytes) -> list[str]:
+    problems: list[str] = []
+    value = payload.get("text")
+    _text_field(problems, "text", value, 5000)  # Rocket.Chat's default maximum
+    if isinstance(value, str) and len(value.encode("utf-8")) > 32000:
+        problems.append("text is over Google Chat's 32,000 bytes")
+    return problems
+
+
+def json_event(payload: dict[str, Any], raw: bytes) -> list[str]:
+    missing = [k for k in ("event", "workflow", "timestamp", "rule", "message", "details", "id") if k not in payload]
+    return [f"missing {k}" for k in missing]
+
+
+CHECKERS: dict[str, Callable[[dict[str, Any], bytes], list[str]]] = {
+    "json": json_event,
+    "slack": slack,
+    "teams": teams,
+    "discord": discord,
+    "text": text,
+}
+
+
+def problems_of(fmt: str, raw: bytes) -> list[str]:
+    """Parse the exact bytes as the service would, then check the shape."""
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return [f"not UTF-8 JSON: {exc}"]
+    if not isinstance(payload, dict):
+        return ["not a JSON object"]
+    return CHECKERS[fmt](payload, raw)

@@ -1,0 +1,61 @@
+"""Receivers' documented answers mapped to delivered / retry / give up."""
+
+from __future__ import annotations
+
+import pytest
+
+from oxoflow_notify.answers import judge, snippet
+from oxoflow_notify.delivery import PERMANENT, RETRYABLE, SUCCESS, Outcome
+
+NOW = 1_000_000_000.0
+
+
+def answer(status: int, body: str = "", retry_after: str | None = None) -> Outcome:
+    return Outcome(status, None, 5.0, retry_after, body)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "status", "body", "kind", "says"),
+    [
+        ("slack", 200, "ok", SUCCESS, "HTTP 200"),
+        ("slack", 400, "invalid_payload", PERMANENT, "HTTP 400 invalid_payload"),
+        ("slack", 403, "action_prohibited", PERMANENT, "action_prohibited"),
+        ("slack", 404, "channel_not_found", PERMANENT, "channel_not_found, the webhook's channel is gone"),
+        ("slack", 410, "channel_is_archived", PERMANENT, "channel_is_archived"),
+        ("slack", 429, "rate_limited", RETRYABLE, "HTTP 429"),
+        ("slack", 500, "rollup_error", RETRYABLE, "HTTP 500 rollup_error"),
+        ("discord", 204, "", SUCCESS, "HTTP 204"),
+        ("discord", 404, '{"message": "Unknown Webhook", "code": 10015}', PERMANENT, "unknown webhook, it was deleted"),
+        ("discord", 400, '{"code": 50035}', PERMANENT, "HTTP 400"),
+        ("teams", 202, "", SUCCESS, "HTTP 202"),
+        ("teams", 200, "1", SUCCESS, "HTTP 200"),
+        ("teams", 200, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 429", RETRYABLE,
+         "with an error in the body"),
+        ("teams", 400, "Bad payload received by generic incoming webhook.", PERMANENT, "Bad payload"),
+        ("json", 200, "anything, even error", SUCCESS, "HTTP 200"),
+        ("json", 301, "", PERMANENT, "redirects are not followed"),
+        ("json", 503, "", RETRYABLE, "HTTP 503"),
+    ],
+)  # fmt: skip
+def test_documented_answers(fmt: str, status: int, body: str, kind: str, says: str) -> None:
+    verdict = judge(fmt, answer(status, body), NOW)
+    assert verdict.kind == kind
+    assert says in verdict.reason
+
+
+def test_retry_after_header_and_discords_json_retry_after() -> None:
+    assert judge("slack", answer(429, "", "30"), NOW).retry_after == 30
+    assert judge("discord", answer(429, '{"retry_after": 2.5, "global": false}'), NOW).retry_after == 2.5
+    assert judge("discord", answer(429, '{"retry_after": 2.5}', "7"), NOW).retry_after == 7
+    assert judge("json", answer(429, "not json"), NOW).retry_after is None
+
+
+def test_transport_errors_are_retryable() -> None:
+    verdict = judge("slack", Outcome(None, "connection_reset", 1.0), NOW)
+    assert (verdict.kind, verdict.reason) == (RETRYABLE, "connection reset")
+
+
+def test_snippets_drop_urls_and_control_characters_and_stay_short() -> None:
+    assert snippet("see https://hooks.slack.com/services/T/B/SECRET for details\nmore") == "see <url> for details"
+    assert snippet("a\x1b[31mb") == "a[31mb"
+    assert len(snippet("x" * 500)) == 81
