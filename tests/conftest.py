@@ -71,3 +71,10 @@ def restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+def local_guard() -> Any:
+    """The guard as the local stack configures it: loopback allowed, plain http allowed."""
+    from oxoflow_notify.guard import TargetGuard, parse_allowlist
+
+    return TargetGuard(parse_allowlist("127.0.0.0/8"), require_https=False)

@@ -25,6 +25,9 @@ import boto3
 from . import template as tpl
 
 REGION = "us-east-1"
+# What the functions need to run against loopback receivers: the outbound guard opened for
+# 127.0.0.0/8 and nothing else, and plain http allowed (there is no TLS on loopback).
+LOCAL_FUNCTION_ENV = {"TARGET_ALLOWLIST": "127.0.0.0/8", "REQUIRE_HTTPS": "false"}
 LOCAL_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -88,7 +91,7 @@ class Stack:
         name_prefix: str = "oxoflow-local",
         overrides: dict[str, str] | None = None,
     ) -> None:
-        self.overrides = dict(overrides or {})  # environment overrides for every function run here
+        self.overrides = {**LOCAL_FUNCTION_ENV, **(overrides or {})}  # environment for every function run here
         self.template = template or tpl.load()
         self.name_prefix = name_prefix
         self.parameters = parameters or {}

@@ -158,3 +158,28 @@ def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
     assert "delivered" in logs.getvalue() and "permanent_failure" in letters and "invalid_webhook" in letters
     assert secret not in everything
     assert token not in everything
+
+
+def test_private_and_metadata_targets_are_dead_lettered_without_being_contacted(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given the guard as deployed (no allowlist) and webhooks pointing inside
+    inside = receivers(ok())
+    stack.overrides["TARGET_ALLOWLIST"] = ""
+    port = inside.url.split(":")[2].split("/")[0]
+    stack.put_config(
+        "variant-calling",
+        hooks(
+            f'id = "inside"\nurl = "{inside.url}"',
+            f'id = "decimal"\nurl = "http://2130706433:{port}/x"',
+            'id = "metadata"\nurl = "http://169.254.169.254/latest/meta-data/"',
+        ),
+    )
+    # when an event is published
+    stack.publish(message("workflow-failed"))
+    stack.carry_published()
+    # then nothing was contacted, nothing is retried, and each refusal says why
+    letters = {letter["webhook"]["id"]: letter for letter in stack.drain(stack.dead_letter_queue_url)}
+    assert inside.requests == [] and stack.drain(stack.retry_queue_url) == []
+    assert "target resolves to 127.0.0.1, which is loopback and blocked" in letters["inside"]["reason"]
+    assert "target resolves to 127.0.0.1, which is loopback and blocked" in letters["decimal"]["reason"]
+    assert "169.254.169.254, which is the instance metadata service (link-local) and blocked" in letters["metadata"]["reason"]
+    assert all(letter["reason_code"] == "permanent_failure" and letter["last_error"] == "blocked_target" for letter in letters.values())

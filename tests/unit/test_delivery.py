@@ -16,7 +16,7 @@ from oxoflow_notify.config import Webhook
 from oxoflow_notify.delivery import PERMANENT, RETRYABLE, SUCCESS, HttpSender, Outcome, delivery_id_for, prepare
 from oxoflow_notify.events import parse_event
 from oxolocal.receivers import Answer, Receiver, always, ok, rate_limit, reset, stall
-from tests.conftest import RECEIVED_AT, message
+from tests.conftest import RECEIVED_AT, local_guard, message
 
 EVENT = parse_event(json.dumps(message("rule-failed")), message_id="m-1", received_at=RECEIVED_AT)
 
@@ -41,7 +41,7 @@ def test_headers_and_signature_match_the_exact_body() -> None:
 def test_custom_headers_are_sent_and_cannot_displace_ours(receivers: Callable[..., Receiver]) -> None:
     receiver = receivers(ok())
     webhook = Webhook("wh", receiver.url, "json", None, "k", "s", 1, headers=(("Authorization", "Bearer t0k"), ("X-Team", "g")))
-    HttpSender().send(prepare(EVENT, webhook, "d", 1))
+    HttpSender(guard=local_guard()).send(prepare(EVENT, webhook, "d", 1))
     (got,) = receiver.requests
     assert got.header("Authorization") == "Bearer t0k" and got.header("X-Team") == "g"
     assert got.header("Content-Type") == "application/json"
@@ -51,7 +51,7 @@ def test_custom_headers_are_sent_and_cannot_displace_ours(receivers: Callable[..
 def test_a_webhook_timeout_overrides_the_read_timeout(receivers: Callable[..., Receiver]) -> None:
     webhook = Webhook("wh", receivers(stall(3)).url, "json", None, None, "s", 1, timeout=0.5)
     started = time.monotonic()
-    outcome = HttpSender(read_timeout=10).send(prepare(EVENT, webhook, "d", 1))
+    outcome = HttpSender(read_timeout=10, guard=local_guard()).send(prepare(EVENT, webhook, "d", 1))
     assert outcome.error == "read_timeout" and time.monotonic() - started < 2
 
 
@@ -90,7 +90,7 @@ def test_transport_errors_are_retryable() -> None:
 
 
 def send(url: str, secret: str | None = None, read_timeout: float = 5.0) -> Outcome:
-    sender = HttpSender(connect_timeout=1.0, read_timeout=read_timeout)
+    sender = HttpSender(connect_timeout=1.0, read_timeout=read_timeout, guard=local_guard())
     return sender.send(prepare(EVENT, hook(url, secret), "d-1", 1))
 
 
@@ -147,7 +147,7 @@ def test_send_all_posts_concurrently(receivers: Callable[..., Receiver]) -> None
         return Answer()
 
     slow = [receivers(slow_answer, f"slow{i}") for i in range(8)]
-    sender = HttpSender(max_concurrency=8)
+    sender = HttpSender(max_concurrency=8, guard=local_guard())
     started = time.monotonic()
     outcomes = sender.send_all([prepare(EVENT, hook(r.url), f"d{i}", 1) for i, r in enumerate(slow)])
     elapsed = time.monotonic() - started

@@ -52,7 +52,7 @@ def _discord_retry_after(body: str) -> float | None:
 
 def judge(fmt: str, outcome: Outcome, now: float) -> Verdict:
     if outcome.error is not None or outcome.status is None:
-        return Verdict(RETRYABLE, outcome.describe())
+        return Verdict(outcome.verdict, outcome.describe())
     status = outcome.status
     said = snippet(outcome.snippet)
     described = f"HTTP {status}" + (f" {said}" if said and not 200 <= status < 300 else "")

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -22,11 +24,14 @@ from . import USER_AGENT
 from .config import Webhook
 from .events import Event
 from .formats import render
+from .guard import BlockedTarget, TargetGuard, guarded_pool_classes
 from .signing import SIGNATURE_HEADER, hub_signature
 
 SUCCESS = "success"
 RETRYABLE = "retryable"
 PERMANENT = "permanent"
+# Refusals of ours: retrying cannot help, the config must change.
+PERMANENT_ERRORS = frozenset({"blocked_target", "https_required"})
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 _DELIVERY_NAMESPACE = uuid.UUID("6b7f0d1e-4c1a-5b8e-9d0f-0a0f10f10f10")
 RESPONSE_SNIPPET = 512
@@ -71,9 +76,12 @@ class Outcome:
     latency_ms: float
     retry_after: str | None = None
     snippet: str = ""  # start of the response body, for receivers that explain themselves
+    detail: str | None = None  # why a delivery was refused before sending (safe to log)
 
     @property
     def verdict(self) -> str:
+        if self.error in PERMANENT_ERRORS:
+            return PERMANENT
         if self.error is not None or self.status is None:
             return RETRYABLE
         if 200 <= self.status < 300:
@@ -83,6 +91,8 @@ class Outcome:
         return PERMANENT
 
     def describe(self) -> str:
+        if self.detail:
+            return self.detail
         if self.error is not None:
             return self.error.replace("_", " ")
         assert self.status is not None
@@ -106,6 +116,8 @@ def error_class(exc: BaseException) -> str:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
+        if isinstance(current, BlockedTarget):
+            return "blocked_target"
         if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
             return "dns_failure"
         if isinstance(current, ConnectionRefusedError):
@@ -128,21 +140,56 @@ def error_class(exc: BaseException) -> str:
     return "request_error"
 
 
+def blocked_reason(exc: BaseException) -> str | None:
+    """The guard's explanation, from anywhere in an exception's chain."""
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None:
+            return None
+        if isinstance(current, BlockedTarget):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class GuardedAdapter(HTTPAdapter):
+    """requests' adapter, with connection pools that dial only addresses the guard vetted."""
+
+    def __init__(self, guard: TargetGuard, **kwargs: Any) -> None:
+        self.guard = guard
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = guarded_pool_classes(self.guard)
+
+
 class HttpSender:
     """Pooled keep-alive POSTs, many at once. One per container: connections outlive invocations."""
 
-    def __init__(self, connect_timeout: float = 3.05, read_timeout: float = 10.0, max_concurrency: int = 32) -> None:
+    def __init__(
+        self,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        max_concurrency: int = 32,
+        guard: TargetGuard | None = None,
+    ) -> None:
         self.timeout = (connect_timeout, read_timeout)
         self.max_concurrency = max_concurrency
+        self.guard = guard or TargetGuard()
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy or .netrc surprises: what the config says is what we call
-        adapter = HTTPAdapter(pool_connections=64, pool_maxsize=max_concurrency, max_retries=0)
+        adapter = GuardedAdapter(self.guard, pool_connections=64, pool_maxsize=max_concurrency, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._executor: ThreadPoolExecutor | None = None
 
     def send(self, prepared: Prepared) -> Outcome:
         started = time.perf_counter()
+        try:
+            self.guard.check_scheme(urlsplit(prepared.webhook.url).scheme)
+        except BlockedTarget as exc:
+            return Outcome(None, "https_required", 0.0, detail=str(exc))
         try:
             response = self.session.post(
                 prepared.webhook.url,
@@ -153,7 +200,7 @@ class HttpSender:
                 stream=True,
             )
         except requests.exceptions.RequestException as exc:
-            return Outcome(None, error_class(exc), (time.perf_counter() - started) * 1000)
+            return Outcome(None, error_class(exc), (time.perf_counter() - started) * 1000, detail=blocked_reason(exc))
         try:
             raw = response.raw.read(RESPONSE_SNIPPET, decode_content=True) or b""
         except Exception:  # noqa: BLE001 - a broken body does not change the status we got

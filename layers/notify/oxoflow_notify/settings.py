@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import SettingsError
+from .guard import IPNetwork, parse_allowlist
 from .retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
 
 
@@ -21,6 +22,17 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float, m
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name}={raw!r} must be between {minimum:g} and {maximum:g}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not true or false")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -41,6 +53,8 @@ class Settings:
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
     max_concurrency: int = 32
+    target_allowlist: tuple[IPNetwork, ...] = ()
+    require_https: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,4 +70,13 @@ class Settings:
             connect_timeout=_number(env, "CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60),
             read_timeout=_number(env, "READ_TIMEOUT_SECONDS", 10.0, 0.1, 300),
             max_concurrency=int(_number(env, "MAX_CONCURRENCY", 32, 1, 256)),
+            target_allowlist=_allowlist(env.get("TARGET_ALLOWLIST", "")),
+            require_https=_flag(env, "REQUIRE_HTTPS", True),
         )
+
+
+def _allowlist(text: str) -> tuple[IPNetwork, ...]:
+    try:
+        return parse_allowlist(text)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None

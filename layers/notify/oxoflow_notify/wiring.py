@@ -14,6 +14,7 @@ from botocore.config import Config as BotoConfig
 
 from .config_store import ConfigStore
 from .delivery import HttpSender
+from .guard import TargetGuard
 from .notifier import Notifier
 from .queues import SqsQueue
 from .settings import Settings
@@ -28,7 +29,12 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
     return Notifier(
         settings=settings,
         store=ConfigStore(s3, settings.config_bucket, settings.config_prefix, settings.config_cache_seconds),
-        sender=HttpSender(settings.connect_timeout, settings.read_timeout, settings.max_concurrency),
+        sender=HttpSender(
+            settings.connect_timeout,
+            settings.read_timeout,
+            settings.max_concurrency,
+            TargetGuard(settings.target_allowlist, settings.require_https),
+        ),
         retry_queue=SqsQueue(sqs, settings.retry_queue_url),
         dead_letters=SqsQueue(sqs, settings.dead_letter_queue_url),
     )

@@ -1,0 +1,133 @@
+"""The outbound guard refuses every address a webhook must not reach, in every spelling."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from oxoflow_notify.config import Webhook
+from oxoflow_notify.delivery import PERMANENT, HttpSender, prepare
+from oxoflow_notify.events import parse_event
+from oxoflow_notify.guard import BlockedTarget, TargetGuard, parse_allowlist, why_blocked
+from oxolocal.receivers import Receiver, ok
+from tests.conftest import RECEIVED_AT, message
+
+EVENT = parse_event(message("rule-failed"), message_id="m", received_at=RECEIVED_AT)
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fd12::1", "private"),
+        ("169.254.169.254", "instance metadata service"),
+        ("fd00:ec2::254", "instance metadata service (IPv6)"),
+        ("169.254.1.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("100.64.0.1", "shared address space (CGNAT)"),
+        ("224.0.0.1", "multicast"),
+        ("ff02::1", "multicast"),
+        ("198.18.0.1", "benchmarking"),
+        ("192.0.2.1", "documentation"),
+        ("2001:db8::1", "documentation"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("::ffff:127.0.0.1", "loopback, embedded in an IPv6 address"),
+        ("::ffff:169.254.169.254", "instance metadata service (link-local), embedded"),
+        ("64:ff9b::a9fe:a9fe", "instance metadata service (link-local), embedded"),
+        ("2002:a00:1::", "private, embedded"),
+    ],
+)
+def test_non_global_addresses_are_named(address: str, kind: str) -> None:
+    reason = why_blocked(ipaddress.ip_address(address))
+    assert reason is not None and kind in reason
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808"])
+def test_public_addresses_pass(address: str) -> None:
+    assert why_blocked(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "017700000001", "127.1", "0177.0.0.1", "::ffff:7f00:1", "localhost"])
+def test_odd_spellings_of_loopback_are_caught(host: str) -> None:
+    with pytest.raises(BlockedTarget, match="loopback"):
+        TargetGuard().vetted_address(host, 80)
+
+
+def test_any_blocked_address_in_an_answer_blocks_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", 443)),
+    ]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: answers)
+    with pytest.raises(BlockedTarget, match=r"10\.0\.0\.5, which is private"):
+        TargetGuard().vetted_address("mixed.example", 443)
+
+
+def test_the_allowlist_opens_only_its_ranges() -> None:
+    guard = TargetGuard(parse_allowlist("127.0.0.0/8"))
+    assert guard.vetted_address("127.0.0.1", 80) == "127.0.0.1"
+    assert guard.vetted_address("::ffff:127.0.0.1", 80) == "::ffff:127.0.0.1"
+    with pytest.raises(BlockedTarget):
+        guard.vetted_address("10.0.0.1", 80)
+    with pytest.raises(ValueError, match="'10.0.0/33'"):
+        parse_allowlist("127.0.0.0/8, 10.0.0/33")
+
+
+def hook(url: str) -> Webhook:
+    return Webhook("wh", url, "json", None, None, "s", 1)
+
+
+def test_a_blocked_target_is_never_contacted_and_is_permanent(receivers: Callable[..., Receiver]) -> None:
+    receiver = receivers(ok())
+    port = receiver.url.split(":")[2].split("/")[0]
+    sender = HttpSender(guard=TargetGuard(require_https=False))
+    for url in (receiver.url, f"http://2130706433:{port}/hook", f"http://[::ffff:127.0.0.1]:{port}/hook", f"http://localhost:{port}/"):
+        outcome = sender.send(prepare(EVENT, hook(url), "d", 1))
+        assert outcome.error == "blocked_target" and outcome.verdict == PERMANENT
+        assert outcome.detail is not None and outcome.detail.startswith("target resolves to ") and "loopback" in outcome.detail
+    assert receiver.requests == []
+
+
+def test_plain_http_is_refused_when_https_is_required(receivers: Callable[..., Receiver]) -> None:
+    receiver = receivers(ok())
+    outcome = HttpSender(guard=TargetGuard(parse_allowlist("127.0.0.0/8"), require_https=True)).send(
+        prepare(EVENT, hook(receiver.url), "d", 1)
+    )
+    assert (outcome.error, outcome.verdict) == ("https_required", PERMANENT)
+    assert "plain http is refused" in outcome.describe()
+    assert receiver.requests == []
+
+
+def test_the_host_is_resolved_once_and_the_vetted_address_is_dialled(
+    monkeypatch: pytest.MonkeyPatch, receivers: Callable[..., Receiver]
+) -> None:
+    # given a name whose first answer is allowed and whose later answers would point elsewhere
+    receiver = receivers(ok())
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.test":
+            lookups.append(host)
+            target = "127.0.0.1" if len(lookups) == 1 else "10.9.9.9"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (target, port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    sender = HttpSender(guard=TargetGuard(parse_allowlist("127.0.0.0/8"), require_https=False))
+    # when it is posted to
+    outcome = sender.send(prepare(EVENT, hook(f"http://rebind.test:{port}/hook"), "d", 1))
+    # then one lookup was made, the vetted address was dialled, and the Host header kept the name
+    assert outcome.status == 200 and lookups == ["rebind.test"]
+    assert receiver.requests[0].header("Host") == f"rebind.test:{port}"
