@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import io
 import json
+import logging
 from collections.abc import Callable
 
+import boto3
 import pytest
 
 from oxoflow_notify.events import EVENT_NAMES
@@ -120,25 +123,29 @@ def test_a_redelivered_sns_message_keeps_its_event_and_delivery_ids(stack: Stack
 def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
     stack: Stack, receivers: Callable[..., Receiver], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # given distinctive secrets and URL tokens, and receivers that succeed, fail once and refuse
+    # given distinctive secrets and URL tokens: literal, in SSM, in Secrets Manager, whsec_ for Standard
+    # Webhooks, and receivers that succeed, fail once, refuse, and a webhook that is misconfigured
     secret, token = "SECRET-f00dfeed", "URLTOKEN-c0ffee"
+    whsec = "whsec_" + base64.b64encode(b"WHSEC-LEAK-CANARY-0123456789abcdef").decode()
+    whsec_sm = "whsec_" + base64.b64encode(b"SM-LEAK-CANARY-0123456789abcdefgh").decode()
     good = receivers(ok(), f"{token}-good")
     flaky = receivers(fail_first(1, 500), f"{token}-flaky")
     gone = receivers(always(410), f"{token}-gone")
-    stack.put_config(
-        "variant-calling",
-        hooks(
-            *(
-                f'url = "{r.url}?t={token}"\nsecret = "{secret}"\nformat = "{f}"'
-                for r, f in ((good, "json"), (flaky, "slack"), (gone, "json"))
-            ),
-            f'url = "https://{token}.example.org/x"\nsecret = "{secret}"\nevents = ["NoSuchEvent"]',
-        ),
+    referenced = receivers(ok(), f"{token}-ssm")
+    boto3.client("ssm").put_parameter(Name=f"/oxoflow-notify/{stack.name_prefix}", Value=f"{referenced.url}?t={token}", Type="SecureString")
+    boto3.client("secretsmanager").create_secret(Name=f"oxoflow-notify/{stack.name_prefix}", SecretString=json.dumps({"k": whsec_sm}))
+    entries = [
+        f'url = "{r.url}?t={token}"\nsecret = "{secret}"\nformat = "{f}"' for r, f in ((good, "json"), (flaky, "slack"), (gone, "json"))
+    ]
+    entries.append(
+        f'url = "ssm:/oxoflow-notify/{stack.name_prefix}"\nsecret = ["{whsec}", "secretsmanager:oxoflow-notify/{stack.name_prefix}#k"]'
     )
+    entries.append(f'url = "https://{token}.example.org/x"\nsecret = "{secret}"\nevents = ["NoSuchEvent"]')
+    stack.put_config("variant-calling", hooks(*entries))
     from oxoflow_notify.observability import logger
 
     handler = logger.registered_handler
-    assert isinstance(handler, __import__("logging").StreamHandler)
+    assert isinstance(handler, logging.StreamHandler)
     logs = io.StringIO()
     previous = handler.setStream(logs)
     try:
@@ -153,11 +160,15 @@ def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
     letters = json.dumps(stack.drain(stack.dead_letter_queue_url))
     printed = capsys.readouterr().out  # EMF metrics are printed
     everything = logs.getvalue() + printed + letters + "".join(retry_bodies)
-    # then the run really happened, and neither the secret nor any URL token appears anywhere
+    # then the run really happened (including the referenced, Standard-Webhooks-signed webhook) ...
     assert len(good.requests) == 2 and len(gone.requests) == 2 and retry_bodies and "DeadLettered" in printed
+    assert [r.answered for r in referenced.requests] == [200, 200] and referenced.requests[0].header("webhook-signature")
     assert "delivered" in logs.getvalue() and "permanent_failure" in letters and "invalid_webhook" in letters
-    assert secret not in everything
-    assert token not in everything
+    # ... and no secret, no URL token, no whsec appears in any log line, metric or queue message
+    signatures = referenced.requests[0].header("webhook-signature") or ""
+    assert len(signatures.split(" ")) == 2  # one per secret: rotation
+    for canary in (secret, token, whsec, whsec[6:], whsec_sm[6:], "WHSEC-LEAK-CANARY", "SM-LEAK-CANARY"):
+        assert canary not in everything, canary
 
 
 def test_private_and_metadata_targets_are_dead_lettered_without_being_contacted(stack: Stack, receivers: Callable[..., Receiver]) -> None:

@@ -61,6 +61,18 @@ def test_a_header_value_is_never_quoted_in_an_error() -> None:
     assert "SECRETTOKEN" not in problem.message
 
 
+def test_secret_lists_references_and_standard_webhooks() -> None:
+    text = (
+        f'[[webhooks]]\nurl = "{URL}"\nsecret = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "secretsmanager:oxoflow-notify/old#key"]\n'
+        '[[webhooks]]\nurl = "ssm:/oxoflow-notify/slack-url"\nformat = "slack"\n'
+        f'[[webhooks]]\nurl = "{URL}"\nsecret = "plain"\n'
+    )
+    rotating, referenced, plain = one(text).webhooks
+    assert rotating.secret == "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" and len(rotating.secrets) == 2 and rotating.standard_webhooks
+    assert referenced.url == "ssm:/oxoflow-notify/slack-url" and referenced.host == "" and not referenced.standard_webhooks
+    assert plain.signature == "hub-sha256" and not plain.standard_webhooks
+
+
 def test_the_same_url_twice_gets_two_ids() -> None:
     config = one(f'[[webhooks]]\nurl = "{URL}"\n[[webhooks]]\nurl = "{URL}"\n')
     assert len({w.id for w in config.webhooks}) == 2
@@ -73,7 +85,16 @@ BAD_WEBHOOKS = [
     ("events = 3", "key 'events': must be a list of event names, got int"),
     ('format = "slak"', "key 'format': unknown format 'slak' (did you mean 'slack'?)"),
     ("format = 1", "key 'format' must be a string, got int"),
-    ('secret = ""', "key 'secret' must be a non-empty string"),
+    ('secret = ""', "key 'secret' entry 1 must be a non-empty string"),
+    ("secret = []", "key 'secret' is an empty list"),
+    ('secret = ["ok-secret", 5]', "key 'secret' entry 2 must be a non-empty string"),
+    ('secret = "ssm:relative/name"', "key 'secret' entry 1 is not a valid reference"),
+    ('signature = "hmac"', "key 'signature': unknown scheme 'hmac'"),
+    ('signature = "standard-webhook"', "did you mean 'standard-webhooks'?"),
+    ('signature = "standard-webhooks"', "key 'signature' = 'standard-webhooks' needs a secret"),
+    ('signature = "standard-webhooks"\nsecret = "plain-SECRETTOKEN"', "key 'secret' (entry 1) must be a whsec_ secret"),
+    ('secret = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!"]', "key 'secret' (entry 2) is not whsec_ followed by base64"),
+    ('secret = "whsec_c2hvcnQ="', "key 'secret' (entry 1) holds 5 bytes"),
     ('id = "has space"', "key 'id' must be 1-64 letters"),
     ('headers = "x"', "key 'headers': must be a table of header names to values, got str"),
     ('headers = { "Content-Type" = "text/plain" }', "key 'headers': 'Content-Type' is set by oxoflow-notify and cannot be overridden"),

@@ -22,7 +22,9 @@ EVENT = parse_event(json.dumps(message("rule-failed")), message_id="m-1", receiv
 
 
 def hook(url: str, secret: str | None = None, fmt: str = "json") -> Webhook:
-    return Webhook(id="wh_test", url=url, format=fmt, events=None, secret=secret, source="workflows/wf.oxoflow", position=1)
+    return Webhook(
+        id="wh_test", url=url, format=fmt, events=None, secrets=(secret,) if secret else (), source="workflows/wf.oxoflow", position=1
+    )
 
 
 def test_headers_and_signature_match_the_exact_body() -> None:
@@ -40,7 +42,7 @@ def test_headers_and_signature_match_the_exact_body() -> None:
 
 def test_custom_headers_are_sent_and_cannot_displace_ours(receivers: Callable[..., Receiver]) -> None:
     receiver = receivers(ok())
-    webhook = Webhook("wh", receiver.url, "json", None, "k", "s", 1, headers=(("Authorization", "Bearer t0k"), ("X-Team", "g")))
+    webhook = Webhook("wh", receiver.url, "json", None, ("k",), "s", 1, headers=(("Authorization", "Bearer t0k"), ("X-Team", "g")))
     HttpSender(guard=local_guard()).send(prepare(EVENT, webhook, "d", 1))
     (got,) = receiver.requests
     assert got.header("Authorization") == "Bearer t0k" and got.header("X-Team") == "g"
@@ -49,7 +51,7 @@ def test_custom_headers_are_sent_and_cannot_displace_ours(receivers: Callable[..
 
 
 def test_a_webhook_timeout_overrides_the_read_timeout(receivers: Callable[..., Receiver]) -> None:
-    webhook = Webhook("wh", receivers(stall(3)).url, "json", None, None, "s", 1, timeout=0.5)
+    webhook = Webhook("wh", receivers(stall(3)).url, "json", None, (), "s", 1, timeout=0.5)
     started = time.monotonic()
     outcome = HttpSender(read_timeout=10, guard=local_guard()).send(prepare(EVENT, webhook, "d", 1))
     assert outcome.error == "read_timeout" and time.monotonic() - started < 2

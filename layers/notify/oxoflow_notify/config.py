@@ -8,6 +8,8 @@ Messages never quote a URL or a secret (a Slack URL is itself a secret).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from collections.abc import Mapping
@@ -21,7 +23,10 @@ from .errors import ConfigError, did_you_mean
 from .events import EVENT_NAMES, canonical_event_name, unknown_event_message
 from .formats import FORMATS
 
-WEBHOOK_KEYS = ("url", "events", "format", "secret", "id", "headers", "timeout")
+WEBHOOK_KEYS = ("url", "events", "format", "secret", "signature", "id", "headers", "timeout")
+SIGNATURES = ("hub-sha256", "standard-webhooks")
+# A value may name where it is kept instead of holding it: ssm:/path/name or secretsmanager:name[#json-key].
+_REFERENCE = re.compile(r"^(?:ssm:/[A-Za-z0-9_.\-/]+|secretsmanager:[A-Za-z0-9_/+=.@\-]+(?:#[^#\s]+)?)$")
 TIMEOUT_RANGE = (0.5, 30.0)  # seconds; the function itself times out at 60
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 # Headers a webhook may not set: framing, ours, and the signatures (a receiver trusts those to be ours).
@@ -53,19 +58,29 @@ class Webhook:
     url: str
     format: str
     events: frozenset[str] | None  # None: every event
-    secret: str | None
+    secrets: tuple[str, ...]  # newest first; several while a secret is rotated
     source: str
     position: int
     headers: tuple[tuple[str, str], ...] = ()  # values may be credentials: never logged
     timeout: float | None = None  # read timeout override, seconds
+    signature: str = "hub-sha256"  # or "standard-webhooks" (implied by whsec_ secrets)
+
+    @property
+    def secret(self) -> str | None:
+        """The secret X-Hub-Signature-256 uses: the first."""
+        return self.secrets[0] if self.secrets else None
+
+    @property
+    def standard_webhooks(self) -> bool:
+        return self.signature == "standard-webhooks" or any(s.startswith("whsec_") for s in self.secrets)
 
     def matches(self, event: str) -> bool:
         return self.events is None or event in self.events
 
     @property
     def host(self) -> str:
-        """The only part of the URL safe to log."""
-        return urlsplit(self.url).hostname or ""
+        """The only part of the URL safe to log ('' while the URL is still a reference)."""
+        return "" if is_reference(self.url) else (urlsplit(self.url).hostname or "")
 
     def __repr__(self) -> str:  # keep URL and secret out of tracebacks and debug logs
         return f"Webhook(id={self.id!r}, format={self.format!r}, host={self.host!r}, source={self.source!r})"
@@ -93,6 +108,23 @@ class Config:
 
     def find(self, webhook_id: str) -> Webhook | None:
         return next((w for w in self.webhooks if w.id == webhook_id), None)
+
+
+def is_reference(value: str) -> bool:
+    return value.startswith(("ssm:", "secretsmanager:"))
+
+
+def check_whsec(secret: str) -> str | None:
+    """What is wrong with a Standard Webhooks secret (whsec_ + base64 of 24-64 bytes), without quoting it."""
+    if not secret.startswith("whsec_"):
+        return "must be a whsec_ secret (whsec_ + base64 of 24 to 64 random bytes)"
+    try:
+        raw = base64.b64decode(secret[6:], validate=True)
+    except (ValueError, binascii.Error):
+        return "is not whsec_ followed by base64"
+    if not 24 <= len(raw) <= 64:
+        return f"holds {len(raw)} bytes; Standard Webhooks secrets hold 24 to 64"
+    return None
 
 
 def webhook_id_for(url: str, fmt: str) -> str:
@@ -185,16 +217,32 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         return problem("key 'url' is required")
     if not isinstance(url, str):
         return problem(f"key 'url' must be a string, got {type(url).__name__}")
-    url_error = check_url(url)
-    if url_error:
-        return problem(f"key 'url' {url_error}")
+    if is_reference(url):
+        if not _REFERENCE.match(url):
+            return problem("key 'url' is not a valid reference (ssm:/path/name or secretsmanager:name[#key])")
+    else:
+        url_error = check_url(url)
+        if url_error:
+            return problem(f"key 'url' {url_error}")
     if not isinstance(fmt, str):
         return problem(f"key 'format' must be a string, got {type(fmt).__name__}")
     if fmt not in FORMATS:
         return problem(f"key 'format': unknown format '{fmt}'{did_you_mean(fmt, FORMATS)}; expected one of {', '.join(FORMATS)}")
-    secret = entry.get("secret")
-    if secret is not None and (not isinstance(secret, str) or not secret):
-        return problem("key 'secret' must be a non-empty string")
+    secrets, secrets_error = _parse_secrets(entry.get("secret"))
+    if secrets_error:
+        return problem(f"key 'secret' {secrets_error}")
+    signature = entry.get("signature", "hub-sha256")
+    if signature not in SIGNATURES:
+        shown = signature if isinstance(signature, str) else type(signature).__name__
+        hint = did_you_mean(str(shown), SIGNATURES)
+        return problem(f"key 'signature': unknown scheme '{shown}'{hint}; expected one of {', '.join(SIGNATURES)}")
+    if signature == "standard-webhooks" and not secrets:
+        return problem("key 'signature' = 'standard-webhooks' needs a secret")
+    if signature == "standard-webhooks" or any(s.startswith("whsec_") for s in secrets):
+        for number, secret in enumerate(secrets, start=1):
+            whsec_error = None if is_reference(secret) else check_whsec(secret)
+            if whsec_error:
+                return problem(f"key 'secret' (entry {number}) {whsec_error}")
     headers, headers_error = _parse_headers(entry.get("headers"))
     if headers_error:
         return problem(f"key 'headers': {headers_error}")
@@ -215,12 +263,28 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         url=url,
         format=fmt,
         events=events,
-        secret=secret,
+        secrets=secrets,
         source=source,
         position=index,
+        signature=signature,
         headers=headers,
         timeout=float(timeout) if timeout is not None else None,
     )
+
+
+def _parse_secrets(value: Any) -> tuple[tuple[str, ...], str | None]:
+    """One secret, or a list while rotating (newest first). Errors never quote a secret."""
+    if value is None:
+        return (), None
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        return (), "is an empty list; omit it for unsigned deliveries"
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, str) or not item:
+            return (), f"entry {number} must be a non-empty string"
+        if is_reference(item) and not _REFERENCE.match(item):
+            return (), f"entry {number} is not a valid reference (ssm:/path/name or secretsmanager:name[#key])"
+    return tuple(items), None
 
 
 def _parse_headers(value: Any) -> tuple[tuple[tuple[str, str], ...], str | None]:

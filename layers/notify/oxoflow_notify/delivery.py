@@ -25,13 +25,13 @@ from .config import Webhook
 from .events import Event
 from .formats import render
 from .guard import BlockedTarget, TargetGuard, guarded_pool_classes
-from .signing import SIGNATURE_HEADER, hub_signature
+from .signing import SIGNATURE_HEADER, hub_signature, standard_headers
 
 SUCCESS = "success"
 RETRYABLE = "retryable"
 PERMANENT = "permanent"
 # Refusals of ours: retrying cannot help, the config must change.
-PERMANENT_ERRORS = frozenset({"blocked_target", "https_required"})
+PERMANENT_ERRORS = frozenset({"blocked_target", "https_required", "unresolvable_reference"})
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 _DELIVERY_NAMESPACE = uuid.UUID("6b7f0d1e-4c1a-5b8e-9d0f-0a0f10f10f10")
 RESPONSE_SNIPPET = 512
@@ -54,7 +54,9 @@ class Prepared:
     headers: dict[str, str]
 
 
-def prepare(event: Event, webhook: Webhook, delivery_id: str, attempt: int) -> Prepared:
+def prepare(event: Event, webhook: Webhook, delivery_id: str, attempt: int, now: float | None = None) -> Prepared:
+    """Render, sign and build the headers. The Standard Webhooks id is the delivery id (stable
+    across retries: the receiver's idempotency key); its timestamp is this attempt's."""
     body = render(event, webhook.format)
     headers = {
         **dict(webhook.headers),
@@ -66,6 +68,8 @@ def prepare(event: Event, webhook: Webhook, delivery_id: str, attempt: int) -> P
     }
     if webhook.secret:
         headers[SIGNATURE_HEADER] = hub_signature(webhook.secret, body)
+    if webhook.standard_webhooks:
+        headers.update(standard_headers(webhook.secrets, delivery_id, int(time.time() if now is None else now), body))
     return Prepared(webhook, event, delivery_id, attempt, body, headers)
 
 

@@ -6,6 +6,7 @@ queue, or in the dead-letter queue with its reason. Nothing is dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -15,15 +16,26 @@ from typing import Any
 
 from . import deadletter as dl
 from .answers import judge
-from .config import Config, ConfigProblem, Webhook
+from .config import Config, ConfigProblem, Webhook, is_reference
 from .config_store import ConfigStore
 from .delivery import PERMANENT, SUCCESS, HttpSender, Outcome, Prepared, delivery_id_for, prepare
 from .errors import ConfigError, EventError
 from .events import Event, event_from_payload, parse_event
 from .observability import DEAD_LETTERED, DELIVERED, FAILED, RETRIED, MetricsTally, logger
 from .queues import MessageQueue
+from .references import ReferenceProblem, References
 from .retry import RetryMessageError, RetryTask, next_delay, sqs_delay
 from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at one (event, webhook) pair."""
+
+    event: Event
+    webhook: Webhook
+    delivery_id: str
+    number: int
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,9 @@ class Notifier:
         retry_queue: MessageQueue,
         dead_letters: MessageQueue,
         clock: Callable[[], float] = time.time,
+        references: References | None = None,
     ) -> None:
+        self.references = references
         self.settings = settings
         self.store = store
         self.sender = sender
@@ -112,9 +126,8 @@ class Notifier:
         if not targets:
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
             return
-        batch = [prepare(event, w, delivery_id_for(event.id, source, w.id), attempt=1) for w, source in targets]
-        for prepared, outcome in zip(batch, self.sender.send_all(batch), strict=True):
-            self._settle(prepared, outcome, [], report, tally)
+        attempts = [Attempt(event, w, delivery_id_for(event.id, source, w.id), 1) for w, source in targets]
+        self._deliver(attempts, [], report, tally)
 
     def _dead_letter_problem(self, event: Event, problem: ConfigProblem, report: Report, tally: MetricsTally) -> None:
         logger.error("webhook skipped", extra={"event_id": event.id, "webhook_id": problem.webhook_id, "reason": problem.message})
@@ -172,19 +185,41 @@ class Notifier:
             )
             self._dead_letter(letter, report, tally, task.format)
             return
-        prepared = prepare(event, webhook, task.delivery_id, attempt=task.attempt)
-        self._settle(prepared, self.sender.send(prepared), task.attempts, report, tally)
+        self._deliver([Attempt(event, webhook, task.delivery_id, task.attempt)], task.attempts, report, tally)
 
     # -- shared -----------------------------------------------------------------------------
 
-    def _settle(self, prepared: Prepared, outcome: Outcome, history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> None:
+    def _deliver(self, attempts: list[Attempt], history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> None:
+        """Resolve references, render, sign and POST every attempt at once; settle each result."""
+        ready: list[tuple[Attempt, Prepared]] = []
+        for attempt in attempts:
+            try:
+                webhook = self._resolved(attempt.webhook)
+            except ReferenceProblem as exc:
+                error = "unresolvable_reference" if exc.permanent else "secret_unavailable"
+                self._settle(attempt, Outcome(None, error, 0.0, detail=str(exc)), history, report, tally)
+                continue
+            resolved = dataclasses.replace(attempt, webhook=webhook)
+            ready.append((resolved, prepare(attempt.event, webhook, attempt.delivery_id, attempt.number, now=self.clock())))
+        outcomes = self.sender.send_all([prepared for _, prepared in ready])
+        for (attempt, _), outcome in zip(ready, outcomes, strict=True):
+            self._settle(attempt, outcome, history, report, tally)
+
+    def _resolved(self, webhook: Webhook) -> Webhook:
+        if self.references is not None:
+            return self.references.webhook(webhook)
+        if is_reference(webhook.url) or any(is_reference(s) for s in webhook.secrets):
+            raise ReferenceProblem("this webhook uses ssm:/secretsmanager: references, which are not configured here", permanent=True)
+        return webhook
+
+    def _settle(self, attempt: Attempt, outcome: Outcome, history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> None:
         """Put one attempt's result where it belongs: done, retry queue, or dead letters."""
-        webhook = prepared.webhook
+        webhook = attempt.webhook
         now = self.clock()
         attempts = [
             *history,
             {
-                "attempt": prepared.attempt,
+                "attempt": attempt.number,
                 "at": dl.now_iso(now),
                 "status": outcome.status,
                 "error": outcome.error,
@@ -192,21 +227,21 @@ class Notifier:
             },
         ]
         log = {
-            "event_id": prepared.event.id,
-            "delivery_id": prepared.delivery_id,
+            "event_id": attempt.event.id,
+            "delivery_id": attempt.delivery_id,
             "webhook_id": webhook.id,
             "host": webhook.host,
             "format": webhook.format,
-            "attempt": prepared.attempt,
+            "attempt": attempt.number,
             "status": outcome.status,
             "error": outcome.error,
             "latency_ms": round(outcome.latency_ms, 1),
         }
         tally.latency(webhook.format, outcome.latency_ms)
         summary = {
-            "delivery_id": prepared.delivery_id,
+            "delivery_id": attempt.delivery_id,
             "webhook_id": webhook.id,
-            "attempt": prepared.attempt,
+            "attempt": attempt.number,
             "status": outcome.status,
             "error": outcome.error,
         }
@@ -222,15 +257,15 @@ class Notifier:
         tally.count(FAILED, webhook.format)
         delay = None
         if verdict != PERMANENT:
-            delay = next_delay(self.settings.retry_schedule, prepared.attempt, judged.retry_after)
+            delay = next_delay(self.settings.retry_schedule, attempt.number, judged.retry_after)
         if delay is not None:
             task = RetryTask(
-                event=prepared.event.to_payload(),
+                event=attempt.event.to_payload(),
                 config_key=webhook.source,
                 webhook_id=webhook.id,
                 format=webhook.format,
-                delivery_id=prepared.delivery_id,
-                attempt=prepared.attempt + 1,
+                delivery_id=attempt.delivery_id,
+                attempt=attempt.number + 1,
                 not_before=now + delay,
                 attempts=attempts,
             )
@@ -244,14 +279,14 @@ class Notifier:
         if verdict == PERMANENT:
             code, reason = dl.PERMANENT_FAILURE, f"{judged.reason} is a permanent failure; not retried"
         else:
-            code, reason = dl.RETRIES_EXHAUSTED, f"gave up after {prepared.attempt} attempts; last: {judged.reason}"
+            code, reason = dl.RETRIES_EXHAUSTED, f"gave up after {attempt.number} attempts; last: {judged.reason}"
         logger.error("delivery dead-lettered", extra={**log, "reason": reason})
         letter = dl.dead_letter(
             code,
             reason,
-            event=prepared.event.to_payload(),
+            event=attempt.event.to_payload(),
             webhook=dl.webhook_ref(webhook),
-            delivery_id=prepared.delivery_id,
+            delivery_id=attempt.delivery_id,
             attempts=attempts,
             now=now,
         )

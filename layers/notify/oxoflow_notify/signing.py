@@ -1,11 +1,25 @@
-"""Webhook signatures. Pure functions over the exact body bytes that are sent."""
+"""Webhook signatures. Pure functions over the exact body bytes that are sent.
+
+Two schemes:
+- ``X-Hub-Signature-256: sha256=<hex>`` (GitHub style): HMAC-SHA256 keyed with the secret's UTF-8
+  bytes over the body. Always sent when a webhook has a secret; uses the first (newest) secret.
+- Standard Webhooks (standardwebhooks.com): ``webhook-id``, ``webhook-timestamp`` and
+  ``webhook-signature: v1,<base64> [v1,<base64> ...]``, HMAC-SHA256 keyed with the base64-decoded
+  part of a ``whsec_`` secret over ``id.timestamp.body``; one signature per secret, so receivers
+  keep verifying while a secret is rotated. The timestamp gives receivers replay protection.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+WEBHOOK_ID = "webhook-id"
+WEBHOOK_TIMESTAMP = "webhook-timestamp"
+WEBHOOK_SIGNATURE = "webhook-signature"
 
 
 def hub_signature(secret: str, body: bytes) -> str:
@@ -13,8 +27,20 @@ def hub_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def verify_hub_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """Receiver side: constant-time compare, so timing reveals nothing about the expected value."""
-    if not header:
-        return False
-    return hmac.compare_digest(hub_signature(secret, body), header.strip())
+def whsec_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the base64 after ``whsec_``."""
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
+def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>``."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(whsec_key(secret), signed, hashlib.sha256).digest()).decode()
+
+
+def standard_headers(secrets: Sequence[str], message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        WEBHOOK_ID: message_id,
+        WEBHOOK_TIMESTAMP: str(timestamp),
+        WEBHOOK_SIGNATURE: " ".join(standard_signature(s, message_id, timestamp, body) for s in secrets),
+    }

@@ -8,6 +8,7 @@ HTTP connection pool survive between invocations of a warm container. boto3 hono
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -17,6 +18,7 @@ from .delivery import HttpSender
 from .guard import TargetGuard
 from .notifier import Notifier
 from .queues import SqsQueue
+from .references import References
 from .settings import Settings
 
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
@@ -37,4 +39,17 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         ),
         retry_queue=SqsQueue(sqs, settings.retry_queue_url),
         dead_letters=SqsQueue(sqs, settings.dead_letter_queue_url),
+        references=References(
+            ssm=lambda: _parameters().SSMProvider(boto3_client=boto3.client("ssm", config=_BOTO)),
+            secrets=lambda: _parameters().SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_BOTO)),
+            prefix=settings.secrets_prefix,
+            max_age=settings.secrets_max_age,
+        ),
     )
+
+
+def _parameters() -> Any:
+    """Imported on first use: most webhooks hold no references, and cold starts should not pay."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters
