@@ -56,6 +56,7 @@ format: $(VENV)/.installed
 
 sam-validate: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) validate --lint
+	$(SAM_VENV)/bin/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 
 sam-build: $(SAM_VENV)/.installed
 	@$(SAM_ENV) sh -c 'command -v python3.13 >/dev/null' || { echo "sam build needs python3.13 on PATH (the template's runtime); install it, e.g. pyenv install 3.13"; exit 1; }

@@ -60,3 +60,24 @@ def test_openssl_snippet_reproduces_the_vectors(vectors: dict[str, Any]) -> None
             check=True,
         )
         assert result.stdout.strip() == case["expected"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_security_md_openssl_commands_reproduce_both_schemes(vectors: dict[str, Any]) -> None:
+    doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```sh\n(.*?)```", doc, flags=re.S) if "hexkey" in b]
+    hub_line, standard = block.split("# Standard Webhooks")
+    for case in cases(vectors):
+        env = {"BODY": case["body"], "SECRET": case["secret"], "PATH": "/usr/bin:/bin"}
+        out = subprocess.run(["bash", "-c", hub_line], env=env, capture_output=True, text=True, check=True).stdout
+        assert out.strip() == case["expected"]
+    for case in vectors["standard_webhooks"]["cases"]:
+        env = {
+            "BODY": case["body"],
+            "SECRET": case["secret"],
+            "WEBHOOK_ID": case["id"],
+            "WEBHOOK_TIMESTAMP": case["timestamp"],
+            "PATH": "/usr/bin:/bin",
+        }
+        out = subprocess.run(["bash", "-c", standard], env=env, capture_output=True, text=True, check=True).stdout
+        assert "v1," + out.strip() == case["expected"]

@@ -50,7 +50,8 @@ def test_policies_are_sam_policy_templates_without_wildcard_actions() -> None:
     for name in ("DispatchFunction", "RetryFunction"):
         policies = RESOURCES[name]["Properties"]["Policies"]
         assert all(isinstance(p, dict) and len(p) == 1 and next(iter(p)).endswith("Policy") for p in policies)
-    text = json.dumps({k: v for k, v in RESOURCES.items() if v["Type"] != "AWS::S3::BucketPolicy"})
+    policies = ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy")  # their only "*" is in Deny statements
+    text = json.dumps({k: v for k, v in RESOURCES.items() if v["Type"] not in policies})
     assert '"Action": "*"' not in text and ':*"' not in text
 
 
@@ -70,3 +71,22 @@ def test_retry_queue_redrives_to_the_dead_letter_queue_which_keeps_14_days() -> 
 
 def test_outputs_have_descriptions() -> None:
     assert all(o.get("Description") for o in TEMPLATE["Outputs"].values())
+
+
+def test_only_named_principals_may_publish_and_only_over_tls() -> None:
+    (policy,) = of_type("AWS::SNS::TopicPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    allow = next(s for s in statements if isinstance(s, dict) and s.get("Sid") == "PublishFromThisAccount")
+    deny = next(s for s in statements if isinstance(s, dict) and s.get("Sid") == "DenyInsecureTransport")
+    assert allow["Action"] == "sns:Publish" and "iam::${AWS::AccountId}:root" in allow["Principal"]["AWS"]["Fn::Sub"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_guard_and_secrets_settings_are_parameters_with_safe_defaults() -> None:
+    params = TEMPLATE["Parameters"]
+    assert params["RequireHttps"]["Default"] == "true" and params["TargetAllowlist"]["Default"] == ""
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["REQUIRE_HTTPS"] == {"Ref": "RequireHttps"} and env["SECRETS_PREFIX"] == {"Ref": "SecretsPrefix"}
+    for name in ("DispatchFunction", "RetryFunction"):
+        kinds = [next(iter(p)) for p in RESOURCES[name]["Properties"]["Policies"]]
+        assert "SSMParameterReadPolicy" in kinds and "AWSSecretsManagerGetSecretValuePolicy" in kinds
