@@ -9,13 +9,14 @@ PY313 := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | tail -n 
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(PY313),PYENV_VERSION=$(shell pyenv version-name 2>/dev/null | cut -d: -f1):$(PY313))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
+.PHONY: bench help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
 
 help:
 	@echo "make demo      run the whole pipeline locally (moto server + loopback receivers)"
 	@echo "make test      run unit, integration and end-to-end tests"
 	@echo "make lint      ruff + mypy"
 	@echo "make sam-check sam validate --lint and sam build"
+	@echo "make bench     speed and memory targets against baselines (writes bench-results.json)"
 	@echo "make invoke FUNCTION=DispatchFunction EVENT=events/sns-rule-failed.json"
 
 $(VENV)/.installed: requirements/dev.txt layers/notify/requirements.txt
@@ -29,6 +30,13 @@ $(SAM_VENV)/.installed: requirements/sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet -r requirements/sam.txt
 	touch $@
+
+$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
+	$(PY) -m pip install --quiet -r requirements/bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) scripts/bench.py
 
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py

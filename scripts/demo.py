@@ -116,7 +116,7 @@ def main() -> int:
         endpoint = ctx.enter_context(moto_server())
         use_local_aws(endpoint)
         say(f"moto server (SNS, S3, SQS) on {endpoint}")
-        stack = Stack(overrides={"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "INFO"}).provision()
+        stack = Stack(overrides={"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "DEBUG"}).provision()
         say(f"created from template.yaml: topic, config bucket '{stack.bucket}', retry queue, dead-letter queue")
 
         # Chat receivers answer like the real service, after checking the shape it requires.

@@ -101,6 +101,7 @@ class Stack:
         self.physical: dict[str, dict[str, str]] = {}
         self.tap_url = ""
         self._loaded: dict[str, Callable[..., Any]] = {}
+        self.modules: dict[str, Any] = {}  # logical id -> the imported handler module
 
     # -- provisioning ----------------------------------------------------------------------
 
@@ -201,6 +202,7 @@ class Stack:
         finally:
             sys.path.remove(str(spec.code_dir))
         handler: Callable[[dict[str, Any], Any], Any] = getattr(module, func_name)
+        self.modules[logical_id] = module
         self._loaded[logical_id] = handler
         return handler
 

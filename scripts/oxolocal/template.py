@@ -132,6 +132,7 @@ def functions(template: dict[str, Any], root: Path = ROOT) -> dict[str, Function
     """Every AWS::Serverless::Function with Globals applied, as `sam local invoke` sees it."""
     glob = template.get("Globals", {}).get("Function", {})
     resources = template.get("Resources", {})
+    params = Resolver(template, {})  # parameter defaults, for settings given as !Ref
     out: dict[str, FunctionSpec] = {}
     for logical_id, resource in resources.items():
         if resource.get("Type") != "AWS::Serverless::Function":
@@ -150,7 +151,7 @@ def functions(template: dict[str, Any], root: Path = ROOT) -> dict[str, Function
             code_dir=root / props["CodeUri"],
             layer_dirs=tuple(layers),
             environment=env,
-            timeout=int(props.get("Timeout", glob.get("Timeout", 3))),
-            memory=int(props.get("MemorySize", glob.get("MemorySize", 128))),
+            timeout=int(params.resolve(props.get("Timeout", glob.get("Timeout", 3)))),
+            memory=int(params.resolve(props.get("MemorySize", glob.get("MemorySize", 128)))),
         )
     return out

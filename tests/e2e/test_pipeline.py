@@ -144,6 +144,9 @@ def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
     stack.put_config("variant-calling", hooks(*entries))
     from oxoflow_notify.observability import logger
 
+    level = logger.log_level
+    logger.setLevel("DEBUG")  # every line, successes included
+
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     logs = io.StringIO()
@@ -157,6 +160,7 @@ def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
         stack.drain_retries()
     finally:
         handler.setStream(previous)
+        logger.setLevel(level)
     letters = json.dumps(stack.drain(stack.dead_letter_queue_url))
     printed = capsys.readouterr().out  # EMF metrics are printed
     everything = logs.getvalue() + printed + letters + "".join(retry_bodies)

@@ -131,6 +131,13 @@ def test_a_connection_reset_is_named(receivers: Callable[..., Receiver]) -> None
     assert outcome.error == "connection_reset" and outcome.verdict == RETRYABLE
 
 
+def test_a_huge_answer_is_read_only_up_to_the_limit(receivers: Callable[..., Receiver]) -> None:
+    receiver = receivers(lambda n, r: Answer(500, b"x" * 5_000_000))
+    outcome = send(receiver.url)
+    assert outcome.status == 500 and len(outcome.snippet) == 512
+    assert send(receiver.url).status == 500  # the pool recovers from the dropped connection
+
+
 def test_a_refused_connection_is_named() -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and has no listener
         sock.bind(("127.0.0.1", 0))

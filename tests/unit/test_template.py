@@ -90,3 +90,12 @@ def test_the_guard_and_secrets_settings_are_parameters_with_safe_defaults() -> N
     for name in ("DispatchFunction", "RetryFunction"):
         kinds = [next(iter(p)) for p in RESOURCES[name]["Properties"]["Policies"]]
         assert "SSMParameterReadPolicy" in kinds and "AWSSecretsManagerGetSecretValuePolicy" in kinds
+
+
+def test_timeouts_cover_the_worst_case_and_the_visibility_timeout_covers_the_retry_function() -> None:
+    params = TEMPLATE["Parameters"]
+    per_post = 3.05 + 10  # connect + read timeouts of one POST (Settings defaults)
+    assert params["FunctionTimeout"]["Default"] >= per_post
+    assert params["RetryFunctionTimeout"]["Default"] > params["RetryBatchSize"]["Default"] * per_post
+    assert params["RetryVisibilityTimeout"]["Default"] >= 6 * params["RetryFunctionTimeout"]["Default"]
+    assert RESOURCES["RetryFunction"]["Properties"]["Timeout"] == {"Ref": "RetryFunctionTimeout"}

@@ -54,13 +54,13 @@ def judge(fmt: str, outcome: Outcome, now: float) -> Verdict:
     if outcome.error is not None or outcome.status is None:
         return Verdict(outcome.verdict, outcome.describe())
     status = outcome.status
-    said = snippet(outcome.snippet)
-    described = f"HTTP {status}" + (f" {said}" if said and not 200 <= status < 300 else "")
     if 200 <= status < 300:
         lowered = outcome.snippet.lower()
         if fmt == "teams" and ("error" in lowered or "failed" in lowered):
-            return Verdict(RETRYABLE, f"HTTP {status} with an error in the body: {said}")
+            return Verdict(RETRYABLE, f"HTTP {status} with an error in the body: {snippet(outcome.snippet)}")
         return Verdict(SUCCESS, f"HTTP {status}")
+    said = snippet(outcome.snippet)
+    described = f"HTTP {status}" + (f" {said}" if said else "")
     retry_after = parse_retry_after(outcome.retry_after, now)
     if retry_after is None and fmt == "discord" and status == 429:
         retry_after = _discord_retry_after(outcome.snippet)

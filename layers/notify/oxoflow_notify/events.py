@@ -123,6 +123,7 @@ def default_message(event: str, workflow: str, rule: str | None, details: dict[s
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def scrub(value: Any) -> Any:
@@ -169,7 +170,12 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
             raise EventError(f"message is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EventError(f"message must be a JSON object, got {type(data).__name__}")
-    data = scrub(data)
+    if (
+        isinstance(raw, dict)
+        or _ESCAPED_SURROGATE.search(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+        or (isinstance(raw, str) and _SURROGATE.search(raw))
+    ):
+        data = scrub(data)  # only messages that can hold a lone surrogate pay for the walk
 
     for key in data:
         if key not in FIELDS:

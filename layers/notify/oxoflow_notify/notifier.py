@@ -199,7 +199,7 @@ class Notifier:
                 error = "unresolvable_reference" if exc.permanent else "secret_unavailable"
                 self._settle(attempt, Outcome(None, error, 0.0, detail=str(exc)), history, report, tally)
                 continue
-            resolved = dataclasses.replace(attempt, webhook=webhook)
+            resolved = attempt if webhook is attempt.webhook else dataclasses.replace(attempt, webhook=webhook)
             ready.append((resolved, prepare(attempt.event, webhook, attempt.delivery_id, attempt.number, now=self.clock())))
         outcomes = self.sender.send_all([prepared for _, prepared in ready])
         for (attempt, _), outcome in zip(ready, outcomes, strict=True):
@@ -216,16 +216,6 @@ class Notifier:
         """Put one attempt's result where it belongs: done, retry queue, or dead letters."""
         webhook = attempt.webhook
         now = self.clock()
-        attempts = [
-            *history,
-            {
-                "attempt": attempt.number,
-                "at": dl.now_iso(now),
-                "status": outcome.status,
-                "error": outcome.error,
-                "latency_ms": round(outcome.latency_ms, 1),
-            },
-        ]
         log = {
             "event_id": attempt.event.id,
             "delivery_id": attempt.delivery_id,
@@ -248,13 +238,25 @@ class Notifier:
         judged = judge(webhook.format, outcome, now)
         verdict = judged.kind
         if verdict == SUCCESS:
-            logger.info("delivered", extra=log)
+            # DEBUG: at volume a line per success is the dispatcher's largest cost and log bill;
+            # successes are counted in metrics, and failures are always logged.
+            logger.debug("delivered", extra=log)
             tally.count(DELIVERED, webhook.format)
             report.delivered += 1
             report.deliveries.append({**summary, "result": "delivered"})
             return
 
         tally.count(FAILED, webhook.format)
+        attempts = [
+            *history,
+            {
+                "attempt": attempt.number,
+                "at": dl.now_iso(now),
+                "status": outcome.status,
+                "error": outcome.error,
+                "latency_ms": round(outcome.latency_ms, 1),
+            },
+        ]
         delay = None
         if verdict != PERMANENT:
             delay = next_delay(self.settings.retry_schedule, attempt.number, judged.retry_after)

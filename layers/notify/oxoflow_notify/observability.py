@@ -18,6 +18,19 @@ DEAD_LETTERED = "DeadLettered"
 LATENCY = "DeliveryLatency"
 
 
+_EMITTERS: dict[tuple[str, str], EphemeralMetrics] = {}
+
+
+def _emitter(namespace: str, fmt: str) -> EphemeralMetrics:
+    """One emitter per format for the container's life: building one costs more than using it."""
+    key = (namespace, fmt)
+    if key not in _EMITTERS:
+        emitter = EphemeralMetrics(namespace=namespace, service=SERVICE)
+        emitter.set_default_dimensions(format=fmt)  # survives every flush
+        _EMITTERS[key] = emitter
+    return _EMITTERS[key]
+
+
 class MetricsTally:
     """Counts during one invocation, flushed as one EMF document per format.
 
@@ -37,8 +50,7 @@ class MetricsTally:
 
     def flush(self) -> None:
         for fmt in sorted(set(self.counts) | set(self.latencies)):
-            metrics = EphemeralMetrics(namespace=self.namespace, service=SERVICE)
-            metrics.add_dimension(name="format", value=fmt)
+            metrics = _emitter(self.namespace, fmt)
             for name, value in sorted(self.counts[fmt].items()):
                 metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
             for ms in self.latencies[fmt]:

@@ -14,9 +14,18 @@ class MessageQueue(Protocol):
 
 
 class SqsQueue:
+    """``client`` may be a client or a function that builds one: a dispatcher whose deliveries all
+    succeed never needs SQS, so a cold start need not pay for the client."""
+
     def __init__(self, client: Any, url: str) -> None:
-        self.client = client
+        self._client = client
         self.url = url
+
+    @property
+    def client(self) -> Any:
+        if callable(self._client) and not hasattr(self._client, "send_message"):
+            self._client = self._client()
+        return self._client
 
     def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
         self.client.send_message(

@@ -52,7 +52,7 @@ class Settings:
     config_cache_seconds: float = 60.0
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
-    max_concurrency: int = 32
+    max_concurrency: int = 64
     secrets_prefix: str = "oxoflow-notify/"
     secrets_max_age: int = 300
     target_allowlist: tuple[IPNetwork, ...] = ()
@@ -71,7 +71,7 @@ class Settings:
             config_cache_seconds=_number(env, "CONFIG_CACHE_SECONDS", 60.0, 0, 86400),
             connect_timeout=_number(env, "CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60),
             read_timeout=_number(env, "READ_TIMEOUT_SECONDS", 10.0, 0.1, 300),
-            max_concurrency=int(_number(env, "MAX_CONCURRENCY", 32, 1, 256)),
+            max_concurrency=int(_number(env, "MAX_CONCURRENCY", 64, 1, 256)),
             secrets_prefix=env.get("SECRETS_PREFIX", "").strip() or "oxoflow-notify/",
             secrets_max_age=int(_number(env, "SECRETS_CACHE_SECONDS", 300, 0, 86400)),
             target_allowlist=_allowlist(env.get("TARGET_ALLOWLIST", "")),

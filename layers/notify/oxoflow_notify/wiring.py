@@ -27,7 +27,7 @@ _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 
 def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
     settings = Settings.from_env(env)
     s3 = boto3.client("s3", config=_BOTO)
-    sqs = boto3.client("sqs", config=_BOTO)
+    sqs = _Lazy(lambda: boto3.client("sqs", config=_BOTO))
     return Notifier(
         settings=settings,
         store=ConfigStore(s3, settings.config_bucket, settings.config_prefix, settings.config_cache_seconds),
@@ -46,6 +46,19 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
             max_age=settings.secrets_max_age,
         ),
     )
+
+
+class _Lazy:
+    """Builds the wrapped client on first call; both queues share it."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+        self.value: Any = None
+
+    def __call__(self) -> Any:
+        if self.value is None:
+            self.value = self.factory()
+        return self.value
 
 
 def _parameters() -> Any:
