@@ -255,13 +255,13 @@ def cpu_targets() -> None:
         webhook = Webhook("wh", "https://x.example.org/h", fmt, frozenset({"RuleFailed"}), ("bench-secret",), "s", 1)
         n = 20_000 if fmt == "json" else 10_000
         started = time.process_time()
-        for i in range(n):
+        for _ in range(n):
             if webhook.matches(event.event):
                 prepare(event, webhook, "d", 1, now=0)
         ours = n / (time.process_time() - started)
         payload = event.to_payload()
         started = time.process_time()
-        for i in range(n):
+        for _ in range(n):
             b = json.dumps(payload).encode()
             hmac.new(b"bench-secret", b, hashlib.sha256).hexdigest()
         base = n / (time.process_time() - started)
