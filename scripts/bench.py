@@ -279,24 +279,22 @@ urllib3.PoolManager().request("POST", url, body=json.dumps(json.loads(sys.argv[1
                               headers={"Content-Type": "application/json"})
 """
 
-OURS = """
+# A fresh process loading the dispatch handler as Lambda would: argv = event(s), layer dir, code dir.
+LOAD_HANDLER = """
 import importlib.util, json, sys
 sys.path[:0] = [sys.argv[2], sys.argv[3]]
 spec = importlib.util.spec_from_file_location("app", sys.argv[3] + "/app.py")
 app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app)
 class Context:
     function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "DispatchFunction", 256, "arn", "r"
+"""
+
+OURS = LOAD_HANDLER + """
 result = app.lambda_handler(json.loads(sys.argv[1]), Context())
 assert result["delivered"] == 1, result
 """
 
-PEAK = """
-import importlib.util, json, sys
-sys.path[:0] = [sys.argv[2], sys.argv[3]]
-spec = importlib.util.spec_from_file_location("app", sys.argv[3] + "/app.py")
-app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app)
-class Context:
-    function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "DispatchFunction", 256, "arn", "r"
+PEAK = LOAD_HANDLER + """
 for event in json.loads(sys.argv[1]):
     assert app.lambda_handler(event, Context())["delivered"] == 50
 print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
