@@ -2,9 +2,7 @@
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import SNSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from oxoflow_notify.events import parse_timestamp
 from oxoflow_notify.notifier import Published
 from oxoflow_notify.observability import logger
@@ -15,8 +13,10 @@ notifier = build_notifier()
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Three fields of each record, read directly: Powertools' SNSEvent class would be the natural
+    # wrapper, but its package imports every event class (~20 ms of every cold start).
     messages = [
-        Published(message=r.sns.message, message_id=r.sns.message_id, timestamp=parse_timestamp(r.sns.timestamp))
-        for r in SNSEvent(event).records
+        Published(message=sns["Message"], message_id=sns["MessageId"], timestamp=parse_timestamp(sns["Timestamp"]))
+        for sns in (record["Sns"] for record in event["Records"])
     ]
     return notifier.dispatch(messages).as_dict()
