@@ -289,16 +289,22 @@ class Context:
     function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "DispatchFunction", 256, "arn", "r"
 """
 
-OURS = LOAD_HANDLER + """
+OURS = (
+    LOAD_HANDLER
+    + """
 result = app.lambda_handler(json.loads(sys.argv[1]), Context())
 assert result["delivered"] == 1, result
 """
+)
 
-PEAK = LOAD_HANDLER + """
+PEAK = (
+    LOAD_HANDLER
+    + """
 for event in json.loads(sys.argv[1]):
     assert app.lambda_handler(event, Context())["delivered"] == 50
 print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
 """
+)
 
 
 # Linux keeps ru_maxrss across exec (a child reports its parent's peak); VmHWM is the process's own.

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from oxoflow_notify.events import parse_timestamp
 from oxoflow_notify.notifier import Published
 from oxoflow_notify.observability import logger
