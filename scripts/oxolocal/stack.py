@@ -27,7 +27,13 @@ from . import template as tpl
 REGION = "us-east-1"
 # What the functions need to run against loopback receivers: the outbound guard opened for
 # 127.0.0.0/8 and nothing else, and plain http allowed (there is no TLS on loopback).
-LOCAL_FUNCTION_ENV = {"TARGET_ALLOWLIST": "127.0.0.0/8", "REQUIRE_HTTPS": "false"}
+# Retries are compressed locally: no jitter, no 60 s floor after a 429 or timeout.
+LOCAL_FUNCTION_ENV = {
+    "TARGET_ALLOWLIST": "127.0.0.0/8",
+    "REQUIRE_HTTPS": "false",
+    "RETRY_JITTER": "0",
+    "RETRY_AFTER_THROTTLE_SECONDS": "0",
+}
 LOCAL_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -156,3 +156,12 @@ def test_malformed_retry_message_is_dead_lettered_and_not_retried(stack: Stack) 
     assert stack.invoke("RetryFunction", event) == {"batchItemFailures": []}
     (letter,) = stack.drain(stack.dead_letter_queue_url)
     assert letter["reason_code"] == "malformed_retry" and letter["raw_message"] == '{"schema": "nope"}'
+
+
+def test_max_attempts_ends_a_webhooks_schedule_early(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    down = receivers(always(503))
+    stack.put_config("variant-calling", config(f'url = "{down.url}"\nmax_attempts = 2'))
+    stack.invoke("DispatchFunction", sns_event("rule-failed"))
+    stack.drain_retries()
+    (letter,) = stack.drain(stack.dead_letter_queue_url)
+    assert letter["reason_code"] == "retries_exhausted" and letter["attempt_count"] == 2 and len(down.requests) == 2

@@ -104,6 +104,8 @@ BAD_WEBHOOKS = [
     ('headers = { "X-Token" = "a\\r\\nX-Evil: 1" }', "the value of 'X-Token' contains a line break"),
     ('headers = { "X-Count" = 3 }', "the value of 'X-Count' must be a string, got int"),
     ("timeout = 0", "key 'timeout' must be a number of seconds from 0.5 to 30"),
+    ("max_attempts = 0", "key 'max_attempts' must be a whole number from 1 to 50"),
+    ("max_attempts = 2.5", "key 'max_attempts' must be a whole number from 1 to 50"),
     ("timeout = 31", "key 'timeout' must be a number of seconds from 0.5 to 30"),
     ('timeout = "5"', "key 'timeout' must be a number of seconds"),
 ]

@@ -74,3 +74,23 @@ def test_retry_task_round_trips_and_rejects_garbage() -> None:
     del missing["webhook_id"]
     with pytest.raises(RetryMessageError, match="missing"):
         RetryTask.from_message(missing)
+
+
+def test_jitter_spreads_delays_within_twenty_percent() -> None:
+    assert next_delay((100,), 1, jitter=0.2, rand=lambda: 0.0) == pytest.approx(80)
+    assert next_delay((100,), 1, jitter=0.2, rand=lambda: 1.0) == pytest.approx(120)
+    delays = {next_delay((100,), 1, jitter=0.2) for _ in range(50)}
+    assert len(delays) > 1 and all(80 <= d <= 120 for d in delays if d is not None)
+
+
+def test_after_a_429_or_timeout_the_wait_is_at_least_the_floor() -> None:
+    assert next_delay((5,), 1, throttled=True, throttle_floor=60) == 60
+    assert next_delay((5,), 1, throttled=False, throttle_floor=60) == 5
+    assert next_delay((5,), 1, retry_after=120, throttled=True, throttle_floor=60) == 120
+
+
+def test_max_attempts_shortens_the_schedule() -> None:
+    schedule = DEFAULT_RETRY_SCHEDULE
+    assert next_delay(schedule, 1, max_attempts=2) is not None
+    assert next_delay(schedule, 2, max_attempts=2) is None
+    assert next_delay(schedule, 1, max_attempts=1) is None

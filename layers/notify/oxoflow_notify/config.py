@@ -23,7 +23,7 @@ from .errors import ConfigError, did_you_mean
 from .events import EVENT_NAMES, canonical_event_name, unknown_event_message
 from .formats import FORMATS
 
-WEBHOOK_KEYS = ("url", "events", "format", "secret", "signature", "id", "headers", "timeout")
+WEBHOOK_KEYS = ("url", "events", "format", "secret", "signature", "id", "headers", "timeout", "max_attempts")
 SIGNATURES = ("hub-sha256", "standard-webhooks")
 # A value may name where it is kept instead of holding it: ssm:/path/name or secretsmanager:name[#json-key].
 _REFERENCE = re.compile(r"^(?:ssm:/[A-Za-z0-9_.\-/]+|secretsmanager:[A-Za-z0-9_/+=.@\-]+(?:#[^#\s]+)?)$")
@@ -64,6 +64,7 @@ class Webhook:
     headers: tuple[tuple[str, str], ...] = ()  # values may be credentials: never logged
     timeout: float | None = None  # read timeout override, seconds
     signature: str = "hub-sha256"  # or "standard-webhooks" (implied by whsec_ secrets)
+    max_attempts: int | None = None  # shortens the retry schedule for this webhook
 
     @property
     def secret(self) -> str | None:
@@ -251,6 +252,9 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not TIMEOUT_RANGE[0] <= timeout <= TIMEOUT_RANGE[1]
     ):
         return problem(f"key 'timeout' must be a number of seconds from {TIMEOUT_RANGE[0]:g} to {TIMEOUT_RANGE[1]:g}")
+    max_attempts = entry.get("max_attempts")
+    if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 50):
+        return problem("key 'max_attempts' must be a whole number from 1 to 50")
     if explicit_id is not None:
         if not isinstance(explicit_id, str) or not _ID.match(explicit_id):
             return problem("key 'id' must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
@@ -267,6 +271,7 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         source=source,
         position=index,
         signature=signature,
+        max_attempts=max_attempts,
         headers=headers,
         timeout=float(timeout) if timeout is not None else None,
     )

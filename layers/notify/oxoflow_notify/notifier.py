@@ -259,7 +259,15 @@ class Notifier:
         ]
         delay = None
         if verdict != PERMANENT:
-            delay = next_delay(self.settings.retry_schedule, attempt.number, judged.retry_after)
+            delay = next_delay(
+                self.settings.retry_schedule,
+                attempt.number,
+                judged.retry_after,
+                max_attempts=webhook.max_attempts,
+                throttled=outcome.status == 429 or outcome.error in ("read_timeout", "connect_timeout"),
+                throttle_floor=self.settings.throttle_floor,
+                jitter=self.settings.retry_jitter,
+            )
         if delay is not None:
             task = RetryTask(
                 event=attempt.event.to_payload(),

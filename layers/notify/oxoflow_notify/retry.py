@@ -7,6 +7,8 @@ not-before time and is re-sent until it is due, one receive per 15 minutes of wa
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -56,14 +58,35 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, min(float(RETRY_AFTER_MAX), seconds))
 
 
-def next_delay(schedule: tuple[int, ...], attempts_made: int, retry_after: float | None = None) -> float | None:
-    """Seconds to wait before the next attempt, or None when the schedule is exhausted."""
-    if attempts_made - 1 >= len(schedule):
+def next_delay(
+    schedule: tuple[int, ...],
+    attempts_made: int,
+    retry_after: float | None = None,
+    *,
+    max_attempts: int | None = None,
+    throttled: bool = False,
+    throttle_floor: float = 0.0,
+    jitter: float = 0.0,
+    rand: Callable[[], float] = random.random,
+) -> float | None:
+    """Seconds to wait before the next attempt, or None when no attempt is left.
+
+    The schedule's delay, spread by +/- ``jitter`` (so a receiver's outage does not end in a
+    thundering herd), at least ``throttle_floor`` after a 429 or a timeout, and never shorter
+    than the receiver's ``Retry-After``. ``max_attempts`` (per webhook) may end the schedule early.
+    """
+    if max_attempts is not None and attempts_made >= max_attempts:
+        return None
+    if attempts_made < 1 or attempts_made - 1 >= len(schedule):
         return None
     delay = float(schedule[attempts_made - 1])
+    if jitter:
+        delay *= 1 + jitter * (2 * rand() - 1)
+    if throttled:
+        delay = max(delay, throttle_floor)
     if retry_after is not None:
         delay = max(delay, retry_after)
-    return delay
+    return max(0.0, delay)
 
 
 def sqs_delay(not_before: float, now: float) -> int:
