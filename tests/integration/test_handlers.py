@@ -165,3 +165,22 @@ def test_max_attempts_ends_a_webhooks_schedule_early(stack: Stack, receivers: Ca
     stack.drain_retries()
     (letter,) = stack.drain(stack.dead_letter_queue_url)
     assert letter["reason_code"] == "retries_exhausted" and letter["attempt_count"] == 2 and len(down.requests) == 2
+
+
+def test_a_dead_endpoint_is_left_alone_while_the_others_still_deliver(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a dead endpoint and a healthy one, and a breaker that opens after 3 failures
+    dead, alive = receivers(always(503)), receivers(ok())
+    stack.overrides.update({"CIRCUIT_THRESHOLD": "3", "CIRCUIT_COOLDOWN_SECONDS": "600"})
+    stack.put_config("variant-calling", config(f'id = "dead"\nurl = "{dead.url}"', f'id = "alive"\nurl = "{alive.url}"'))
+    # when eight events arrive
+    event = sns_event("rule-failed")
+    reports = []
+    for n in range(8):
+        event["Records"][0]["Sns"]["MessageId"] = f"m-{n}"
+        reports.append(stack.invoke("DispatchFunction", event))
+    # then the dead endpoint was called 3 times, the healthy one 8 times, and nothing was lost:
+    assert len(dead.requests) == 3 and len(alive.requests) == 8
+    held = [d for r in reports for d in r["deliveries"] if d["error"] == "circuit_open"]
+    assert len(held) == 5 and all(d["webhook_id"] == "dead" and d["attempt"] == 1 and d["result"] == "retrying" for d in held)
+    # 3 failed attempts due now (compressed schedule), 5 held back for the cool-down, attempt unspent
+    assert stack.depth(stack.retry_queue_url) == {"visible": 3, "delayed": 5, "in_flight": 0}

@@ -16,9 +16,10 @@ from typing import Any
 
 from . import deadletter as dl
 from .answers import judge
+from .breaker import CircuitBreaker, endpoint_of
 from .config import Config, ConfigProblem, Webhook, is_reference
 from .config_store import ConfigStore
-from .delivery import PERMANENT, SUCCESS, HttpSender, Outcome, Prepared, delivery_id_for, prepare
+from .delivery import PERMANENT, RETRYABLE, SUCCESS, HttpSender, Outcome, Prepared, delivery_id_for, prepare
 from .errors import ConfigError, EventError
 from .events import Event, event_from_payload, parse_event
 from .observability import DEAD_LETTERED, DELIVERED, FAILED, RETRIED, MetricsTally, logger
@@ -77,8 +78,10 @@ class Notifier:
         dead_letters: MessageQueue,
         clock: Callable[[], float] = time.time,
         references: References | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.references = references
+        self.breaker = breaker or CircuitBreaker(settings.circuit_threshold, settings.circuit_cooldown)
         self.settings = settings
         self.store = store
         self.sender = sender
@@ -200,10 +203,42 @@ class Notifier:
                 self._settle(attempt, Outcome(None, error, 0.0, detail=str(exc)), history, report, tally)
                 continue
             resolved = attempt if webhook is attempt.webhook else dataclasses.replace(attempt, webhook=webhook)
+            wait = self.breaker.blocked_for(endpoint_of(webhook.url))
+            if wait > 0:
+                self._requeue(resolved, history, wait, report, tally)
+                continue
             ready.append((resolved, prepare(attempt.event, webhook, attempt.delivery_id, attempt.number, now=self.clock())))
         outcomes = self.sender.send_all([prepared for _, prepared in ready])
         for (attempt, _), outcome in zip(ready, outcomes, strict=True):
+            self.breaker.record(endpoint_of(attempt.webhook.url), failed=outcome.verdict == RETRYABLE)
             self._settle(attempt, outcome, history, report, tally)
+
+    def _requeue(self, attempt: Attempt, history: list[dict[str, Any]], wait: float, report: Report, tally: MetricsTally) -> None:
+        """The endpoint's circuit is open: queue the delivery for after the cool-down, no attempt spent."""
+        now = self.clock()
+        self._enqueue_retry(attempt, attempt.number, history, now + wait, now)
+        logger.warning(
+            "endpoint circuit open, delivery queued",
+            extra={"event_id": attempt.event.id, "delivery_id": attempt.delivery_id, "webhook_id": attempt.webhook.id,
+                   "host": attempt.webhook.host, "retry_in_seconds": round(wait, 1)},
+        )  # fmt: skip
+        tally.count(RETRIED, attempt.webhook.format)
+        report.retrying += 1
+        report.deliveries.append({"delivery_id": attempt.delivery_id, "webhook_id": attempt.webhook.id, "attempt": attempt.number,
+                                  "status": None, "error": "circuit_open", "result": "retrying"})  # fmt: skip
+
+    def _enqueue_retry(self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, now: float) -> None:
+        task = RetryTask(
+            event=attempt.event.to_payload(),
+            config_key=attempt.webhook.source,
+            webhook_id=attempt.webhook.id,
+            format=attempt.webhook.format,
+            delivery_id=attempt.delivery_id,
+            attempt=number,
+            not_before=not_before,
+            attempts=attempts,
+        )
+        self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(not_before, now))
 
     def _resolved(self, webhook: Webhook) -> Webhook:
         if self.references is not None:
@@ -269,17 +304,7 @@ class Notifier:
                 jitter=self.settings.retry_jitter,
             )
         if delay is not None:
-            task = RetryTask(
-                event=attempt.event.to_payload(),
-                config_key=webhook.source,
-                webhook_id=webhook.id,
-                format=webhook.format,
-                delivery_id=attempt.delivery_id,
-                attempt=attempt.number + 1,
-                not_before=now + delay,
-                attempts=attempts,
-            )
-            self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(task.not_before, now))
+            self._enqueue_retry(attempt, attempt.number + 1, attempts, now + delay, now)
             logger.warning("delivery failed, will retry", extra={**log, "reason": judged.reason, "retry_in_seconds": delay})
             tally.count(RETRIED, webhook.format)
             report.retrying += 1

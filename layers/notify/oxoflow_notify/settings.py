@@ -52,6 +52,8 @@ class Settings:
     config_cache_seconds: float = 60.0
     retry_jitter: float = 0.2
     throttle_floor: float = 60.0
+    circuit_threshold: int = 5
+    circuit_cooldown: float = 30.0
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
     max_concurrency: int = 64
@@ -73,6 +75,8 @@ class Settings:
             config_cache_seconds=_number(env, "CONFIG_CACHE_SECONDS", 60.0, 0, 86400),
             retry_jitter=_number(env, "RETRY_JITTER", 0.2, 0, 0.5),
             throttle_floor=_number(env, "RETRY_AFTER_THROTTLE_SECONDS", 60.0, 0, 3600),
+            circuit_threshold=int(_number(env, "CIRCUIT_THRESHOLD", 5, 1, 1000)),
+            circuit_cooldown=_number(env, "CIRCUIT_COOLDOWN_SECONDS", 30.0, 0, 3600),
             connect_timeout=_number(env, "CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60),
             read_timeout=_number(env, "READ_TIMEOUT_SECONDS", 10.0, 0.1, 300),
             max_concurrency=int(_number(env, "MAX_CONCURRENCY", 64, 1, 256)),
