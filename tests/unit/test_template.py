@@ -17,7 +17,7 @@ def of_type(kind: str) -> dict[str, Any]:
 
 
 def test_the_pipeline_resources_are_declared() -> None:
-    assert len(of_type("AWS::SNS::Topic")) == 1
+    assert set(of_type("AWS::SNS::Topic")) == {"NotifyTopic", "AlarmTopic"}
     assert set(of_type("AWS::SQS::Queue")) == {"RetryQueue", "DeadLetterQueue"}
     assert set(of_type("AWS::Serverless::Function")) == {"DispatchFunction", "RetryFunction"}
     assert len(of_type("AWS::Serverless::LayerVersion")) == 1
@@ -99,3 +99,21 @@ def test_timeouts_cover_the_worst_case_and_the_visibility_timeout_covers_the_ret
     assert params["RetryFunctionTimeout"]["Default"] > params["RetryBatchSize"]["Default"] * per_post
     assert params["RetryVisibilityTimeout"]["Default"] >= 6 * params["RetryFunctionTimeout"]["Default"]
     assert RESOURCES["RetryFunction"]["Properties"]["Timeout"] == {"Ref": "RetryFunctionTimeout"}
+
+
+def test_nothing_is_lost_at_the_sns_hop_and_operators_are_alarmed() -> None:
+    (source,) = RESOURCES["DispatchFunction"]["Properties"]["Events"].values()
+    assert source["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    (queue_policy,) = of_type("AWS::SQS::QueuePolicy").values()
+    statement = queue_policy["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"} and statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Ref": "NotifyTopic"
+    }
+    alarms = {v["Properties"]["MetricName"]: v["Properties"] for v in of_type("AWS::CloudWatch::Alarm").values()}
+    assert alarms["ApproximateNumberOfMessagesVisible"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}
+    assert alarms["ApproximateAgeOfOldestMessage"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["RetryQueue", "QueueName"]}
+    (dashboard,) = of_type("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    for metric in ("Delivered", "Failed", "Retried", "DeadLettered", "DeliveryLatency"):
+        assert metric in body
+    json.loads(body.replace("${AWS::Region}", "r").replace("${DeadLetterQueueName}", "d").replace("${RetryQueueName}", "q"))
