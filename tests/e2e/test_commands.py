@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from tests.conftest import EVENT_KINDS, ROOT
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "DEAD_LETTER_QUEUE_URL")}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=180, check=False)
 
 
@@ -53,3 +54,36 @@ def test_invoke_explains_an_unknown_function() -> None:
     result = run("scripts/invoke.py", "NoSuchFunction", "-e", "events/sns-rule-failed.json")
     assert result.returncode == 2
     assert "no function 'NoSuchFunction'" in result.stderr and "DispatchFunction" in result.stderr
+
+
+def test_the_replay_command_shows_then_redelivers_dead_letters(stack: Any, receivers: Any) -> None:
+    from oxolocal.receivers import Answer
+
+    up = {"on": False}
+    receiver = receivers(lambda n, r: Answer(200) if up["on"] else Answer(503))
+    stack.overrides["RETRY_SCHEDULE"] = "0"
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "lims"\nurl = "{receiver.url}"\n')
+    stack.publish((ROOT / "events" / "messages" / "rule-failed.json").read_text(encoding="utf-8"))
+    stack.carry_published()
+    stack.drain_retries()  # two failed attempts: dead-lettered as retries_exhausted
+    env = {**os.environ, **stack.function_env("RetryFunction")}
+
+    def replay(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "scripts/replay.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    dry = replay("--dry-run", "--reason", "retries_exhausted")
+    assert dry.returncode == 0, dry.stderr
+    assert "would replay" in dry.stdout and "1 would replay" in dry.stdout and len(receiver.requests) == 2
+    up["on"] = True
+    real = replay("--workflow", "variant-calling")
+    assert real.returncode == 0, real.stderr
+    assert "1 delivered" in real.stdout and "1/1" in real.stderr  # summary table and progress bar
+    assert [r.answered for r in receiver.requests] == [503, 503, 200]
+    assert receiver.requests[-1].header("X-OxoFlow-Attempt") == "3"
+
+
+def test_the_replay_command_explains_missing_settings() -> None:
+    result = run("scripts/replay.py", "--dry-run")
+    assert result.returncode == 2 and "DEAD_LETTER_QUEUE_URL" in result.stderr

@@ -190,6 +190,27 @@ class Notifier:
             return
         self._deliver([Attempt(event, webhook, task.delivery_id, task.attempt)], task.attempts, report, tally)
 
+    # -- replay -----------------------------------------------------------------------------
+
+    def attempt_once(self, event: dict[str, Any], config_key: str, webhook_id: str, delivery_id: str, attempt: int) -> tuple[str, str]:
+        """One delivery, one attempt, nothing queued: for replaying dead letters by hand.
+
+        Returns (verdict, reason). The current config decides the URL and secret, as for retries."""
+        config = self.store.load(config_key)
+        if isinstance(config, ConfigError):
+            return PERMANENT, str(config)
+        webhook = config.find(webhook_id) if config is not None else None
+        if webhook is None:
+            return PERMANENT, f"webhook {webhook_id} is not in {config_key}"
+        try:
+            webhook = self._resolved(webhook)
+        except ReferenceProblem as exc:
+            return (PERMANENT if exc.permanent else RETRYABLE), str(exc)
+        prepared = prepare(event_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
+        outcome = self.sender.send(prepared)
+        judged = judge(webhook.format, outcome, self.clock())
+        return judged.kind, judged.reason
+
     # -- shared -----------------------------------------------------------------------------
 
     def _deliver(self, attempts: list[Attempt], history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> None:
