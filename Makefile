@@ -9,7 +9,7 @@ PY313 := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | tail -n 
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(PY313),PYENV_VERSION=$(shell pyenv version-name 2>/dev/null | cut -d: -f1):$(PY313))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bench help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
+.PHONY: bench soak help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
 
 help:
 	@echo "make demo      run the whole pipeline locally (moto server + loopback receivers)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint      ruff + mypy"
 	@echo "make sam-check sam validate --lint and sam build"
 	@echo "make bench     speed and memory targets against baselines (writes bench-results.json)"
+	@echo "make soak      5,000 events x 3 webhooks under injected faults and crashes: nothing lost"
 	@echo "make invoke FUNCTION=DispatchFunction EVENT=events/sns-rule-failed.json"
 
 $(VENV)/.installed: requirements/dev.txt layers/notify/requirements.txt
@@ -37,6 +38,9 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
 
 bench: $(VENV)/.bench-installed
 	$(PY) scripts/bench.py
+
+soak: $(VENV)/.installed
+	$(PY) scripts/soak.py --events 5000
 
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py
