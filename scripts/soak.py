@@ -141,6 +141,8 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
         from oxolocal.stack import LambdaContext
 
         for n in range(events):
+            if n and n % 250 == 0:
+                print(f"  {n} events dispatched, {time.time() - started:.0f} s", file=sys.stderr, flush=True)
             kind = KINDS[n % len(KINDS)]
             message = {"event": kind, "workflow": "soak", "details": {"n": n}}
             if kind.startswith("Rule"):
