@@ -118,26 +118,19 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
         # Crash injection: sometimes the process dies after posting, before it records anything
         # (the worst window: the receivers got it, we do not know). Lambda then retries the
         # invocation (async: up to twice more); SQS redelivers a retry message.
-        real_send_all, real_send = notifier.sender.send_all, notifier.sender.send
+        def crash_after(post: Any) -> Any:
+            def posted_then_maybe_crashed(what: Any) -> Any:
+                nonlocal crashes
+                result = post(what)
+                if rng.random() < crash_rate:
+                    crashes += 1
+                    raise RuntimeError("injected crash after posting")
+                return result
 
-        def crashing_send_all(batch: Any) -> Any:
-            nonlocal crashes
-            outcomes = real_send_all(batch)
-            if rng.random() < crash_rate:
-                crashes += 1
-                raise RuntimeError("injected crash after posting")
-            return outcomes
+            return posted_then_maybe_crashed
 
-        def crashing_send(prepared: Any) -> Any:
-            nonlocal crashes
-            outcome = real_send(prepared)
-            if rng.random() < crash_rate:
-                crashes += 1
-                raise RuntimeError("injected crash after posting")
-            return outcome
-
-        notifier.sender.send_all, notifier.sender.send = crashing_send_all, crashing_send
-        context = stack.modules["DispatchFunction"]
+        notifier.sender.send_all = crash_after(notifier.sender.send_all)
+        notifier.sender.send = crash_after(notifier.sender.send)
         from oxolocal.stack import LambdaContext
 
         for n in range(events):
@@ -189,7 +182,6 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
                 else:
                     stack.sqs.delete_message(QueueUrl=stack.retry_queue_url, ReceiptHandle=m["ReceiptHandle"])
         letters = stack.drain(stack.dead_letter_queue_url)
-        del context
         from oxoflow_notify.delivery import delivery_id_for
 
         delivered_ids: Counter[str] = Counter()
