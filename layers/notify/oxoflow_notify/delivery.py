@@ -10,7 +10,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
@@ -103,21 +103,12 @@ class Outcome:
         return PERMANENT
 
     def describe(self) -> str:
-        if self.detail:
-            return self.detail
-        if self.error is not None:
-            return self.error.replace("_", " ")
-        assert self.status is not None
-        if 300 <= self.status < 400:
-            return f"HTTP {self.status} (redirects are not followed)"
-        return f"HTTP {self.status}"
+        """A failure without an answer, in words (answers.judge words the ones with a status)."""
+        return self.detail or (self.error or "no answer").replace("_", " ")
 
 
-def error_class(exc: BaseException) -> str:
-    """Name a transport failure without quoting its message (which contains the URL).
-
-    The cause chain is read first: urllib3's NewConnectionError subclasses ConnectTimeoutError, so
-    the type alone would call a refused (or guard-blocked) connection a timeout."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """An exception and everything behind it: causes, contexts, and exceptions passed as args."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -125,6 +116,16 @@ def error_class(exc: BaseException) -> str:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
+        yield current
+        stack.extend([current.__cause__, current.__context__, *[a for a in current.args if isinstance(a, BaseException)]])
+
+
+def error_class(exc: BaseException) -> str:
+    """Name a transport failure without quoting its message (which contains the URL).
+
+    The cause chain is read first: urllib3's NewConnectionError subclasses ConnectTimeoutError, so
+    the type alone would call a refused (or guard-blocked) connection a timeout."""
+    for current in _chain(exc):
         if isinstance(current, BlockedTarget):
             return "blocked_target"
         if isinstance(current, (socket.gaierror, NameResolutionError)):
@@ -135,7 +136,6 @@ def error_class(exc: BaseException) -> str:
             return "connection_reset"
         if isinstance(current, (ssl.SSLError, SSLError)):
             return "tls_error"
-        stack.extend([current.__cause__, current.__context__, *[a for a in current.args if isinstance(a, BaseException)]])
     if isinstance(exc, (ReadTimeoutError, TimeoutError, socket.timeout)):
         return "read_timeout"
     if isinstance(exc, NewConnectionError):
@@ -151,14 +151,7 @@ def error_class(exc: BaseException) -> str:
 
 def blocked_reason(exc: BaseException) -> str | None:
     """The guard's explanation, from anywhere in an exception's chain."""
-    current: BaseException | None = exc
-    for _ in range(10):
-        if current is None:
-            return None
-        if isinstance(current, BlockedTarget):
-            return str(current)
-        current = current.__cause__ or current.__context__
-    return None
+    return next((str(e) for e in _chain(exc) if isinstance(e, BlockedTarget)), None)
 
 
 class HttpSender:
