@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from oxolocal.receivers import Receiver, always, fail_first, ok
+from oxolocal.receivers import Answer, Receiver, always, fail_first, ok
 from oxolocal.stack import Stack, sqs_event
 from tests.conftest import EVENTS, sns_event
 
@@ -184,3 +184,18 @@ def test_a_dead_endpoint_is_left_alone_while_the_others_still_deliver(stack: Sta
     assert len(held) == 5 and all(d["webhook_id"] == "dead" and d["attempt"] == 1 and d["result"] == "retrying" for d in held)
     # 3 failed attempts due now (compressed schedule), 5 held back for the cool-down, attempt unspent
     assert stack.depth(stack.retry_queue_url) == {"visible": 3, "delayed": 5, "in_flight": 0}
+
+
+def test_the_breaker_judges_answers_as_the_retry_policy_does(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a Teams endpoint that answers 200 with an error in the body (a failure, retried)
+    teams = receivers(lambda n, r: Answer(200, b"Webhook message delivery failed with error: 429"))
+    stack.overrides.update({"CIRCUIT_THRESHOLD": "2", "CIRCUIT_COOLDOWN_SECONDS": "600"})
+    stack.put_config("variant-calling", config(f'id = "teams"\nurl = "{teams.url}"\nformat = "teams"'))
+    # when four events arrive
+    event = sns_event("rule-failed")
+    for n in range(4):
+        event["Records"][0]["Sns"]["MessageId"] = f"t-{n}"
+        stack.invoke("DispatchFunction", event)
+    # then those answers opened the circuit like any other retryable failure
+    assert len(teams.requests) == 2
+    assert stack.depth(stack.retry_queue_url)["delayed"] == 2

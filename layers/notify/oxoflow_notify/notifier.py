@@ -231,8 +231,8 @@ class Notifier:
             ready.append((resolved, prepare(attempt.event, webhook, attempt.delivery_id, attempt.number, now=self.clock())))
         outcomes = self.sender.send_all([prepared for _, prepared in ready])
         for (attempt, _), outcome in zip(ready, outcomes, strict=True):
-            self.breaker.record(endpoint_of(attempt.webhook.url), failed=outcome.verdict == RETRYABLE)
-            self._settle(attempt, outcome, history, report, tally)
+            verdict = self._settle(attempt, outcome, history, report, tally)
+            self.breaker.record(endpoint_of(attempt.webhook.url), failed=verdict == RETRYABLE)
 
     def _requeue(self, attempt: Attempt, history: list[dict[str, Any]], wait: float, report: Report, tally: MetricsTally) -> None:
         """The endpoint's circuit is open: queue the delivery for after the cool-down, no attempt spent."""
@@ -268,8 +268,10 @@ class Notifier:
             raise ReferenceProblem("this webhook uses ssm:/secretsmanager: references, which are not configured here", permanent=True)
         return webhook
 
-    def _settle(self, attempt: Attempt, outcome: Outcome, history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> None:
-        """Put one attempt's result where it belongs: done, retry queue, or dead letters."""
+    def _settle(self, attempt: Attempt, outcome: Outcome, history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> str:
+        """Put one attempt's result where it belongs: done, retry queue, or dead letters.
+
+        Returns the verdict it acted on, so the circuit breaker learns from the same judgement."""
         webhook = attempt.webhook
         now = self.clock()
         log = {
@@ -300,7 +302,7 @@ class Notifier:
             tally.count(DELIVERED, webhook.format)
             report.delivered += 1
             report.deliveries.append({**summary, "result": "delivered"})
-            return
+            return verdict
 
         tally.count(FAILED, webhook.format)
         attempts = [
@@ -330,7 +332,7 @@ class Notifier:
             tally.count(RETRIED, webhook.format)
             report.retrying += 1
             report.deliveries.append({**summary, "result": "retrying"})
-            return
+            return verdict
 
         if verdict == PERMANENT:
             code, reason = dl.PERMANENT_FAILURE, f"{judged.reason} is a permanent failure; not retried"
@@ -348,6 +350,7 @@ class Notifier:
         )
         self._dead_letter(letter, report, tally, webhook.format)
         report.deliveries.append({**summary, "result": "dead_lettered"})
+        return verdict
 
     def _dead_letter(self, letter: dict[str, Any], report: Report, tally: MetricsTally, fmt: str) -> None:
         self.dead_letters.send(letter)
