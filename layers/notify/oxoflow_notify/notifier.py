@@ -171,13 +171,8 @@ class Notifier:
             report.retrying += 1
             return
 
-        config = self.store.load(task.config_key)
-        webhook = config.find(task.webhook_id) if isinstance(config, Config) else None
+        webhook, code, reason = self._current_webhook(task.config_key, task.webhook_id)
         if webhook is None:
-            if isinstance(config, ConfigError):
-                code, reason = dl.INVALID_CONFIG, str(config)
-            else:
-                code, reason = dl.WEBHOOK_REMOVED, f"webhook {task.webhook_id} is no longer in {task.config_key}"
             letter = dl.dead_letter(
                 code,
                 reason,
@@ -196,12 +191,9 @@ class Notifier:
         """One delivery, one attempt, nothing queued: for replaying dead letters by hand.
 
         Returns (verdict, reason). The current config decides the URL and secret, as for retries."""
-        config = self.store.load(config_key)
-        if isinstance(config, ConfigError):
-            return PERMANENT, str(config)
-        webhook = config.find(webhook_id) if config is not None else None
+        webhook, _, reason = self._current_webhook(config_key, webhook_id)
         if webhook is None:
-            return PERMANENT, f"webhook {webhook_id} is not in {config_key}"
+            return PERMANENT, reason
         try:
             webhook = self._resolved(webhook)
         except ReferenceProblem as exc:
@@ -212,6 +204,17 @@ class Notifier:
         return judged.kind, judged.reason
 
     # -- shared -----------------------------------------------------------------------------
+
+    def _current_webhook(self, config_key: str, webhook_id: str) -> tuple[Webhook | None, str, str]:
+        """The webhook as the config says now (retries and replays follow edits), or why not:
+        (None, reason code, reason)."""
+        config = self.store.load(config_key)
+        if isinstance(config, ConfigError):
+            return None, dl.INVALID_CONFIG, str(config)
+        webhook = config.find(webhook_id) if isinstance(config, Config) else None
+        if webhook is None:
+            return None, dl.WEBHOOK_REMOVED, f"webhook {webhook_id} is no longer in {config_key}"
+        return webhook, "", ""
 
     def _deliver(self, attempts: list[Attempt], history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> None:
         """Resolve references, render, sign and POST every attempt at once; settle each result."""
