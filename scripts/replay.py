@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Replay dead letters: re-deliver each, once, and delete only what succeeded.
 
-    export AWS_REGION=... CONFIG_BUCKET=... DEAD_LETTER_QUEUE_URL=... RETRY_QUEUE_URL=...   # stack outputs
+    export AWS_REGION=... CONFIG_BUCKET=... DEAD_LETTER_QUEUE_URL=... RETRY_QUEUE_URL=... LEDGER_TABLE=...   # stack outputs
     python scripts/replay.py --dry-run                       # what would happen
     python scripts/replay.py --workflow variant-calling --reason retries_exhausted --older-than 1h
 

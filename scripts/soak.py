@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Fault soak: many events x 3 webhooks through moto server, receivers failing on purpose, and
 crashes injected into handler runs. Proves: every (event, webhook) pair was received with a valid
-signature or sits in the dead-letter queue with a reason; none lost. Duplicates at the receivers
-(the same delivery id answered 2xx twice, from crash windows) are counted and reported.
+signature or sits in the dead-letter queue with a reason; none lost. Crashes land in two windows:
+after a POST but before the ledger recorded it (no sender can close this one: the re-run posts
+again) and after the ledger recorded the fan-out (the re-run must post nothing). Duplicates at the
+receivers (the same delivery id answered 2xx twice) and re-posts the ledger stopped are reported.
 
     python scripts/soak.py --events 5000       # `make soak`
 """
@@ -26,6 +28,7 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "layers" / "notify")]
 
+from oxoflow_notify.ledger import ALREADY_DELIVERED  # noqa: E402
 from oxolocal.receivers import Answer, Received, Receiver  # noqa: E402
 from oxolocal.stack import Stack, moto_server, sns_event, sqs_event, use_local_aws  # noqa: E402
 
@@ -68,6 +71,8 @@ class Result:
     bad_signatures: int
     faults_injected: int
     crashes_injected: int
+    crashes_before_record: int
+    reposts_stopped: int
     seconds: float
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -81,6 +86,8 @@ class Result:
             ("duplicate 2xx deliveries at receivers", self.duplicates),
             ("receiver answers that were injected faults", self.faults_injected),
             ("handler runs crashed on purpose", self.crashes_injected),
+            ("  of them after a POST, before its record", self.crashes_before_record),
+            ("re-posts stopped by the delivery ledger", self.reposts_stopped),
             ("bad signatures seen by receivers", self.bad_signatures),
             ("seconds", round(self.seconds, 1)),
         ]
@@ -112,25 +119,45 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
         dispatch = stack.handler("DispatchFunction")
         retry = stack.handler("RetryFunction")
         notifier = stack.modules["DispatchFunction"].notifier
-        crashes = 0
+        crashes = before_record = stopped = 0
         on_failure: set[str] = set()  # event ids Lambda would have handed to its on-failure destination
 
-        # Crash injection: sometimes the process dies after posting, before it records anything
-        # (the worst window: the receivers got it, we do not know). Lambda then retries the
-        # invocation (async: up to twice more); SQS redelivers a retry message.
-        def crash_after(post: Any) -> Any:
-            def posted_then_maybe_crashed(what: Any) -> Any:
-                nonlocal crashes
-                result = post(what)
-                if rng.random() < crash_rate:
-                    crashes += 1
-                    raise RuntimeError("injected crash after posting")
+        # Crash injection. `send` is one POST inside the ledger's claim: a crash there is the window
+        # no sender can close (the receiver got it, the record was not saved). `send_all` returns
+        # after the ledger recorded every answer: a crash there must not cause a second POST.
+        # Lambda then retries the invocation (async: up to twice more).
+        lock = threading.Lock()
+
+        def crash_after(post: Any, window: str) -> Any:
+            def posted_then_maybe_crashed(*args: Any) -> Any:
+                nonlocal crashes, before_record
+                result = post(*args)
+                with lock:
+                    crash = rng.random() < crash_rate
+                    crashes += crash
+                    before_record += crash and window == "before_record"
+                if crash:
+                    raise RuntimeError(f"injected crash ({window})")
                 return result
 
             return posted_then_maybe_crashed
 
-        notifier.sender.send_all = crash_after(notifier.sender.send_all)
-        notifier.sender.send = crash_after(notifier.sender.send)
+        notifier.sender.send_all = crash_after(notifier.sender.send_all, "after_record")
+        notifier.sender.send = crash_after(notifier.sender.send, "before_record")
+
+        def counting(once: Any) -> Any:
+            def once_counted(*args: Any) -> Any:
+                nonlocal stopped
+                outcome = once(*args)
+                with lock:
+                    stopped += outcome.error == ALREADY_DELIVERED
+                return outcome
+
+            return once_counted
+
+        for function in ("DispatchFunction", "RetryFunction"):
+            ledger = stack.modules[function].notifier.ledger
+            ledger.once = counting(ledger.once)
         from oxolocal.stack import LambdaContext
 
         for n in range(events):
@@ -212,6 +239,8 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
             bad_signatures=bad,
             faults_injected=faults,
             crashes_injected=crashes,
+            crashes_before_record=before_record,
+            reposts_stopped=stopped,
             seconds=time.time() - started,
             reasons=dict(reasons),
         )

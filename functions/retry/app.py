@@ -20,4 +20,5 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    notifier.ledger.register(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -87,8 +87,11 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
+LOCAL_TYPES = ("AWS::SNS::Topic", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::DynamoDB::Table")
+
+
 class Stack:
-    """The template's topic, bucket and queues, created on the endpoint boto3 points at."""
+    """The template's topic, bucket, queues and ledger table, created on the endpoint boto3 points at."""
 
     def __init__(
         self,
@@ -104,6 +107,7 @@ class Stack:
         self.s3 = boto3.client("s3", region_name=REGION)
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.sns = boto3.client("sns", region_name=REGION)
+        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.physical: dict[str, dict[str, str]] = {}
         self.tap_url = ""
         self._loaded: dict[str, Callable[..., Any]] = {}
@@ -113,7 +117,7 @@ class Stack:
 
     def provision(self) -> Stack:
         resources = self.template["Resources"]
-        pending = {k: v for k, v in resources.items() if v["Type"] in ("AWS::SNS::Topic", "AWS::S3::Bucket", "AWS::SQS::Queue")}
+        pending = {k: v for k, v in resources.items() if v["Type"] in LOCAL_TYPES}
         while pending:  # queues may point at each other (redrive): create what can be resolved
             progressed = False
             for logical_id, resource in list(pending.items()):
@@ -144,6 +148,13 @@ class Stack:
             if props.get("VersioningConfiguration"):
                 self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             self.physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
+        elif resource["Type"] == "AWS::DynamoDB::Table":
+            table = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode")}
+            arn = self.dynamodb.create_table(TableName=name, **table)["TableDescription"]["TableArn"]
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl:
+                self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+            self.physical[logical_id] = {"Ref": name, "Arn": arn}
         else:
             attributes = {}
             for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):

@@ -105,21 +105,6 @@ def test_a_broken_config_dead_letters_the_event_with_its_line(stack: Stack) -> N
     assert letter["event"]["event"] == "RuleFailed"
 
 
-def test_a_redelivered_sns_message_keeps_its_event_and_delivery_ids(stack: Stack, receivers: Callable[..., Receiver]) -> None:
-    lims = receivers(ok())
-    stack.put_config("variant-calling", hooks(f'url = "{lims.url}"'))
-    stack.publish({"event": "WorkflowStarted", "workflow": "variant-calling"})
-    (envelope,) = [json.loads(m["Body"]) for m in stack.receive(stack.tap_url)]
-    from oxolocal.stack import sns_event
-
-    stack.invoke("DispatchFunction", sns_event(envelope))
-    stack.invoke("DispatchFunction", sns_event(envelope))  # SNS delivers at least once
-    first, second = lims.requests
-    assert first.header("X-OxoFlow-Delivery") == second.header("X-OxoFlow-Delivery")
-    assert json.loads(first.body)["id"] == json.loads(second.body)["id"] == envelope["MessageId"]
-    assert first.body == second.body
-
-
 def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
     stack: Stack, receivers: Callable[..., Receiver], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,3 +24,6 @@ def test_under_faults_and_crashes_every_pair_is_delivered_or_dead_lettered(capsy
     assert result.delivered + result.dead_lettered == result.pairs
     assert result.bad_signatures == 0
     assert set(result.reasons) <= {"retries_exhausted", "lambda_on_failure"}
+    # the ledger stopped re-runs from posting again; only the window no sender can close remains
+    assert result.reposts_stopped > 0
+    assert result.duplicates <= result.crashes_before_record

@@ -117,3 +117,15 @@ def test_nothing_is_lost_at_the_sns_hop_and_operators_are_alarmed() -> None:
     for metric in ("Delivered", "Failed", "Retried", "DeadLettered", "DeliveryLatency"):
         assert metric in body
     json.loads(body.replace("${AWS::Region}", "r").replace("${DeadLetterQueueName}", "d").replace("${RetryQueueName}", "q"))
+
+
+def test_the_delivery_ledger_is_a_ttl_table_both_functions_may_use() -> None:
+    # the table Powertools Idempotency expects: partition key "id", TTL on "expiration"
+    (name, table) = next(iter(of_type("AWS::DynamoDB::Table").items()))
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST" and props["SSESpecification"]["SSEEnabled"] is True
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["LEDGER_TABLE"] == {"Ref": name}
+    for function in ("DispatchFunction", "RetryFunction"):
+        assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": name}}} in RESOURCES[function]["Properties"]["Policies"]

@@ -10,7 +10,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
@@ -215,10 +215,13 @@ class HttpSender:
             snippet=raw[:RESPONSE_SNIPPET].decode("utf-8", "replace"),
         )
 
-    def send_all(self, batch: Sequence[Prepared]) -> list[Outcome]:
-        """All at once: the fan-out costs the slowest receiver, not the sum of them."""
+    def send_all(self, batch: Sequence[Prepared], send: Callable[[Prepared], Outcome] | None = None) -> list[Outcome]:
+        """All at once: the fan-out costs the slowest receiver, not the sum of them.
+
+        ``send`` wraps each POST (the notifier passes one that goes through the delivery ledger)."""
+        send = send or self.send
         if len(batch) <= 1:
-            return [self.send(p) for p in batch]
+            return [send(p) for p in batch]
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="deliver")
-        return list(self._executor.map(self.send, batch))
+        return list(self._executor.map(send, batch))

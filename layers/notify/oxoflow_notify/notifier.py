@@ -22,7 +22,8 @@ from .config_store import ConfigStore
 from .delivery import PERMANENT, RETRYABLE, SUCCESS, HttpSender, Outcome, Prepared, delivery_id_for, prepare
 from .errors import ConfigError, EventError
 from .events import Event, event_from_payload, parse_event
-from .observability import DEAD_LETTERED, DELIVERED, FAILED, RETRIED, MetricsTally, logger
+from .ledger import ALREADY_DELIVERED, Ledger, NoLedger
+from .observability import ALREADY, DEAD_LETTERED, DELIVERED, FAILED, RETRIED, MetricsTally, logger
 from .queues import MessageQueue
 from .references import ReferenceProblem, References
 from .retry import RetryMessageError, RetryTask, next_delay, sqs_delay
@@ -55,6 +56,7 @@ class Report:
     delivered: int = 0
     retrying: int = 0
     dead_lettered: int = 0
+    already_delivered: int = 0
     events: int = 0
     deliveries: list[dict[str, Any]] = field(default_factory=list)
 
@@ -64,6 +66,7 @@ class Report:
             "delivered": self.delivered,
             "retrying": self.retrying,
             "dead_lettered": self.dead_lettered,
+            "already_delivered": self.already_delivered,
             "deliveries": self.deliveries,
         }
 
@@ -79,8 +82,10 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         references: References | None = None,
         breaker: CircuitBreaker | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.references = references
+        self.ledger = ledger or NoLedger()
         self.breaker = breaker or CircuitBreaker(settings.circuit_threshold, settings.circuit_cooldown)
         self.settings = settings
         self.store = store
@@ -199,7 +204,9 @@ class Notifier:
         except ReferenceProblem as exc:
             return (PERMANENT if exc.permanent else RETRYABLE), str(exc)
         prepared = prepare(event_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
-        outcome = self.sender.send(prepared)
+        outcome = self._post(prepared)
+        if outcome.error == ALREADY_DELIVERED:
+            return SUCCESS, outcome.describe()
         judged = judge(webhook.format, outcome, self.clock())
         return judged.kind, judged.reason
 
@@ -232,10 +239,14 @@ class Notifier:
                 self._requeue(resolved, history, wait, report, tally)
                 continue
             ready.append((resolved, prepare(attempt.event, webhook, attempt.delivery_id, attempt.number, now=self.clock())))
-        outcomes = self.sender.send_all([prepared for _, prepared in ready])
+        outcomes = self.sender.send_all([prepared for _, prepared in ready], self._post)
         for (attempt, _), outcome in zip(ready, outcomes, strict=True):
             verdict = self._settle(attempt, outcome, history, report, tally)
             self.breaker.record(endpoint_of(attempt.webhook.url), failed=verdict == RETRYABLE)
+
+    def _post(self, prepared: Prepared) -> Outcome:
+        """One POST through the ledger: a delivery id that already got a 2xx is not posted again."""
+        return self.ledger.once(prepared, self.sender.send, self.clock())
 
     def _requeue(self, attempt: Attempt, history: list[dict[str, Any]], wait: float, report: Report, tally: MetricsTally) -> None:
         """The endpoint's circuit is open: queue the delivery for after the cool-down, no attempt spent."""
@@ -288,7 +299,6 @@ class Notifier:
             "error": outcome.error,
             "latency_ms": round(outcome.latency_ms, 1),
         }
-        tally.latency(webhook.format, outcome.latency_ms)
         summary = {
             "delivery_id": attempt.delivery_id,
             "webhook_id": webhook.id,
@@ -296,6 +306,14 @@ class Notifier:
             "status": outcome.status,
             "error": outcome.error,
         }
+        if outcome.error == ALREADY_DELIVERED:
+            # A redelivered SNS message or retry message: this webhook already answered 2xx.
+            logger.info("already delivered, not posted again", extra=log)
+            tally.count(ALREADY, webhook.format)
+            report.already_delivered += 1
+            report.deliveries.append({**summary, "result": "already_delivered"})
+            return SUCCESS
+        tally.latency(webhook.format, outcome.latency_ms)
         judged = judge(webhook.format, outcome, now)
         verdict = judged.kind
         if verdict == SUCCESS:

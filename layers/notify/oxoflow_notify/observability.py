@@ -15,6 +15,7 @@ DELIVERED = "Delivered"
 FAILED = "Failed"  # any attempt that did not succeed, whatever happens next
 RETRIED = "Retried"
 DEAD_LETTERED = "DeadLettered"
+ALREADY = "AlreadyDelivered"  # a redelivery the ledger stopped from posting twice
 LATENCY = "DeliveryLatency"
 
 

@@ -61,6 +61,8 @@ class Settings:
     secrets_max_age: int = 300
     target_allowlist: tuple[IPNetwork, ...] = ()
     require_https: bool = True
+    ledger_table: str = ""
+    ledger_ttl_seconds: int = 1_296_000  # 15 days: outlives the retry schedule and the dead letters' 14
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +86,8 @@ class Settings:
             secrets_max_age=int(_number(env, "SECRETS_CACHE_SECONDS", 300, 0, 86400)),
             target_allowlist=_allowlist(env.get("TARGET_ALLOWLIST", "")),
             require_https=_flag(env, "REQUIRE_HTTPS", True),
+            ledger_table=env.get("LEDGER_TABLE", "").strip(),
+            ledger_ttl_seconds=int(_number(env, "LEDGER_TTL_SECONDS", 1_296_000, 3600, 31_536_000)),
         )
 
 

@@ -16,6 +16,7 @@ from botocore.config import Config as BotoConfig
 from .config_store import ConfigStore
 from .delivery import HttpSender
 from .guard import TargetGuard
+from .ledger import IdempotencyLedger, NoLedger
 from .notifier import Notifier
 from .queues import SqsQueue
 from .references import References
@@ -39,6 +40,11 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         ),
         retry_queue=SqsQueue(sqs, settings.retry_queue_url),
         dead_letters=SqsQueue(sqs, settings.dead_letter_queue_url),
+        ledger=(
+            IdempotencyLedger(settings.ledger_table, settings.ledger_ttl_seconds, lambda: boto3.client("dynamodb", config=_BOTO))
+            if settings.ledger_table
+            else NoLedger()
+        ),
         references=References(
             ssm=lambda: _parameters().SSMProvider(boto3_client=boto3.client("ssm", config=_BOTO)),
             secrets=lambda: _parameters().SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_BOTO)),

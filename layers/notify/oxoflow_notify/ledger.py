@@ -1,0 +1,155 @@
+"""The delivery ledger: a webhook that answered 2xx for a delivery id is never posted it again.
+
+SNS and SQS deliver at least once and Lambda retries failed async invocations, so the same
+delivery can reach the dispatcher or the retry function twice. Each POST runs inside Powertools
+Idempotency keyed by the delivery id (the same key in both functions and in replays): a 2xx is
+saved as COMPLETED in DynamoDB (TTL'd), a failure deletes the claim so the next attempt may post.
+
+One window stays open, as for every sender: a crash after the receiver answered but before the
+record is saved. Receivers close it with X-OxoFlow-Delivery.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .answers import judge
+from .delivery import SUCCESS, Outcome, Prepared
+from .observability import logger
+
+# Outcome.error values the ledger produces; answers.judge treats both as retryable.
+ALREADY_DELIVERED = "already_delivered"
+IN_PROGRESS = "delivery_in_progress"
+
+Send = Callable[[Prepared], Outcome]
+
+
+class Ledger(Protocol):
+    def once(self, prepared: Prepared, send: Send, now: float) -> Outcome: ...
+
+    def register(self, context: Any) -> None: ...
+
+
+class NoLedger:
+    """No table configured (unit tests, a deliberately ledger-less deployment): post every time."""
+
+    def once(self, prepared: Prepared, send: Send, now: float) -> Outcome:
+        return send(prepared)
+
+    def register(self, context: Any) -> None:
+        return None
+
+
+DEFAULT_BUDGET_MS = 60_000  # outside Lambda (replays): a crashed claim frees itself after a minute
+
+
+class _Budget:
+    """A stand-in Lambda context for runs outside Lambda: a fixed time budget from each claim."""
+
+    def __init__(self, millis: int) -> None:
+        self.millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+class _NotDelivered(Exception):
+    """Carries a failed outcome out of the idempotent function, so Powertools drops the claim."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.error or outcome.status)
+        self.outcome = outcome
+
+
+class IdempotencyLedger:
+    """Powertools Idempotency on a DynamoDB table; the client is built on first use.
+
+    If the table cannot be reached, the delivery is posted anyway (and logged): a possible
+    duplicate, which receivers can drop by delivery id, is better than a notification held back.
+    """
+
+    def __init__(self, table: str, ttl_seconds: int, client: Callable[[], Any]) -> None:
+        self.table = table
+        self.ttl_seconds = ttl_seconds
+        self._client = client
+        self._lock = threading.Lock()
+        self._run: Callable[..., dict[str, Any]] | None = None
+        self._config: Any = None
+        self._errors: tuple[type[Exception], ...] = ()
+        self._in_progress: type[Exception] = Exception
+
+    def register(self, context: Any) -> None:
+        """The invocation's context: a claim left by a crashed run expires when that run would have timed out."""
+        self._built()
+        self._config.register_lambda_context(context)
+
+    def once(self, prepared: Prepared, send: Send, now: float) -> Outcome:
+        run = self._built()
+        posted: list[Outcome] = []
+
+        def post() -> dict[str, Any]:
+            outcome = send(prepared)
+            posted.append(outcome)
+            if judge(prepared.webhook.format, outcome, now).kind != SUCCESS:
+                raise _NotDelivered(outcome)
+            return {"status": outcome.status}
+
+        try:
+            saved = run(post=post, delivery={"delivery_id": prepared.delivery_id})
+        except _NotDelivered as exc:
+            return exc.outcome
+        except self._in_progress:
+            return Outcome(None, IN_PROGRESS, 0.0, detail="another run is posting this delivery right now")
+        except self._errors as exc:
+            if posted:  # posted fine, but the record could not be saved: the answer still counts
+                return posted[0]
+            logger.warning("delivery ledger unavailable, posting without it",
+                           extra={"delivery_id": prepared.delivery_id, "error": type(exc).__name__})  # fmt: skip
+            return send(prepared)
+        if posted:
+            return posted[0]
+        return Outcome(saved.get("status") if isinstance(saved, dict) else None, ALREADY_DELIVERED, 0.0,
+                       detail="already delivered (the ledger holds a 2xx for this delivery id); not posted again")  # fmt: skip
+
+    def _built(self) -> Callable[..., dict[str, Any]]:
+        """Imported and wired on first use: a cold start that delivers nothing does not pay for it."""
+        if self._run is not None:
+            return self._run
+        with self._lock:
+            if self._run is None:
+                from aws_lambda_powertools.utilities.idempotency import (
+                    DynamoDBPersistenceLayer,
+                    IdempotencyConfig,
+                    idempotent_function,
+                )
+                from aws_lambda_powertools.utilities.idempotency.exceptions import (
+                    IdempotencyAlreadyInProgressError,
+                    IdempotencyItemAlreadyExistsError,
+                    IdempotencyPersistenceLayerError,
+                    IdempotencyValidationError,
+                )
+
+                self._config = IdempotencyConfig(
+                    event_key_jmespath="delivery_id",
+                    raise_on_no_idempotency_key=True,
+                    expires_after_seconds=self.ttl_seconds,
+                )
+                store = DynamoDBPersistenceLayer(table_name=self.table, boto3_client=self._client())
+
+                # The key prefix is the same in every function, so the dispatcher, the retry
+                # function and replays share one record per delivery id.
+                def post_once(post: Callable[[], dict[str, Any]], delivery: dict[str, str]) -> dict[str, Any]:
+                    return post()
+
+                run: Callable[..., dict[str, Any]] = idempotent_function(
+                    post_once, data_keyword_argument="delivery", persistence_store=store, config=self._config,
+                    key_prefix="oxoflow-delivery",
+                )  # fmt: skip
+
+                self._config.register_lambda_context(_Budget(DEFAULT_BUDGET_MS))  # until a handler registers its own
+                self._in_progress = IdempotencyAlreadyInProgressError
+                self._errors = (IdempotencyPersistenceLayerError, IdempotencyItemAlreadyExistsError, IdempotencyValidationError)
+                self._run = run
+        return self._run
