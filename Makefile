@@ -20,11 +20,26 @@ help:
 	@echo "make soak      5,000 events x 3 webhooks under injected faults and crashes: nothing lost"
 	@echo "make invoke FUNCTION=DispatchFunction EVENT=events/sns-rule-failed.json"
 
-$(VENV)/.installed: requirements/dev.txt layers/notify/requirements.txt
+$(VENV)/.installed: requirements/dev.txt requirements/cli.txt layers/notify/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .   # the oxoflow-notify command, as `pip install .` gives it
 	touch $@
+
+# The publishing examples run in the tests: the AWS CLI (its own venv: it pins its own botocore)
+# and the AWS SDK for JavaScript v3 from npm.
+AWSCLI_VENV := .venv-awscli
+$(AWSCLI_VENV)/.installed: requirements/awscli.txt
+	$(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/pip install --quiet -r requirements/awscli.txt
+	touch $@
+
+scripts/examples/node_modules/.installed: scripts/examples/package.json scripts/examples/package-lock.json
+	cd scripts/examples && npm ci --silent --no-audit --no-fund
+	touch $@
+
+EXAMPLES := $(AWSCLI_VENV)/.installed scripts/examples/node_modules/.installed
 
 $(SAM_VENV)/.installed: requirements/sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
@@ -45,7 +60,7 @@ soak: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(EXAMPLES)
 	$(PY) -m pytest
 
 test-unit: $(VENV)/.installed
@@ -54,7 +69,7 @@ test-unit: $(VENV)/.installed
 test-integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
 
-test-e2e: $(VENV)/.installed
+test-e2e: $(VENV)/.installed $(EXAMPLES)
 	$(PY) -m pytest tests/e2e
 
 lint: $(VENV)/.installed
@@ -82,4 +97,4 @@ invoke: $(VENV)/.installed
 	$(PY) scripts/invoke.py $(FUNCTION) -e $(EVENT)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) $(AWSCLI_VENV) scripts/examples/node_modules .aws-sam .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

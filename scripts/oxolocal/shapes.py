@@ -136,12 +136,34 @@ def json_event(payload: dict[str, Any], raw: bytes) -> list[str]:
     return [f"missing {k}" for k in missing]
 
 
+def oxoflow(payload: dict[str, Any], raw: bytes) -> list[str]:
+    """oxo-flow's WebhookPayload: what a receiver written for oxo-flow deserialises."""
+    problems = [f"missing {k}" for k in ("event", "workflow_name", "timestamp", "data", "version") if k not in payload]
+    if not isinstance(payload.get("event"), str) or not str(payload.get("event")).islower():
+        problems.append("event must be a snake_case string")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return [*problems, "data must be an object"]
+    counts = ("total_rules", "succeeded", "failed", "skipped", "duration_ms")
+    for key, value in data.items():
+        if key in counts and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            problems.append(f"data.{key} must be a non-negative integer (oxo-flow reads usize/u64)")
+        elif key == "exit_code" and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append("data.exit_code must be an integer")
+        elif key in ("rule", "error") and not isinstance(value, str):
+            problems.append(f"data.{key} must be a string")
+        elif key not in (*counts, "exit_code", "rule", "error"):
+            problems.append(f"data.{key} is not a field oxo-flow knows")
+    return problems
+
+
 CHECKERS: dict[str, Callable[[dict[str, Any], bytes], list[str]]] = {
     "json": json_event,
     "slack": slack,
     "teams": teams,
     "discord": discord,
     "text": text,
+    "oxoflow": oxoflow,
 }
 
 

@@ -32,7 +32,7 @@ def rendered(data: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 def test_one_style_per_event_and_one_renderer_per_format() -> None:
     assert set(STYLES) == set(EVENT_NAMES)
-    assert set(FORMATS) == {"json", "slack", "teams", "discord", "text"}
+    assert set(FORMATS) == {"json", "slack", "teams", "discord", "text", "oxoflow"}
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)

@@ -23,8 +23,13 @@ from .errors import ConfigError, did_you_mean
 from .events import EVENT_NAMES, canonical_event_name, unknown_event_message
 from .formats import FORMATS
 
-WEBHOOK_KEYS = ("url", "events", "format", "secret", "signature", "id", "headers", "timeout", "max_attempts")
+WEBHOOK_KEYS = ("url", "events", "format", "secret", "signature", "id", "headers", "timeout", "max_attempts", "method", "signature_scheme")
+# oxo-flow's own singular [webhook] table (its 0.14 releases), accepted as it is written there.
+OXOFLOW_KEYS = ("url", "method", "headers", "events", "secret", "signature_scheme", "timeout_secs", "max_retries", "format", "id")
+OXOFLOW_DEFAULT_EVENTS = ["workflow_completed"]  # oxo-flow's default for [webhook]
 SIGNATURES = ("hub-sha256", "standard-webhooks")
+SIGNATURE_SCHEMES = ("hmac-sha256",)  # oxo-flow's X-OxoFlow-Signature
+METHODS = ("POST", "PUT")
 # A value may name where it is kept instead of holding it: ssm:/path/name or secretsmanager:name[#json-key].
 _REFERENCE = re.compile(r"^(?:ssm:/[A-Za-z0-9_.\-/]+|secretsmanager:[A-Za-z0-9_/+=.@\-]+(?:#[^#\s]+)?)$")
 TIMEOUT_RANGE = (0.5, 30.0)  # seconds; the function itself times out at 60
@@ -48,6 +53,7 @@ RESERVED_HEADERS = frozenset(
 DEFAULT_FORMAT = "json"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _HEADER_LINE = re.compile(r"^\s*\[\[\s*webhooks\s*\]\]")
+_SINGULAR_LINE = re.compile(r"^\s*\[\s*webhook\s*\]")
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class Webhook:
     timeout: float | None = None  # read timeout override, seconds
     signature: str = "hub-sha256"  # or "standard-webhooks" (implied by whsec_ secrets)
     max_attempts: int | None = None  # shortens the retry schedule for this webhook
+    method: str = "POST"
+    oxoflow_signature: bool = False  # also send X-OxoFlow-Signature: hmac-sha256=<hex>
 
     @property
     def secret(self) -> str | None:
@@ -180,12 +188,21 @@ def parse_config(raw: str | bytes, source: str) -> Config:
     if not isinstance(entries, list):
         raise ConfigError(f"{source}: 'webhooks' must be an array of tables ([[webhooks]]), got {type(entries).__name__}")
     lines = _header_lines(text)
+    located: list[tuple[Any, str]] = []
+    for index, entry in enumerate(entries, start=1):
+        line = lines[index - 1] if len(lines) == len(entries) else None
+        located.append((entry, f"{source}: [[webhooks]] #{index}" + (f" (line {line})" if line else "")))
+    if "webhook" in document:
+        singular = document["webhook"]
+        line = next((i for i, t in enumerate(text.splitlines(), start=1) if _SINGULAR_LINE.match(t)), None)
+        where = f"{source}: [webhook]" + (f" (line {line})" if line else "")
+        if isinstance(singular, list):
+            raise ConfigError(f"{where}: oxo-flow's [webhook] is a single table; for several webhooks use [[webhooks]]")
+        located.append((_from_oxoflow(singular) if isinstance(singular, Mapping) else singular, where))
     webhooks: list[Webhook] = []
     problems: list[ConfigProblem] = []
     seen_ids: set[str] = set()
-    for index, entry in enumerate(entries, start=1):
-        line = lines[index - 1] if len(lines) == len(entries) else None
-        where = f"{source}: [[webhooks]] #{index}" + (f" (line {line})" if line else "")
+    for index, (entry, where) in enumerate(located, start=1):
         result = _parse_webhook(entry, where, source, index, seen_ids)
         if isinstance(result, Webhook):
             seen_ids.add(result.id)
@@ -193,6 +210,39 @@ def parse_config(raw: str | bytes, source: str) -> Config:
         else:
             problems.append(result)
     return Config(source=source, webhooks=tuple(webhooks), problems=tuple(problems))
+
+
+class _Oxoflow(dict[str, Any]):
+    """A [webhook] table translated to [[webhooks]] terms; remembers the keys as written there."""
+
+    unknown: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+def _from_oxoflow(table: Mapping[str, Any]) -> _Oxoflow:
+    """oxo-flow's spelling -> ours: its defaults (events = ["workflow_completed"], its own
+    payload, hmac-sha256 when there is a secret), timeout_secs -> timeout, max_retries -> max_attempts."""
+    entry = _Oxoflow({k: v for k, v in table.items() if k not in ("timeout_secs", "max_retries")})
+    entry.unknown = tuple(k for k in table if k not in OXOFLOW_KEYS)
+    errors: list[str] = []
+    entry.setdefault("events", OXOFLOW_DEFAULT_EVENTS)
+    entry.setdefault("format", "oxoflow")
+    if "secret" in table:
+        entry.setdefault("signature_scheme", "hmac-sha256")
+    if "timeout_secs" in table:
+        secs = table["timeout_secs"]
+        if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not TIMEOUT_RANGE[0] <= secs <= TIMEOUT_RANGE[1]:
+            errors.append(f"key 'timeout_secs' must be a number of seconds from {TIMEOUT_RANGE[0]:g} to {TIMEOUT_RANGE[1]:g}")
+        else:
+            entry["timeout"] = secs
+    retries = table.get("max_retries")
+    if retries is not None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 49:
+            errors.append("key 'max_retries' must be a whole number from 0 to 49")
+        else:
+            entry["max_attempts"] = retries + 1
+    entry.errors = tuple(errors)
+    return entry
 
 
 def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: set[str]) -> Webhook | ConfigProblem:
@@ -209,9 +259,15 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
     def problem(message: str) -> ConfigProblem:
         return ConfigProblem(source, index, webhook_id, f"{where}: {message}", events)
 
-    for key in entry:
-        if key not in WEBHOOK_KEYS:
-            return problem(f"unknown key '{key}'{did_you_mean(key, WEBHOOK_KEYS)}; allowed keys are {', '.join(WEBHOOK_KEYS)}")
+    if isinstance(entry, _Oxoflow):
+        for key in entry.unknown:
+            return problem(f"unknown key '{key}'{did_you_mean(key, OXOFLOW_KEYS)}; allowed keys are {', '.join(OXOFLOW_KEYS)}")
+        for error in entry.errors:
+            return problem(error)
+    else:
+        for key in entry:
+            if key not in WEBHOOK_KEYS:
+                return problem(f"unknown key '{key}'{did_you_mean(key, WEBHOOK_KEYS)}; allowed keys are {', '.join(WEBHOOK_KEYS)}")
     if events_error:
         return problem(f"key 'events': {events_error}")
     if url is None:
@@ -255,6 +311,19 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
     max_attempts = entry.get("max_attempts")
     if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 50):
         return problem("key 'max_attempts' must be a whole number from 1 to 50")
+    method = entry.get("method", "POST")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        shown = method if isinstance(method, str) else type(method).__name__
+        return problem(f"key 'method': '{shown}' is not supported; use post or put")
+    scheme = entry.get("signature_scheme")
+    if scheme is not None and scheme not in SIGNATURE_SCHEMES:
+        if scheme == "sha256-keyed":
+            return problem("key 'signature_scheme': oxo-flow's legacy 'sha256-keyed' (sha256 of secret + body) is not an HMAC "
+                           "and is not supported; use 'hmac-sha256', oxo-flow's default")  # fmt: skip
+        shown = scheme if isinstance(scheme, str) else type(scheme).__name__
+        return problem(f"key 'signature_scheme': unknown scheme '{shown}'{did_you_mean(str(shown), SIGNATURE_SCHEMES)}; use hmac-sha256")
+    if scheme is not None and not secrets:
+        return problem("key 'signature_scheme' needs a secret to sign with")
     if explicit_id is not None:
         if not isinstance(explicit_id, str) or not _ID.match(explicit_id):
             return problem("key 'id' must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
@@ -274,6 +343,8 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         max_attempts=max_attempts,
         headers=headers,
         timeout=float(timeout) if timeout is not None else None,
+        method=method.upper(),
+        oxoflow_signature=scheme is not None,
     )
 
 

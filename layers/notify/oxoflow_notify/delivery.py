@@ -32,6 +32,7 @@ from .config import Webhook
 from .events import Event
 from .formats import render
 from .guard import BlockedTarget, TargetGuard, guarded_pool_classes
+from .oxoflow import OXOFLOW_SIGNATURE_HEADER, oxoflow_signature
 from .signing import SIGNATURE_HEADER, hub_signature, standard_headers
 
 SUCCESS = "success"
@@ -76,6 +77,8 @@ def prepare(event: Event, webhook: Webhook, delivery_id: str, attempt: int, now:
     }
     if webhook.secret:
         headers[SIGNATURE_HEADER] = hub_signature(webhook.secret, body)
+        if webhook.oxoflow_signature:
+            headers[OXOFLOW_SIGNATURE_HEADER] = oxoflow_signature(webhook.secret, body)
     if webhook.standard_webhooks:
         headers.update(standard_headers(webhook.secrets, delivery_id, int(time.time() if now is None else now), body))
     return Prepared(webhook, event, delivery_id, attempt, body, headers)
@@ -186,7 +189,7 @@ class HttpSender:
         timeout = Timeout(connect=self.timeout[0], read=prepared.webhook.timeout or self.timeout[1])
         try:
             response = self.pool.request(
-                "POST",
+                prepared.webhook.method,
                 prepared.webhook.url,
                 body=prepared.body,
                 headers=prepared.headers,

@@ -7,15 +7,19 @@ HTTP connection pool survive between invocations of a warm container. boto3 hono
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
 
+from .config import is_reference
 from .config_store import ConfigStore
 from .delivery import HttpSender
+from .errors import SettingsError
 from .guard import TargetGuard
+from .ingest import Ingest, secrets_from
 from .ledger import IdempotencyLedger, NoLedger
 from .notifier import Notifier
 from .queues import SqsQueue
@@ -23,6 +27,26 @@ from .references import References
 from .settings import Settings
 
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+
+
+def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
+    """The ingest function's one dependency set: the topic, the secret reference, SNS."""
+    env = os.environ if env is None else env
+    topic, secret = env.get("TOPIC_ARN", "").strip(), env.get("INGEST_SECRET", "").strip()
+    if not topic or not secret:
+        raise SettingsError("environment variables TOPIC_ARN and INGEST_SECRET are required")
+    if not is_reference(secret):
+        raise SettingsError("INGEST_SECRET must name where the secret is kept (ssm:/... or secretsmanager:...), not hold it")
+    references = References(
+        ssm=lambda: _parameters().SSMProvider(boto3_client=boto3.client("ssm", config=_BOTO)),
+        secrets=lambda: _parameters().SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_BOTO)),
+        prefix=env.get("SECRETS_PREFIX", "").strip() or "oxoflow-notify/",
+        max_age=300,
+    )
+    sns = _Lazy(lambda: boto3.client("sns", config=_BOTO))
+    dead_letters = env.get("DEAD_LETTER_QUEUE_URL", "").strip()
+    keep = SqsQueue(_Lazy(lambda: boto3.client("sqs", config=_BOTO)), dead_letters) if dead_letters else None
+    return Ingest(topic, lambda: secrets_from(secret, references.resolve), sns, keep)
 
 
 def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:

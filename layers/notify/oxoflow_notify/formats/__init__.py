@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..oxoflow import render_oxoflow
 from .common import STYLES, Style, facts
 from .discord import render_discord
 from .json_event import render_json
@@ -22,6 +23,7 @@ FORMATS: dict[str, Callable[[Event], dict[str, Any]]] = {
     "teams": render_teams,
     "discord": render_discord,
     "text": render_text,
+    "oxoflow": render_oxoflow,  # oxo-flow's own payload, for receivers written for oxo-flow
 }
 
 __all__ = ["FORMATS", "STYLES", "Style", "facts", "render"]

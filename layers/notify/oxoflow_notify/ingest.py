@@ -1,0 +1,103 @@
+"""oxo-flow's native webhook in: verify X-OxoFlow-Signature, map the payload to our event, publish it.
+
+Point oxo-flow's own `[webhook]` (url = the IngestFunction's URL, `secret`, signature_scheme
+hmac-sha256) here and its runs reach every webhook configured for the workflow. The signature is
+the authentication: the Function URL has no IAM auth (oxo-flow cannot sign AWS requests), so an
+unsigned or badly signed request gets 401 and is never published.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from . import deadletter as dl
+from .errors import EventError
+from .events import parse_event
+from .observability import logger
+from .oxoflow import OXOFLOW_SIGNATURE_HEADER, from_native, verify_oxoflow_signature
+from .queues import MessageQueue
+from .references import ReferenceProblem
+from .topic import publish_message
+
+MAX_BODY = 256 * 1024  # SNS's message limit
+_NAMESPACE = uuid.UUID("3f6c7d52-5a0b-5d7e-9a51-6f0e1c2b9d44")
+
+
+def _answer(status: int, **body: Any) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+class Ingest:
+    def __init__(
+        self, topic_arn: str, secrets: Callable[[], tuple[str, ...]], sns: Callable[[], Any], dead_letters: MessageQueue | None = None
+    ) -> None:
+        self.topic_arn = topic_arn
+        self.secrets = secrets
+        self.sns = sns
+        self.dead_letters = dead_letters
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A Lambda Function URL request (payload format 2.0) in, an HTTP answer out."""
+        method = request.get("requestContext", {}).get("http", {}).get("method", "POST")
+        if method != "POST":
+            return _answer(405, error=f"{method} is not accepted; oxo-flow's webhook POSTs")
+        try:
+            raw = self._body(request)
+        except (binascii.Error, ValueError):
+            return _answer(400, error="the body is not valid base64")
+        if len(raw) > MAX_BODY:
+            return _answer(413, error=f"the body is {len(raw)} bytes; at most {MAX_BODY} are accepted")
+        headers = {str(k).lower(): str(v) for k, v in (request.get("headers") or {}).items()}
+        signature = headers.get(OXOFLOW_SIGNATURE_HEADER.lower())
+        if not signature:
+            logger.warning("ingest refused: unsigned", extra={"reason": "no X-OxoFlow-Signature"})
+            return _answer(401, error="missing X-OxoFlow-Signature: set a secret on oxo-flow's [webhook]")
+        try:
+            secrets = self.secrets()
+        except ReferenceProblem as exc:
+            logger.error("ingest secret unavailable", extra={"reason": str(exc)})
+            return _answer(503, error="the signing secret is not available; try again")
+        if not verify_oxoflow_signature(secrets, raw, signature):
+            logger.warning("ingest refused: bad signature", extra={"reason": "signature mismatch", "bytes": len(raw)})
+            return _answer(401, error="X-OxoFlow-Signature does not match the body (wrong secret, or the body was changed)")
+        try:
+            payload = json.loads(raw)
+            message = from_native(payload)
+            # oxo-flow retries the same body: the same id means the same delivery ids downstream,
+            # which the delivery ledger posts once.
+            message["id"] = str(uuid.uuid5(_NAMESPACE, hashlib.sha256(raw).hexdigest()))
+            event = parse_event(json.dumps(message), message_id=message["id"], received_at=datetime.now(UTC))
+        except (ValueError, EventError) as exc:
+            reason = f"not an oxo-flow webhook payload: {exc}"
+            # Signed, so it came from oxo-flow: keep it, as the dispatcher keeps a bad event. (Unsigned
+            # requests are not kept: anyone could fill the queue with them.)
+            if self.dead_letters is not None:
+                request_id = str(request.get("requestContext", {}).get("requestId", ""))
+                self.dead_letters.send(dl.dead_letter(dl.INVALID_EVENT, reason, raw_message=raw.decode("utf-8", "replace"),
+                                                      message_id=request_id or None))  # fmt: skip
+            logger.error("ingest refused: invalid payload", extra={"reason": reason})
+            return _answer(400, error=reason)
+        message_id = publish_message(self.sns(), self.topic_arn, message)
+        logger.info("ingested", extra={"event": event.event, "workflow": event.workflow, "message_id": message_id})
+        return _answer(202, message_id=message_id, event=event.event, workflow=event.workflow, id=event.id)
+
+    @staticmethod
+    def _body(request: dict[str, Any]) -> bytes:
+        body = request.get("body") or ""
+        if request.get("isBase64Encoded"):
+            return base64.b64decode(body, validate=True)
+        return body.encode("utf-8")
+
+
+def secrets_from(value: str, resolve: Callable[[str], str]) -> tuple[str, ...]:
+    """INGEST_SECRET: a reference (ssm:/..., secretsmanager:...) whose value holds one secret, or
+    several separated by commas while one is rotated."""
+    text = resolve(value)
+    return tuple(s.strip() for s in text.split(",") if s.strip())

@@ -1,0 +1,125 @@
+"""oxo-flow's own webhook dialect (its 0.14 releases), both ways.
+
+- Out: the ``oxoflow`` format renders our event as the payload oxo-flow itself posts, so
+  receivers written for oxo-flow keep working; ``X-OxoFlow-Signature: hmac-sha256=<hex>`` is its
+  signature header (RFC 2104 HMAC-SHA256 of the body).
+- In: the ingest function and ``oxoflow-notify follow`` turn oxo-flow's native payloads and
+  execution-log records into our events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from .errors import EventError
+
+if TYPE_CHECKING:
+    from .events import Event
+
+OXOFLOW_SIGNATURE_HEADER = "X-OxoFlow-Signature"
+HMAC_SCHEME = "hmac-sha256"
+DATA_FIELDS = ("total_rules", "succeeded", "failed", "skipped", "duration_ms", "rule", "exit_code", "error")
+_FAILED_STATUSES = frozenset({"failed", "failure", "error", "errored", "crashed", "timeout", "timed_out", "killed"})
+
+
+def oxoflow_signature(secret: str, body: bytes) -> str:
+    """``hmac-sha256=<lowercase hex>``, as oxo-flow sends it."""
+    return f"{HMAC_SCHEME}=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify_oxoflow_signature(secrets: tuple[str, ...] | list[str], body: bytes, header: str | None) -> bool:
+    """Constant-time check against every current secret (several while one is rotated)."""
+    if not header:
+        return False
+    return any(hmac.compare_digest(oxoflow_signature(s, body), header.strip()) for s in secrets)
+
+
+def snake(event: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(event))
+
+
+def render_oxoflow(event: Event) -> dict[str, Any]:
+    """Our event as oxo-flow's WebhookPayload: event, workflow_name, timestamp, data, version."""
+    from . import __version__
+
+    data: dict[str, Any] = {}
+    for key in ("total_rules", "succeeded", "failed", "skipped", "duration_ms"):  # oxo-flow reads these as unsigned
+        value = event.details.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            data[key] = value
+    exit_code = event.details.get("exit_code")
+    if isinstance(exit_code, int) and not isinstance(exit_code, bool):
+        data["exit_code"] = exit_code
+    if isinstance(event.details.get("error"), str):
+        data["error"] = event.details["error"]
+    if event.rule is not None:
+        data["rule"] = event.rule
+    if event.event.endswith("Failed") and "error" not in data:
+        data["error"] = event.message
+    return {
+        "event": snake(event.event),
+        "workflow_name": event.workflow,
+        "timestamp": event.timestamp,
+        "data": data,
+        "version": f"oxoflow-notify/{__version__}",
+    }
+
+
+def from_native(payload: Any) -> dict[str, Any]:
+    """oxo-flow's native webhook POST -> our event message (validate it with parse_event after).
+
+    A completed run with failed rules stays WorkflowCompleted: that is what oxo-flow reported; the
+    counts travel in details, and the formats show them."""
+    if not isinstance(payload, dict):
+        raise EventError(f"an oxo-flow payload must be a JSON object, got {type(payload).__name__}")
+    for key in ("event", "workflow_name"):
+        if not isinstance(payload.get(key), str) or not payload[key]:
+            raise EventError(f"oxo-flow payload: '{key}' is required and must be a non-empty string")
+    data = payload.get("data") or {}
+    if not isinstance(data, dict):
+        raise EventError(f"oxo-flow payload: 'data' must be an object, got {type(data).__name__}")
+    details = {k: data[k] for k in DATA_FIELDS if k in data and k != "rule" and data[k] is not None}
+    if isinstance(payload.get("version"), str):
+        details["oxoflow_version"] = payload["version"]
+    message: dict[str, Any] = {"event": payload["event"], "workflow": payload["workflow_name"], "details": details}
+    if payload.get("timestamp") is not None:
+        message["timestamp"] = payload["timestamp"]
+    if data.get("rule") is not None:
+        message["rule"] = data["rule"]
+    if isinstance(data.get("error"), str) and data["error"]:
+        message["message"] = data["error"][:4096]
+    return message
+
+
+def from_log_record(record: Any, workflow: str | None = None) -> dict[str, Any] | None:
+    """One line of oxo-flow's JSON-lines execution log -> our event message, or None for records
+    that are not lifecycle events (progress, resource samples, ...).
+
+    ``rule_completed`` with a failing status becomes RuleFailed."""
+    if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+        raise EventError("an execution-log record must be a JSON object with an 'event' string")
+    name = record["event"]
+    lifecycle = ("workflow_started", "workflow_completed", "workflow_failed", "workflow_cancelled",
+                 "rule_started", "rule_completed", "rule_failed", "rule_skipped")  # fmt: skip
+    if name not in lifecycle:
+        return None
+    status = str(record.get("status") or "").lower()
+    if name == "rule_completed" and status in _FAILED_STATUSES:
+        name = "rule_failed"
+    if name == "workflow_completed" and status in _FAILED_STATUSES:
+        name = "workflow_failed"
+    wf = record.get("workflow") or record.get("workflow_name") or workflow
+    if not isinstance(wf, str) or not wf:
+        raise EventError("an execution-log record names no workflow: pass --workflow")
+    skip = {"event", "workflow", "workflow_name", "timestamp", "rule", "message", "error", "run_id"}
+    details = {k: v for k, v in record.items() if k not in skip and v is not None}
+    message: dict[str, Any] = {"event": name, "workflow": wf, "details": details}
+    for key in ("timestamp", "rule", "run_id"):
+        if record.get(key) is not None:
+            message[key] = str(record[key])
+    text = record.get("message") or record.get("error")
+    if isinstance(text, str) and text:
+        message["message"] = text[:4096]
+    return message

@@ -1,0 +1,6 @@
+#!/bin/sh
+# Publish one oxo-flow event with the oxoflow-notify command (pip install .): it validates the
+# event against the schema first and sets the message attributes.
+# Needs: OXOFLOW_NOTIFY_TOPIC_ARN (the stack's TopicArn output) and AWS credentials.
+set -eu
+oxoflow-notify publish --event RuleFailed --workflow "${WORKFLOW:-variant-calling}" --rule align_reads --details '{"exit_code": 1}'
