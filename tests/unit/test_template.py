@@ -19,7 +19,7 @@ def of_type(kind: str) -> dict[str, Any]:
 def test_the_pipeline_resources_are_declared() -> None:
     assert set(of_type("AWS::SNS::Topic")) == {"NotifyTopic", "AlarmTopic"}
     assert set(of_type("AWS::SQS::Queue")) == {"RetryQueue", "DeadLetterQueue"}
-    assert set(of_type("AWS::Serverless::Function")) == {"DispatchFunction", "RetryFunction"}
+    assert set(of_type("AWS::Serverless::Function")) == {"DispatchFunction", "RetryFunction", "IngestFunction"}
     assert len(of_type("AWS::Serverless::LayerVersion")) == 1
 
 
@@ -47,7 +47,7 @@ def test_event_sources() -> None:
 
 
 def test_policies_are_sam_policy_templates_without_wildcard_actions() -> None:
-    for name in ("DispatchFunction", "RetryFunction"):
+    for name in ("DispatchFunction", "RetryFunction", "IngestFunction"):
         policies = RESOURCES[name]["Properties"]["Policies"]
         assert all(isinstance(p, dict) and len(p) == 1 and next(iter(p)).endswith("Policy") for p in policies)
     policies = ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy")  # their only "*" is in Deny statements
@@ -129,3 +129,12 @@ def test_the_delivery_ledger_is_a_ttl_table_both_functions_may_use() -> None:
     assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["LEDGER_TABLE"] == {"Ref": name}
     for function in ("DispatchFunction", "RetryFunction"):
         assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": name}}} in RESOURCES[function]["Properties"]["Policies"]
+
+
+def test_the_ingest_url_is_unauthenticated_only_because_every_request_is_signed() -> None:
+    ingest = RESOURCES["IngestFunction"]["Properties"]
+    assert ingest["FunctionUrlConfig"] == {"AuthType": "NONE"}
+    assert ingest["Environment"]["Variables"]["INGEST_SECRET"] == {"Ref": "IngestSecret"}
+    assert TEMPLATE["Parameters"]["IngestSecret"]["AllowedPattern"] == "^(ssm:/|secretsmanager:).+$"  # a reference, never the secret
+    assert {"SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["NotifyTopic", "TopicName"]}}} in ingest["Policies"]
+    assert "IngestUrl" in TEMPLATE["Outputs"]

@@ -49,13 +49,16 @@ def schema_problems(message: Any) -> list[str]:
 
 
 def checked_event(message: Any) -> dict[str, Any]:
-    """Validate a message as the dispatcher will: the schema first, then the dispatcher's own parser."""
+    """Validate a message as the dispatcher will (its parser words problems best, with did-you-mean),
+    then against the published JSON Schema, the contract every other publisher is held to."""
     from .events import parse_event
 
+    if not isinstance(message, dict):
+        raise EventError(f"an event is a JSON object, got {type(message).__name__}")
+    parse_event(json.dumps(message), message_id="cli-check", received_at=datetime.now(UTC))
     problems = schema_problems(message)
     if problems:
         raise EventError("; ".join(problems))
-    parse_event(json.dumps(message), message_id="cli-check", received_at=datetime.now(UTC))
     return dict(message)
 
 
@@ -439,6 +442,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["invoke"]:  # every option after it is invoke.py's own, --help included
+        try:
+            return run_script("invoke.py", argv[1:])
+        except Usage as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
     args = parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:

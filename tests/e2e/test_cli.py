@@ -1,0 +1,204 @@
+"""The oxoflow-notify command, run as installed (the console script), against moto server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oxolocal.stack import Stack
+from tests.conftest import EVENTS
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMAND = shutil.which("oxoflow-notify", path=str(Path(sys.executable).parent)) or "oxoflow-notify"
+
+
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([COMMAND, *args], input=stdin, capture_output=True, text=True, env=env or dict(os.environ), cwd=cwd, timeout=120)
+
+
+def tapped(stack: Stack) -> list[dict[str, Any]]:
+    return [json.loads(m["Body"]) for m in stack.receive(stack.tap_url)]
+
+
+@pytest.fixture
+def env(stack: Stack) -> dict[str, str]:
+    return {**os.environ, "OXOFLOW_NOTIFY_TOPIC_ARN": stack.topic_arn, "OXOFLOW_NOTIFY_BUCKET": stack.bucket}
+
+
+def test_publish_from_flags_validates_sets_attributes_and_prints_the_message_id(stack: Stack, env: dict[str, str]) -> None:
+    # when a rule failure is published from flags
+    done = run(
+        "publish",
+        "--event",
+        "rule_failed",
+        "--workflow",
+        "variant-calling",
+        "--rule",
+        "bwa_mem",
+        "--details",
+        '{"exit_code": 137}',
+        env=env,
+    )
+    # then the message id is printed and the topic got exactly that event, with filterable attributes
+    assert done.returncode == 0, done.stderr
+    (envelope,) = tapped(stack)
+    assert envelope["MessageId"] == done.stdout.strip()
+    assert json.loads(envelope["Message"]) == {
+        "event": "rule_failed",
+        "workflow": "variant-calling",
+        "rule": "bwa_mem",
+        "details": {"exit_code": 137},
+    }
+    attributes = envelope["MessageAttributes"]
+    assert attributes["event"]["Value"] == "RuleFailed" and attributes["workflow"]["Value"] == "variant-calling"
+
+
+def test_publish_from_stdin_and_from_a_file(stack: Stack, env: dict[str, str]) -> None:
+    sample = (EVENTS / "messages" / "workflow-completed.json").read_text(encoding="utf-8")
+    assert run("publish", "-", stdin=sample, env=env).returncode == 0
+    assert run("publish", str(EVENTS / "messages" / "rule-started.json"), env=env).returncode == 0
+    first, second = tapped(stack)
+    assert json.loads(first["Message"]) == json.loads(sample)
+    assert json.loads(second["Message"])["event"] == "RuleStarted"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["--event", "RuleFaild", "--workflow", "wf", "--rule", "r"],
+            "field 'event': unknown event 'RuleFaild' (did you mean 'RuleFailed'?)",
+        ),
+        (["--event", "rule_faild", "--workflow", "wf", "--rule", "r"], "did you mean 'rule_failed'?"),
+        (["--event", "RuleFailed", "--workflow", "wf"], "field 'rule' is required"),
+        (["--event", "WorkflowStarted", "--workflow", "my workflow"], "field 'workflow' must start with a letter or digit"),
+        (["--event", "WorkflowStarted", "--workflow", "wf", "--details", "{not json"], "--details: not valid JSON"),
+    ],
+)
+def test_publish_refuses_an_invalid_event_naming_the_field_and_publishes_nothing(
+    stack: Stack, env: dict[str, str], args: list[str], says: str
+) -> None:
+    done = run("publish", *args, env=env)
+    assert done.returncode == 1
+    assert says in done.stderr, done.stderr
+    assert tapped(stack) == []
+
+
+def test_publish_without_a_topic_or_credentials_says_what_to_set(stack: Stack, env: dict[str, str], tmp_path: Path) -> None:
+    no_topic = {k: v for k, v in env.items() if k != "OXOFLOW_NOTIFY_TOPIC_ARN"}
+    done = run("publish", "--event", "WorkflowStarted", "--workflow", "wf", env=no_topic)
+    assert done.returncode == 2 and "set OXOFLOW_NOTIFY_TOPIC_ARN" in done.stderr
+    no_credentials = {k: v for k, v in env.items() if not k.startswith("AWS_") or k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    no_credentials |= {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                       "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+    done = run("publish", "--event", "WorkflowStarted", "--workflow", "wf", env=no_credentials)
+    assert done.returncode == 2 and "no AWS credentials found" in done.stderr and "Traceback" not in done.stderr
+    missing = run("publish", "--event", "WorkflowStarted", "--workflow", "wf", "--topic-arn", stack.topic_arn + "-gone", env=env)
+    assert missing.returncode == 2 and "NotFound" in missing.stderr
+
+
+def test_validate_reports_file_line_and_did_you_mean_with_exit_codes(tmp_path: Path) -> None:
+    good = EVENTS / "variant-calling.oxoflow"
+    bad = tmp_path / "bad.oxoflow"
+    bad.write_text('[workflow]\nname = "wf"\n\n[[webhooks]]\nurl = "https://a.example.org/h"\nformt = "slack"\n', encoding="utf-8")
+    broken = tmp_path / "broken.oxoflow"
+    broken.write_text('[[webhooks]]\nurl = "https://a.example.org\n', encoding="utf-8")
+    ok = run("validate", str(good))
+    assert ok.returncode == 0 and f"{good}: ok" in ok.stdout
+    done = run("validate", str(good), str(bad), str(broken))
+    assert done.returncode == 1
+    assert f"{bad}: [[webhooks]] #1 (line 4): unknown key 'formt' (did you mean 'format'?)" in done.stderr
+    assert f"{broken}: TOML syntax error at line 2" in done.stderr
+    report = json.loads(run("validate", "--json", str(good), str(bad)).stdout)
+    assert [r["ok"] for r in report] == [True, False]
+    assert report[1]["problems"][0]["line"] == 4 and report[0]["workflow"] == "variant-calling"
+
+
+def test_upload_puts_a_valid_file_at_the_key_the_lambda_reads_and_refuses_an_invalid_one(
+    stack: Stack, env: dict[str, str], tmp_path: Path
+) -> None:
+    good = EVENTS / "variant-calling.oxoflow"
+    done = run("upload", str(good), env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"s3://{stack.bucket}/workflows/variant-calling.oxoflow"
+    stored = stack.s3.get_object(Bucket=stack.bucket, Key="workflows/variant-calling.oxoflow")["Body"].read()
+    assert stored == good.read_bytes()
+    assert run("upload", str(good), "--workflow", "other-wf", env=env).returncode == 0
+    stack.s3.head_object(Bucket=stack.bucket, Key="workflows/other-wf.oxoflow")
+    bad = tmp_path / "bad.oxoflow"
+    bad.write_text('[workflow]\nname = "bad-wf"\n[[webhooks]]\nurl = "ftp://x"\n', encoding="utf-8")
+    refused = run("upload", str(bad), env=env)
+    assert refused.returncode == 1 and "must use http or https" in refused.stderr and "nothing uploaded" in refused.stderr
+    assert "Contents" not in stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix="workflows/bad-wf")
+
+
+def test_verify_checks_each_signature_scheme(tmp_path: Path) -> None:
+    body, secret = tmp_path / "body.json", tmp_path / "secret"
+    body.write_bytes(b'{"event":"RuleFailed"}')
+    secret.write_text("k1\n", encoding="utf-8")
+    digest = hmac.new(b"k1", body.read_bytes(), hashlib.sha256).hexdigest()
+    hub = run("verify", "--body", str(body), "--secret-file", str(secret), "--signature", f"sha256={digest}")
+    assert hub.returncode == 0 and "valid X-Hub-Signature-256" in hub.stdout
+    oxo = run("verify", "--body", str(body), "--secret-file", str(secret), "--header", f"X-OxoFlow-Signature: hmac-sha256={digest}")
+    assert oxo.returncode == 0 and "valid X-OxoFlow-Signature" in oxo.stdout
+    wrong = run("verify", "--secret-file", str(secret), "--signature", f"sha256={digest}", stdin='{"event":"RuleFailed" }')
+    assert wrong.returncode == 1 and "did not sign these" in wrong.stderr
+    assert run("verify", "--body", str(body), "--secret-file", str(secret)).returncode == 2
+
+
+def test_invoke_and_replay_run_from_the_checkout(stack: Stack, env: dict[str, str]) -> None:
+    done = run("invoke", "DispatchFunction", "-e", str(EVENTS / "sns-rule-failed.json"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["events"] == 1
+    replay_env = {**env, **stack.function_env("DispatchFunction")}
+    dry = run("replay", "--dry-run", env=replay_env)
+    assert dry.returncode == 0, dry.stderr
+    assert "nothing matched" in dry.stdout or "would replay" in dry.stdout
+
+
+def test_help_everywhere() -> None:
+    for command in ("publish", "validate", "upload", "verify", "replay", "follow"):
+        done = run(command, "--help")
+        assert done.returncode == 0 and "usage: oxoflow-notify" in done.stdout
+    assert run("invoke", "--help").returncode == 0
+    assert run().returncode == 2
+
+
+def test_follow_publishes_a_growing_log_until_the_run_ends(stack: Stack, env: dict[str, str], tmp_path: Path) -> None:
+    # given a run's execution log that already has its first record
+    import time
+
+    log = tmp_path / "execution.jsonl"
+    log.write_text(json.dumps({"event": "workflow_started", "timestamp": "2026-05-18T12:00:00Z"}) + "\n", encoding="utf-8")
+    follower = subprocess.Popen(
+        [COMMAND, "follow", str(log), "--workflow", "wgs", "--from-start", "--until-done", "--poll", "0.05", "--idle-exit", "60"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # when the run writes more records while it is followed
+    records = [
+        {"event": "rule_started", "rule": "bwa", "timestamp": "2026-05-18T12:00:01Z"},
+        {"event": "rule_completed", "rule": "bwa", "status": "failed", "exit_code": 137, "timestamp": "2026-05-18T12:05:00Z"},
+        {"event": "workflow_completed", "status": "failed", "timestamp": "2026-05-18T12:05:01Z"},
+    ]
+    for record in records:
+        time.sleep(0.3)
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+    _, stderr = follower.communicate(timeout=60)
+    # then it exits after the run's end, and the topic got each record as our event, in order
+    assert follower.returncode == 0, stderr
+    published = [json.loads(e["Message"]) for e in tapped(stack)]
+    assert [(m["event"], m.get("rule")) for m in published] == [
+        ("workflow_started", None), ("rule_started", "bwa"), ("rule_failed", "bwa"), ("workflow_failed", None),
+    ]  # fmt: skip
+    assert published[2]["details"] == {"status": "failed", "exit_code": 137}
+    assert "execution.jsonl:3: rule_failed published" in stderr
