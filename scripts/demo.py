@@ -5,12 +5,16 @@ moto server plays SNS, S3 and SQS; loopback HTTP servers play the receivers (one
 signatures, a Slack-format one, one that fails once, one that answers 404). The sample events
 are published to the topic and carried to the dispatch handler; the retry queue is drained by
 the retry handler on a compressed schedule; the run ends with what each receiver got and what
-was dead-lettered, and exits non-zero if anything expected did not happen.
+was dead-lettered, and exits non-zero if anything expected did not happen. Then oxo-flow itself:
+its signed native webhook POST goes through the ingest function to a receiver configured with
+oxo-flow's own [webhook] table, and its retry of the same POST is delivered once (the ledger).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import sys
 from pathlib import Path
@@ -18,12 +22,37 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oxolocal.receivers import Receiver, always, fail_first, service, verify_hub
+from oxolocal.receivers import Answer, Received, Receiver, always, fail_first, service, verify_hub
 from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws
 
 LOG = repo_path(".demo", "lambda.log")
 SECRET = "demo-secret-do-not-use-in-production"
 OUT = sys.__stdout__
+
+
+INGEST_SECRET = "demo-ingest-secret"  # what oxo-flow signs its own webhook with
+OXO_SECRET = "demo-oxo-receiver-secret"  # what we sign deliveries to the oxo-flow-style receiver with
+
+
+def verify_oxoflow(secret: str) -> Any:
+    """A receiver written for oxo-flow: checks X-OxoFlow-Signature, answers 401 when it is wrong."""
+
+    def behave(n: int, r: Received) -> Answer:
+        expected = "hmac-sha256=" + hmac.new(secret.encode(), r.body, hashlib.sha256).hexdigest()
+        return Answer(200) if hmac.compare_digest(expected, r.header("X-OxoFlow-Signature") or "") else Answer(401, b"bad signature")
+
+    return behave
+
+
+def oxoflow_post(native: dict[str, Any], secret: str | None) -> dict[str, Any]:
+    """The Function URL request oxo-flow's webhook makes (events/url-oxoflow-workflow-completed.json, re-signed)."""
+    request: dict[str, Any] = json.loads(repo_path("events", "url-oxoflow-workflow-completed.json").read_text(encoding="utf-8"))
+    request["body"] = json.dumps(native, separators=(",", ":"))
+    request["headers"].pop("x-oxoflow-signature")
+    if secret is not None:
+        digest = hmac.new(secret.encode(), request["body"].encode(), hashlib.sha256).hexdigest()
+        request["headers"]["x-oxoflow-signature"] = f"hmac-sha256={digest}"
+    return request
 
 
 def say(text: str = "") -> None:
@@ -188,6 +217,25 @@ def main() -> int:
             webhook = (letter.get("webhook") or {}).get("id") or "-"
             say(f"  [{letter['reason_code']}] webhook {webhook}: {letter['reason'][:150]}")
 
+        say("\noxo-flow itself: its signed webhook POST -> IngestFunction -> topic -> its [webhook] receiver")
+        import boto3
+
+        boto3.client("ssm").put_parameter(Name="/oxoflow-notify/ingest-secret", Value=INGEST_SECRET, Type="SecureString", Overwrite=True)
+        oxo = ctx.enter_context(Receiver(verify_oxoflow(OXO_SECRET), "oxo"))
+        stack.put_config("wgs", f'[workflow]\nname = "wgs"\n\n[webhook]\nurl = "{oxo.url}"\nsecret = "{OXO_SECRET}"\n')
+        native = {"event": "workflow_completed", "workflow_name": "wgs", "timestamp": "2026-05-18T13:00:00Z",
+                  "data": {"total_rules": 40, "succeeded": 39, "failed": 1, "skipped": 0, "duration_ms": 5400000}, "version": "0.14.2"}  # fmt: skip
+        answers = [stack.invoke("IngestFunction", oxoflow_post(native, INGEST_SECRET)) for _ in range(2)]  # oxo-flow retries
+        unsigned = stack.invoke("IngestFunction", oxoflow_post(native, None))
+        say(f"  ingest answered {[a['statusCode'] for a in answers]} to the signed POST and its retry, {unsigned['statusCode']} unsigned")
+        ingested = stack.carry_published()
+        say(f"  dispatch: {sum(r['delivered'] for r in ingested)} delivered, {sum(r['already_delivered'] for r in ingested)} "
+            "already delivered (the ledger)")  # fmt: skip
+        if oxo.requests:
+            got = oxo.requests[0]
+            say(f"  oxo received: X-OxoFlow-Signature: {got.header('X-OxoFlow-Signature')}")
+            say(f"  body: {got.body.decode()[:150]}...")
+
         say("\nchecks")
         expect("lims got all 8 sample events, each with a valid X-Hub-Signature-256", verified(lims) == 8 and len(lims.requests) == 8)
         events_at_lims = sorted(json.loads(r.body)["event"] for r in lims.requests)
@@ -235,7 +283,18 @@ def main() -> int:
         expect("no secret or webhook URL in any dead letter", not secret_leaks)
         log.flush()
         log_text = LOG.read_text(encoding="utf-8")
-        expect("no secret or webhook URL in the Lambda logs", SECRET not in log_text and "/hook/" not in log_text)
+        expect(
+            "no secret or webhook URL in the Lambda logs",
+            all(x not in log_text for x in (SECRET, INGEST_SECRET, OXO_SECRET, "/hook/")),
+        )
+        expect(
+            "oxo-flow's signed POST was accepted and its unsigned twin refused (401)",
+            [a["statusCode"] for a in answers] == [202, 202] and unsigned["statusCode"] == 401,
+        )
+        expect(
+            "the oxo-flow-style receiver got oxo-flow's payload once, with a valid X-OxoFlow-Signature (retry not re-posted)",
+            [r.answered for r in oxo.requests] == [200] and json.loads(oxo.requests[0].body)["data"]["failed"] == 1,
+        )
         expect("retry queue is empty at the end", stack.depth(stack.retry_queue_url)["visible"] == 0)
 
     say(f"\nLambda logs and EMF metrics (JSON lines): {LOG.relative_to(repo_path())}")
