@@ -196,30 +196,29 @@ def warm_targets() -> None:
             # pair does the same I/O: POSTs only, or POSTs plus the ledger's two DynamoDB calls.
             rounds, size = 10, EVENTS // 10
             rates: dict[str, list[float]] = {"ours": [], "raw": [], "ours+ledger": [], "raw+ledger": []}
+
+            def ours_one(i: int) -> None:
+                handler(events[i], context)
+
+            def raw_post(i: int) -> None:
+                body, headers = recorded[i]
+                session.post(url, data=body, headers=headers, timeout=10).close()
+
+            def raw_one_with_ledger(i: int) -> None:
+                ledger_io.put(f"bench#{i}")
+                raw_post(i)
+                ledger_io.update(f"bench#{i}")
+
+            sides = [("ours", without_ledger, ours_one), ("raw", None, raw_post),
+                     ("ours+ledger", with_ledger, ours_one), ("raw+ledger", None, raw_one_with_ledger)]  # fmt: skip
             for r in range(rounds):
-                chunk = range(r * size, (r + 1) * size)
-                notifier.ledger = without_ledger
-                started = time.perf_counter()
-                for i in chunk:
-                    handler(events[i], context)
-                rates["ours"].append(size / (time.perf_counter() - started))
-                started = time.perf_counter()
-                for i in chunk:
-                    body, headers = recorded[i]
-                    session.post(url, data=body, headers=headers, timeout=10).close()
-                rates["raw"].append(size / (time.perf_counter() - started))
-                notifier.ledger = with_ledger
-                started = time.perf_counter()
-                for i in chunk:
-                    handler(events[i], context)
-                rates["ours+ledger"].append(size / (time.perf_counter() - started))
-                started = time.perf_counter()
-                for i in chunk:
-                    body, headers = recorded[i]
-                    ledger_io.put(f"bench#{i}")
-                    session.post(url, data=body, headers=headers, timeout=10).close()
-                    ledger_io.update(f"bench#{i}")
-                rates["raw+ledger"].append(size / (time.perf_counter() - started))
+                for name, ledger, one in sides:
+                    if ledger is not None:
+                        notifier.ledger = ledger
+                    started = time.perf_counter()
+                    for i in range(r * size, (r + 1) * size):
+                        one(i)
+                    rates[name].append(size / (time.perf_counter() - started))
             rate = {k: statistics.median(v) for k, v in rates.items()}
         row(
             "throughput: events/s via dispatch handler",

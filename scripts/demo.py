@@ -223,11 +223,19 @@ def main() -> int:
         boto3.client("ssm").put_parameter(Name="/oxoflow-notify/ingest-secret", Value=INGEST_SECRET, Type="SecureString", Overwrite=True)
         oxo = ctx.enter_context(Receiver(verify_oxoflow(OXO_SECRET), "oxo"))
         stack.put_config("wgs", f'[workflow]\nname = "wgs"\n\n[webhook]\nurl = "{oxo.url}"\nsecret = "{OXO_SECRET}"\n')
-        native = {"event": "workflow_completed", "workflow_name": "wgs", "timestamp": "2026-05-18T13:00:00Z",
-                  "data": {"total_rules": 40, "succeeded": 39, "failed": 1, "skipped": 0, "duration_ms": 5400000}, "version": "0.14.2"}  # fmt: skip
-        answers = [stack.invoke("IngestFunction", oxoflow_post(native, INGEST_SECRET)) for _ in range(2)]  # oxo-flow retries
+        counts = {"total_rules": 40, "succeeded": 39, "failed": 1, "skipped": 0, "duration_ms": 5400000}
+        native = {
+            "event": "workflow_completed",
+            "workflow_name": "wgs",
+            "timestamp": "2026-05-18T13:00:00Z",
+            "data": counts,
+            "version": "0.14.2",
+        }
+        signed = oxoflow_post(native, INGEST_SECRET)
+        ingest_answers = [stack.invoke("IngestFunction", signed) for _ in range(2)]  # oxo-flow retries the same POST
         unsigned = stack.invoke("IngestFunction", oxoflow_post(native, None))
-        say(f"  ingest answered {[a['statusCode'] for a in answers]} to the signed POST and its retry, {unsigned['statusCode']} unsigned")
+        statuses = [a["statusCode"] for a in ingest_answers]
+        say(f"  ingest answered {statuses} to the signed POST and its retry, {unsigned['statusCode']} unsigned")
         ingested = stack.carry_published()
         say(f"  dispatch: {sum(r['delivered'] for r in ingested)} delivered, {sum(r['already_delivered'] for r in ingested)} "
             "already delivered (the ledger)")  # fmt: skip
@@ -289,7 +297,7 @@ def main() -> int:
         )
         expect(
             "oxo-flow's signed POST was accepted and its unsigned twin refused (401)",
-            [a["statusCode"] for a in answers] == [202, 202] and unsigned["statusCode"] == 401,
+            [a["statusCode"] for a in ingest_answers] == [202, 202] and unsigned["statusCode"] == 401,
         )
         expect(
             "the oxo-flow-style receiver got oxo-flow's payload once, with a valid X-OxoFlow-Signature (retry not re-posted)",
