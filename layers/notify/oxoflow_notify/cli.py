@@ -9,6 +9,7 @@ missing file). Errors go to stderr and name the file, line or field.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -34,13 +35,20 @@ class Usage(Exception):
 # -- events -------------------------------------------------------------------------------------
 
 
-def schema_problems(message: Any) -> list[str]:
-    """The event JSON Schema's verdict, each problem naming its field (the contract publishers see)."""
+@functools.cache
+def _validator() -> Any:
     try:
         import jsonschema
     except ImportError:  # the Lambda layer has no jsonschema; parse_event applies the same rules
+        return None
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def schema_problems(message: Any) -> list[str]:
+    """The event JSON Schema's verdict, each problem naming its field (the contract publishers see)."""
+    validator = _validator()
+    if validator is None:
         return []
-    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
     problems = []
     for error in sorted(validator.iter_errors(message), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path) or "(the message)"
