@@ -39,7 +39,9 @@ def ingest_stack(stack: Stack) -> Stack:
     return stack
 
 
-def test_a_signed_oxoflow_post_reaches_the_workflows_webhooks(ingest_stack: Stack, receivers: Callable[..., Receiver]) -> None:
+def test_a_signed_oxoflow_post_reaches_the_workflows_webhooks(
+    ingest_stack: Stack, receivers: Callable[..., Receiver], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     # given a workflow whose config is oxo-flow's own [webhook] table, signed, and a receiver behind it
     stack, lims = ingest_stack, receivers(ok())
     stack.put_config("variant-calling", f'[workflow]\nname = "variant-calling"\n\n[webhook]\nurl = "{lims.url}"\nsecret = "lims-key"\n')
@@ -65,6 +67,9 @@ def test_a_signed_oxoflow_post_reaches_the_workflows_webhooks(ingest_stack: Stac
     body = json.loads(got.body)
     assert body["event"] == "workflow_completed" and body["workflow_name"] == "variant-calling"
     assert body["data"] == {"total_rules": 12, "succeeded": 10, "failed": 2, "skipped": 0, "duration_ms": 2467000}
+    # and neither secret nor the receiver's URL is in the functions' logs and metrics
+    logs = capsys.readouterr().out + caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
+    assert "ingested" in logs and SECRET not in logs and "lims-key" not in logs and lims.url not in logs
 
 
 def test_oxoflow_retrying_the_same_post_is_delivered_once(ingest_stack: Stack, receivers: Callable[..., Receiver]) -> None:

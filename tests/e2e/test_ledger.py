@@ -94,3 +94,19 @@ def test_a_failed_post_leaves_no_record_so_the_retry_posts(stack: Stack, receive
     # then the third attempt delivered it, and only then was it recorded
     assert [r.answered for r in flaky.requests] == [502, 502, 200]
     assert [i["status"]["S"] for i in stack.dynamodb.scan(TableName=table)["Items"]] == ["COMPLETED"]
+
+
+def test_a_replay_of_a_delivery_that_since_succeeded_posts_nothing(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a delivery that a receiver answered 2xx (say, a duplicate retry message got through)
+    lims = receivers(ok())
+    stack.put_config("variant-calling", hooks(lims.url))
+    envelope = published_envelope(stack, {"event": "WorkflowFailed", "workflow": "variant-calling"})
+    stack.invoke("DispatchFunction", sns_event(envelope))
+    event = json.loads(lims.requests[0].body)
+    delivery_id = lims.requests[0].header("X-OxoFlow-Delivery") or ""
+    # when a dead letter for it is replayed
+    notifier = stack.modules["DispatchFunction"].notifier
+    verdict, reason = notifier.attempt_once(event, "workflows/variant-calling.oxoflow", "h0", delivery_id, 2)
+    # then replay counts it as delivered (so it deletes the letter) without posting again
+    assert verdict == "success" and "already delivered" in reason
+    assert len(lims.requests) == 1
