@@ -51,6 +51,11 @@ toml_lines = st.sampled_from(
         "timeout = 5", "timeout = -1", "max_attempts = 3", "max_attempts = 0", 'headers = { "X-A" = "b" }',
         'headers = { "Host" = "b" }', 'id = "ok"', 'id = "bad id"', "evnts = 1", "[workflow]", 'name = "x"', "[[rules]]",
         "webhooks = 1", "[webhooks", 'signature = "standard-webhooks"', 'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"',
+        # oxo-flow's singular table and its spellings
+        "[webhook]", "[[webhook]]", "webhook = 2", 'method = "put"', 'method = "get"', "method = 1", "timeout_secs = 20",
+        "timeout_secs = 0", 'timeout_secs = "x"', "max_retries = 2", "max_retries = -1", "max_retries = true",
+        'signature_scheme = "hmac-sha256"', 'signature_scheme = "sha256-keyed"', 'events = ["workflow_completed"]',
+        'format = "oxoflow"',
     ]
 )  # fmt: skip
 
@@ -64,7 +69,7 @@ def test_the_config_parser_accepts_or_names_file_and_problem(text: str) -> None:
         assert str(exc).startswith("workflows/wf.oxoflow: ")
         return
     for problem in config.problems:
-        assert problem.message.startswith("workflows/wf.oxoflow: [[webhooks]] #")
+        assert problem.message.startswith(("workflows/wf.oxoflow: [[webhooks]] #", "workflows/wf.oxoflow: [webhook]"))
         assert "key" in problem.message or "must be a table" in problem.message
     for webhook in config.webhooks:
         assert webhook.url.startswith(("http://", "https://")) and webhook.id
@@ -101,3 +106,37 @@ def test_the_retry_planner_always_answers_a_sane_delay_or_stops(
         assert delay >= 60
     if retry_after is not None:
         assert delay >= retry_after
+
+
+native_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "event": st.sampled_from(["workflow_completed", "rule_failed", "rule_completed", "progress", "x"]) | json_values,
+        "workflow_name": st.sampled_from(["wgs", "", "a b"]) | json_values,
+        "workflow": st.sampled_from(["wgs", ""]) | json_values,
+        "timestamp": st.sampled_from(["2026-05-18T12:00:00Z", "yesterday"]) | json_values,
+        "status": st.sampled_from(["failed", "success"]) | json_values,
+        "rule": json_values,
+        "data": st.dictionaries(st.sampled_from(["total_rules", "failed", "rule", "error", "exit_code", "x"]), json_values) | json_values,
+        "version": json_values,
+    },
+)
+
+
+@FAST
+@given(st.one_of(native_like, json_values))
+def test_oxoflows_payloads_and_log_records_map_or_name_the_problem(payload: Any) -> None:
+    from oxoflow_notify.oxoflow import from_log_record, from_native
+
+    for mapper in (from_native, lambda p: from_log_record(p, "wgs")):
+        try:
+            message = mapper(payload)
+        except EventError as exc:
+            assert str(exc)
+            continue
+        if message is None:
+            continue
+        try:
+            parse_event(json.dumps(message), message_id="m", received_at=RECEIVED_AT)
+        except EventError as exc:
+            assert str(exc)  # a rejection always says what is wrong
