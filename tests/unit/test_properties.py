@@ -128,7 +128,10 @@ native_like = st.fixed_dictionaries(
 def test_oxoflows_payloads_and_log_records_map_or_name_the_problem(payload: Any) -> None:
     from oxoflow_notify.oxoflow import from_log_record, from_native
 
-    for mapper in (from_native, lambda p: from_log_record(p, "wgs")):
+    def from_log(record: Any) -> dict[str, Any] | None:
+        return from_log_record(record, "wgs")
+
+    for mapper in (from_native, from_log):
         try:
             message = mapper(payload)
         except EventError as exc:
