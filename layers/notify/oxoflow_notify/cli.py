@@ -225,8 +225,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .oxoflow import verify_oxoflow_signature
-    from .verify import verify_hub, verify_standard
+    from .verify import verify_hub, verify_oxoflow, verify_standard
 
     secret = args.secret or os.environ.get("OXOFLOW_NOTIFY_SECRET")
     if args.secret_file:
@@ -243,7 +242,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if "webhook-signature" in lowered:
         ok, scheme = verify_standard(secret, headers, body, tolerance=args.tolerance), "Standard Webhooks"
     elif "x-oxoflow-signature" in lowered:
-        ok, scheme = verify_oxoflow_signature([secret], body, lowered["x-oxoflow-signature"]), "X-OxoFlow-Signature"
+        ok, scheme = verify_oxoflow([secret], body, lowered["x-oxoflow-signature"]), "X-OxoFlow-Signature"
     elif "x-hub-signature-256" in lowered:
         ok, scheme = verify_hub(secret, body, lowered["x-hub-signature-256"]), "X-Hub-Signature-256"
     else:

@@ -32,8 +32,7 @@ from .config import Webhook
 from .events import Event
 from .formats import render
 from .guard import BlockedTarget, TargetGuard, guarded_pool_classes
-from .oxoflow import OXOFLOW_SIGNATURE_HEADER, oxoflow_signature
-from .signing import SIGNATURE_HEADER, hub_signature, standard_headers
+from .signing import OXOFLOW_SIGNATURE_HEADER, SIGNATURE_HEADER, hmac_sha256_hex, standard_headers
 
 SUCCESS = "success"
 RETRYABLE = "retryable"
@@ -76,9 +75,10 @@ def prepare(event: Event, webhook: Webhook, delivery_id: str, attempt: int, now:
         "X-OxoFlow-Attempt": str(attempt),
     }
     if webhook.secret:
-        headers[SIGNATURE_HEADER] = hub_signature(webhook.secret, body)
+        digest = hmac_sha256_hex(webhook.secret, body)  # one HMAC, however many headers carry it
+        headers[SIGNATURE_HEADER] = f"sha256={digest}"
         if webhook.oxoflow_signature:
-            headers[OXOFLOW_SIGNATURE_HEADER] = oxoflow_signature(webhook.secret, body)
+            headers[OXOFLOW_SIGNATURE_HEADER] = f"hmac-sha256={digest}"
     if webhook.standard_webhooks:
         headers.update(standard_headers(webhook.secrets, delivery_id, int(time.time() if now is None else now), body))
     return Prepared(webhook, event, delivery_id, attempt, body, headers)

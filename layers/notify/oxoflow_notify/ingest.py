@@ -21,10 +21,12 @@ from . import deadletter as dl
 from .errors import EventError
 from .events import parse_event
 from .observability import logger
-from .oxoflow import OXOFLOW_SIGNATURE_HEADER, from_native, verify_oxoflow_signature
+from .oxoflow import from_native
 from .queues import MessageQueue
 from .references import ReferenceProblem
+from .signing import OXOFLOW_SIGNATURE_HEADER
 from .topic import publish_message
+from .verify import verify_oxoflow
 
 MAX_BODY = 256 * 1024  # SNS's message limit
 _NAMESPACE = uuid.UUID("3f6c7d52-5a0b-5d7e-9a51-6f0e1c2b9d44")
@@ -64,7 +66,7 @@ class Ingest:
         except ReferenceProblem as exc:
             logger.error("ingest secret unavailable", extra={"reason": str(exc)})
             return _answer(503, error="the signing secret is not available; try again")
-        if not verify_oxoflow_signature(secrets, raw, signature):
+        if not verify_oxoflow(secrets, raw, signature):
             logger.warning("ingest refused: bad signature", extra={"reason": "signature mismatch", "bytes": len(raw)})
             return _answer(401, error="X-OxoFlow-Signature does not match the body (wrong secret, or the body was changed)")
         try:

@@ -1,8 +1,10 @@
 """Webhook signatures. Pure functions over the exact body bytes that are sent.
 
-Two schemes:
+Three headers:
 - ``X-Hub-Signature-256: sha256=<hex>`` (GitHub style): HMAC-SHA256 keyed with the secret's UTF-8
   bytes over the body. Always sent when a webhook has a secret; uses the first (newest) secret.
+- ``X-OxoFlow-Signature: hmac-sha256=<hex>``, oxo-flow's own header: the same HMAC as the first,
+  sent as well for webhooks with ``signature_scheme = "hmac-sha256"``.
 - Standard Webhooks (standardwebhooks.com): ``webhook-id``, ``webhook-timestamp`` and
   ``webhook-signature: v1,<base64> [v1,<base64> ...]``, HMAC-SHA256 keyed with the base64-decoded
   part of a ``whsec_`` secret over ``id.timestamp.body``; one signature per secret, so receivers
@@ -17,14 +19,25 @@ import hmac
 from collections.abc import Sequence
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+OXOFLOW_SIGNATURE_HEADER = "X-OxoFlow-Signature"
 WEBHOOK_ID = "webhook-id"
 WEBHOOK_TIMESTAMP = "webhook-timestamp"
 WEBHOOK_SIGNATURE = "webhook-signature"
 
 
+def hmac_sha256_hex(secret: str, body: bytes) -> str:
+    """Lowercase hex HMAC-SHA256 keyed with the secret's UTF-8 bytes: both hex headers carry it."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
 def hub_signature(secret: str, body: bytes) -> str:
     """GitHub-compatible ``sha256=<lowercase hex HMAC-SHA256(secret, body)>``."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return "sha256=" + hmac_sha256_hex(secret, body)
+
+
+def oxoflow_signature(secret: str, body: bytes) -> str:
+    """oxo-flow's ``hmac-sha256=<lowercase hex HMAC-SHA256(secret, body)>``."""
+    return "hmac-sha256=" + hmac_sha256_hex(secret, body)
 
 
 def whsec_key(secret: str) -> bytes:

@@ -1,7 +1,8 @@
 """Receiver-side verification of oxoflow-notify's signatures, for Python receivers.
 
-    from oxoflow_notify.verify import verify_hub, verify_standard
+    from oxoflow_notify.verify import verify_hub, verify_oxoflow, verify_standard
     if not verify_hub(SECRET, request.body, request.headers.get("X-Hub-Signature-256")): return 401
+    if not verify_oxoflow([SECRET], request.body, request.headers.get("X-OxoFlow-Signature")): return 401
     if not verify_standard(["whsec_..."], request.headers, request.body): return 401
 
 Compare in constant time, over the raw body bytes exactly as received (before any JSON parsing).
@@ -13,7 +14,7 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 
-from .signing import WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, hub_signature, standard_signature
+from .signing import WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, hub_signature, oxoflow_signature, standard_signature
 
 TOLERANCE_SECONDS = 300
 
@@ -23,6 +24,13 @@ def verify_hub(secret: str, body: bytes, header: str | None) -> bool:
     if not header:
         return False
     return hmac.compare_digest(hub_signature(secret, body), header.strip())
+
+
+def verify_oxoflow(secrets: Sequence[str], body: bytes, header: str | None) -> bool:
+    """``X-OxoFlow-Signature``: constant-time compare against every current secret (several while rotating)."""
+    if not header:
+        return False
+    return any(hmac.compare_digest(oxoflow_signature(s, body), header.strip()) for s in secrets)
 
 
 def verify_standard(
