@@ -28,10 +28,17 @@ RULE_EVENTS = frozenset(n for n in EVENT_NAMES if n.startswith("Rule"))
 FIELDS = ("event", "workflow", "timestamp", "rule", "message", "details", "run_id", "id")
 
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def snake_name(event: str) -> str:
+    """``RuleFailed`` -> ``rule_failed``: the spelling oxo-flow uses."""
+    return _SNAKE.sub("_", event).lower()
+
+
 _ALIASES: dict[str, str] = {}
 for _name in EVENT_NAMES:
     _ALIASES[_name] = _name
-    _ALIASES[_SNAKE.sub("_", _name).lower()] = _name
+    _ALIASES[snake_name(_name)] = _name
 
 # Workflow names become S3 keys: keep them to a portable, unambiguous character set.
 WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -207,7 +207,7 @@ class Follower:
                 self.sleep(wait)
         self.published += 1
         self.log(f"follow: {where}: {message['event']} published ({message_id})")
-        if record.get("event") in FINAL:
+        if message["event"] in FINAL:
             self.done = True
 
     def run(self, poll: float = 0.5, until_done: bool = False, idle_exit: float | None = None) -> int:

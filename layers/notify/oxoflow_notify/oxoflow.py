@@ -1,43 +1,20 @@
 """oxo-flow's own webhook dialect (its 0.14 releases), both ways.
 
 - Out: the ``oxoflow`` format renders our event as the payload oxo-flow itself posts, so
-  receivers written for oxo-flow keep working; ``X-OxoFlow-Signature: hmac-sha256=<hex>`` is its
-  signature header (RFC 2104 HMAC-SHA256 of the body).
+  receivers written for oxo-flow keep working (its signature header is in ``signing``).
 - In: the ingest function and ``oxoflow-notify follow`` turn oxo-flow's native payloads and
   execution-log records into our events.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import EventError
+from .events import Event, canonical_event_name, snake_name
 
-if TYPE_CHECKING:
-    from .events import Event
-
-OXOFLOW_SIGNATURE_HEADER = "X-OxoFlow-Signature"
-HMAC_SCHEME = "hmac-sha256"
 DATA_FIELDS = ("total_rules", "succeeded", "failed", "skipped", "duration_ms", "rule", "exit_code", "error")
 _FAILED_STATUSES = frozenset({"failed", "failure", "error", "errored", "crashed", "timeout", "timed_out", "killed"})
-
-
-def oxoflow_signature(secret: str, body: bytes) -> str:
-    """``hmac-sha256=<lowercase hex>``, as oxo-flow sends it."""
-    return f"{HMAC_SCHEME}=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def verify_oxoflow_signature(secrets: tuple[str, ...] | list[str], body: bytes, header: str | None) -> bool:
-    """Constant-time check against every current secret (several while one is rotated)."""
-    if not header:
-        return False
-    return any(hmac.compare_digest(oxoflow_signature(s, body), header.strip()) for s in secrets)
-
-
-def snake(event: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(event))
 
 
 def render_oxoflow(event: Event) -> dict[str, Any]:
@@ -59,7 +36,7 @@ def render_oxoflow(event: Event) -> dict[str, Any]:
     if event.event.endswith("Failed") and "error" not in data:
         data["error"] = event.message
     return {
-        "event": snake(event.event),
+        "event": snake_name(event.event),
         "workflow_name": event.workflow,
         "timestamp": event.timestamp,
         "data": data,
@@ -100,11 +77,10 @@ def from_log_record(record: Any, workflow: str | None = None) -> dict[str, Any] 
     ``rule_completed`` with a failing status becomes RuleFailed."""
     if not isinstance(record, dict) or not isinstance(record.get("event"), str):
         raise EventError("an execution-log record must be a JSON object with an 'event' string")
-    name = record["event"]
-    lifecycle = ("workflow_started", "workflow_completed", "workflow_failed", "workflow_cancelled",
-                 "rule_started", "rule_completed", "rule_failed", "rule_skipped")  # fmt: skip
-    if name not in lifecycle:
+    canonical = canonical_event_name(record["event"])
+    if canonical is None:
         return None
+    name = snake_name(canonical)
     status = str(record.get("status") or "").lower()
     if name == "rule_completed" and status in _FAILED_STATUSES:
         name = "rule_failed"
