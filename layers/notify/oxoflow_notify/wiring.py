@@ -37,12 +37,7 @@ def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
         raise SettingsError("environment variables TOPIC_ARN and INGEST_SECRET are required")
     if not is_reference(secret):
         raise SettingsError("INGEST_SECRET must name where the secret is kept (ssm:/... or secretsmanager:...), not hold it")
-    references = References(
-        ssm=lambda: _parameters().SSMProvider(boto3_client=boto3.client("ssm", config=_BOTO)),
-        secrets=lambda: _parameters().SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_BOTO)),
-        prefix=env.get("SECRETS_PREFIX", "").strip() or "oxoflow-notify/",
-        max_age=300,
-    )
+    references = _references(env.get("SECRETS_PREFIX", "").strip() or Settings.secrets_prefix, Settings.secrets_max_age)
     sns = _Lazy(lambda: boto3.client("sns", config=_BOTO))
     dead_letters = env.get("DEAD_LETTER_QUEUE_URL", "").strip()
     keep = SqsQueue(_Lazy(lambda: boto3.client("sqs", config=_BOTO)), dead_letters) if dead_letters else None
@@ -69,12 +64,17 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
             if settings.ledger_table
             else NoLedger()
         ),
-        references=References(
-            ssm=lambda: _parameters().SSMProvider(boto3_client=boto3.client("ssm", config=_BOTO)),
-            secrets=lambda: _parameters().SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_BOTO)),
-            prefix=settings.secrets_prefix,
-            max_age=settings.secrets_max_age,
-        ),
+        references=_references(settings.secrets_prefix, settings.secrets_max_age),
+    )
+
+
+def _references(prefix: str, max_age: int) -> References:
+    """ssm:/secretsmanager: resolution within the prefix; Powertools and its clients built on first use."""
+    return References(
+        ssm=lambda: _parameters().SSMProvider(boto3_client=boto3.client("ssm", config=_BOTO)),
+        secrets=lambda: _parameters().SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_BOTO)),
+        prefix=prefix,
+        max_age=max_age,
     )
 
 
