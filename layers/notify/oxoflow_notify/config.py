@@ -213,35 +213,43 @@ def parse_config(raw: str | bytes, source: str) -> Config:
 
 
 class _Oxoflow(dict[str, Any]):
-    """A [webhook] table translated to [[webhooks]] terms; remembers the keys as written there."""
+    """A [webhook] table translated to [[webhooks]] terms, with what was wrong in oxo-flow's own
+    spelling (named as written there)."""
 
-    unknown: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def _seconds_problem(key: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not TIMEOUT_RANGE[0] <= value <= TIMEOUT_RANGE[1]:
+        return f"key '{key}' must be a number of seconds from {TIMEOUT_RANGE[0]:g} to {TIMEOUT_RANGE[1]:g}"
+    return None
 
 
 def _from_oxoflow(table: Mapping[str, Any]) -> _Oxoflow:
     """oxo-flow's spelling -> ours: its defaults (events = ["workflow_completed"], its own
     payload, hmac-sha256 when there is a secret), timeout_secs -> timeout, max_retries -> max_attempts."""
     entry = _Oxoflow({k: v for k, v in table.items() if k not in ("timeout_secs", "max_retries")})
-    entry.unknown = tuple(k for k in table if k not in OXOFLOW_KEYS)
-    errors: list[str] = []
     entry.setdefault("events", OXOFLOW_DEFAULT_EVENTS)
     entry.setdefault("format", "oxoflow")
     if "secret" in table:
         entry.setdefault("signature_scheme", "hmac-sha256")
+    errors: list[str] = [
+        f"unknown key '{key}'{did_you_mean(key, OXOFLOW_KEYS)}; allowed keys are {', '.join(OXOFLOW_KEYS)}"
+        for key in table
+        if key not in OXOFLOW_KEYS
+    ]
     if "timeout_secs" in table:
-        secs = table["timeout_secs"]
-        if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not TIMEOUT_RANGE[0] <= secs <= TIMEOUT_RANGE[1]:
-            errors.append(f"key 'timeout_secs' must be a number of seconds from {TIMEOUT_RANGE[0]:g} to {TIMEOUT_RANGE[1]:g}")
-        else:
-            entry["timeout"] = secs
+        entry["timeout"] = table["timeout_secs"]
+        seconds = _seconds_problem("timeout_secs", table["timeout_secs"])
+        if seconds:
+            errors.append(seconds)
     retries = table.get("max_retries")
     if retries is not None:
         if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 49:
             errors.append("key 'max_retries' must be a whole number from 0 to 49")
         else:
             entry["max_attempts"] = retries + 1
-    entry.errors = tuple(errors)
+    entry.error = errors[0] if errors else None
     return entry
 
 
@@ -260,10 +268,8 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         return ConfigProblem(source, index, webhook_id, f"{where}: {message}", events)
 
     if isinstance(entry, _Oxoflow):
-        for key in entry.unknown:
-            return problem(f"unknown key '{key}'{did_you_mean(key, OXOFLOW_KEYS)}; allowed keys are {', '.join(OXOFLOW_KEYS)}")
-        for error in entry.errors:
-            return problem(error)
+        if entry.error:
+            return problem(entry.error)
     else:
         for key in entry:
             if key not in WEBHOOK_KEYS:
@@ -304,10 +310,9 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
     if headers_error:
         return problem(f"key 'headers': {headers_error}")
     timeout = entry.get("timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not TIMEOUT_RANGE[0] <= timeout <= TIMEOUT_RANGE[1]
-    ):
-        return problem(f"key 'timeout' must be a number of seconds from {TIMEOUT_RANGE[0]:g} to {TIMEOUT_RANGE[1]:g}")
+    timeout_problem = None if timeout is None else _seconds_problem("timeout", timeout)
+    if timeout_problem:
+        return problem(timeout_problem)
     max_attempts = entry.get("max_attempts")
     if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 50):
         return problem("key 'max_attempts' must be a whole number from 1 to 50")
