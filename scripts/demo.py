@@ -165,7 +165,8 @@ def main() -> int:
             "retired (404)": gone,
             "platform (_default, slack)": org,
         }
-        say("receivers on 127.0.0.1: " + ", ".join(receivers))
+        say("receivers on https://localhost (TLS from a throwaway CA the functions trust through SSL_CERT_FILE; REQUIRE_HTTPS on):")
+        say("  " + ", ".join(receivers))
 
         named = {"lims": lims, "slack": slack, "teams": teams, "discord": discord, "flaky": flaky, "gone": gone, "org": org}
         for workflow, text in configs(named).items():
@@ -201,7 +202,8 @@ def main() -> int:
 
         sample = next(r for r in lims.requests if r.header("X-OxoFlow-Event") == "RuleFailed")
         say("\none signed delivery, as lims received it")
-        for name in ("User-Agent", "X-OxoFlow-Event", "X-OxoFlow-Delivery", "X-Hub-Signature-256"):
+        say(f"  over https://localhost:{lims.port}: TLS SNI {lims.handshakes[0]!r}, certificate verified for that name")
+        for name in ("Host", "User-Agent", "X-OxoFlow-Event", "X-OxoFlow-Delivery", "X-Hub-Signature-256"):
             say(f"  {name}: {sample.header(name)}")
         say(f"  body: {sample.body.decode()[:160]}...")
 
@@ -287,7 +289,14 @@ def main() -> int:
             ),
         )
         expect("both malformed messages are dead-lettered with their reason", codes.count("invalid_event") == 2)
-        secret_leaks = [letter for letter in letters if SECRET in json.dumps(letter) or "127.0.0.1:" in json.dumps(letter)]
+        expect(
+            "every delivery went over HTTPS: each handshake's SNI and each request's Host named localhost",
+            all(set(r.handshakes) == {"localhost"} for r in named.values())
+            and all(got.header("Host") == f"localhost:{r.port}" for r in named.values() for got in r.requests),
+        )
+        secret_leaks = [
+            letter for letter in letters if SECRET in json.dumps(letter) or any(r.url in json.dumps(letter) for r in named.values())
+        ]
         expect("no secret or webhook URL in any dead letter", not secret_leaks)
         log.flush()
         log_text = LOG.read_text(encoding="utf-8")

@@ -32,6 +32,16 @@ from oxoflow_notify.ledger import ALREADY_DELIVERED  # noqa: E402
 from oxolocal.receivers import Answer, Received, Receiver  # noqa: E402
 from oxolocal.stack import Stack, moto_server, sns_event, sqs_event, use_local_aws  # noqa: E402
 
+# Each simulated Lambda run times out after this many seconds: a crashed run's ledger claim
+# expires that soon (in AWS, after the function's timeout).
+CONTEXT_SECONDS = 3.0
+
+
+class InjectedCrash(BaseException):
+    """The function dies here, as a process does: no handler of ours can catch it (it is not an
+    Exception), and Powertools leaves the ledger's claim in place for it to expire."""
+
+
 KINDS = ["RuleStarted", "RuleCompleted", "RuleFailed", "RuleSkipped", "WorkflowStarted", "WorkflowCompleted", "WorkflowFailed"]
 
 
@@ -104,8 +114,11 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
         use_local_aws(endpoint)
         stack = Stack(
             name_prefix=f"soak-{seed}",
+            # Functions time out after CONTEXT_SECONDS here, so a crashed run's ledger claim expires
+            # that soon and a delivery held behind it is looked at again after CLAIM_WAIT_SECONDS.
             overrides={"RETRY_SCHEDULE": "0,0,0,0,0", "READ_TIMEOUT_SECONDS": "0.15", "CONNECT_TIMEOUT_SECONDS": "1",
-                       "CIRCUIT_THRESHOLD": "1000", "POWERTOOLS_LOG_LEVEL": "ERROR"},
+                       "CIRCUIT_THRESHOLD": "1000", "POWERTOOLS_LOG_LEVEL": "ERROR", "INVOCATION_RESERVE_SECONDS": "0.5",
+                       "CLAIM_WAIT_SECONDS": str(CONTEXT_SECONDS)},
         ).provision()  # fmt: skip
         secrets = [f"soak-secret-{i}" for i in range(3)]
         receivers = [ctx.enter_context(Receiver(Faulty(s, fault_rate, seed + i, stall=0.3), f"soak{i}")) for i, s in enumerate(secrets)]
@@ -137,7 +150,7 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
                     crashes += crash
                     before_record += crash and window == "before_record"
                 if crash:
-                    raise RuntimeError(f"injected crash ({window})")
+                    raise InjectedCrash(window)
                 return result
 
             return posted_then_maybe_crashed
@@ -175,9 +188,9 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
             }
             for _try in range(3):  # Lambda's async invocation: the first run and two retries
                 try:
-                    dispatch(sns_event(envelope), LambdaContext("DispatchFunction"))
+                    dispatch(sns_event(envelope), LambdaContext("DispatchFunction", timeout_seconds=CONTEXT_SECONDS))
                     break
-                except RuntimeError:
+                except InjectedCrash:
                     continue
             else:
                 # Every run crashed: Lambda's on-failure destination keeps the SNS event in the
@@ -189,17 +202,17 @@ def run(events: int = 500, fault_rate: float = 0.3, crash_rate: float = 0.03, se
 
         arn = stack.physical["RetryQueue"]["Arn"]
         idle = 0
-        while idle < 3:  # play the SQS event source until the queue stays empty
+        while idle < 3:  # play the SQS event source until the queue stays empty, delayed messages included
             batch = stack.receive(stack.retry_queue_url)
             if not batch:
-                idle += 1
+                idle = idle + 1 if not any(stack.depth(stack.retry_queue_url).values()) else 0
                 time.sleep(0.2)
                 continue
             idle = 0
             try:
-                outcome = retry(sqs_event(batch, arn), LambdaContext("RetryFunction"))
+                outcome = retry(sqs_event(batch, arn), LambdaContext("RetryFunction", timeout_seconds=CONTEXT_SECONDS))
                 failed = {f["itemIdentifier"] for f in outcome.get("batchItemFailures", [])}
-            except Exception:  # noqa: BLE001 - the whole batch failed: SQS delivers it all again
+            except InjectedCrash:  # the function died: SQS delivers the whole batch again
                 failed = {m["MessageId"] for m in batch}
             for m in batch:
                 if m["MessageId"] in failed:

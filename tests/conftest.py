@@ -1,9 +1,11 @@
-"""Shared fixtures: sample events from events/, the shared signature vectors, loopback receivers."""
+"""Shared fixtures: sample events from events/, the signature vectors in tests/vectors/, loopback receivers,
+and require_tool() for tests that run a command-line tool (node, openssl)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,11 +13,18 @@ from typing import Any
 
 import pytest
 
-from oxolocal.receivers import Behaviour, Receiver
+from oxolocal.receivers import Behaviour, Receiver, trust_local_ca
+from oxolocal.stack import LOCAL_ALLOWLIST
+
+# Every sender built in the tests trusts the receivers' throwaway CA the way a private-CA user
+# would (SSL_CERT_FILE), with certificate and hostname checks on.
+trust_local_ca()
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-SHARED = Path(os.environ.get("OXOFLOW_SHARED_DIR", ROOT.parent / "shared"))
+# The known-answer vectors, a byte-identical copy of ../shared/vectors/signatures.json kept in the repo
+# so a fresh clone tests itself (tests/unit/test_vectors.py checks the copy when ../shared exists).
+VECTORS = ROOT / "tests" / "vectors" / "signatures.json"
 EVENT_KINDS = [
     "workflow-started",
     "workflow-completed",
@@ -42,11 +51,36 @@ def message(kind: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def vectors() -> dict[str, Any]:
-    path = SHARED / "vectors" / "signatures.json"
-    if not path.exists():
-        pytest.fail(f"signature vectors not found at {path}; set OXOFLOW_SHARED_DIR to the shared/ folder")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if not VECTORS.exists():
+        pytest.fail(f"signature vectors not found at {VECTORS}; they are part of the repository (git checkout tests/vectors)")
+    data: dict[str, Any] = json.loads(VECTORS.read_text(encoding="utf-8"))
     return data
+
+
+INSTALL_HINTS = {
+    "node": "install Node.js 18 or later (Debian/Ubuntu: apt-get install nodejs; macOS: brew install node)",
+    "openssl": "install OpenSSL (Debian/Ubuntu: apt-get install openssl; macOS: brew install openssl)",
+}
+
+
+def in_ci() -> bool:
+    """CI runs with CI=true (as GitHub Actions, GitLab CI and .ci/run's callers set it)."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool the calling test needs.
+
+    When it is not on PATH, the test fails under CI=true (a CI machine must have it: .ci/run installs
+    it) and is skipped elsewhere, with a message saying how to install it.
+    """
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    hint = INSTALL_HINTS.get(name, f"install {name} and put it on PATH")
+    if in_ci():
+        pytest.fail(f"{name} is not on PATH, and CI=true needs it: {hint}", pytrace=False)
+    pytest.skip(f"{name} is not on PATH: {hint} (under CI=true this test fails instead)")
 
 
 @pytest.fixture
@@ -54,8 +88,8 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
     """Start loopback receivers on demand; all are stopped when the test ends."""
     started: list[Receiver] = []
 
-    def start(behaviour: Behaviour | None = None, name: str = "hook") -> Receiver:
-        receiver = Receiver(behaviour, name).start()
+    def start(behaviour: Behaviour | None = None, name: str = "hook", **options: Any) -> Receiver:
+        receiver = Receiver(behaviour, name, **options).start()
         started.append(receiver)
         return receiver
 
@@ -73,8 +107,8 @@ def restore_environ() -> Iterator[None]:
     os.environ.update(saved)
 
 
-def local_guard() -> Any:
-    """The guard as the local stack configures it: loopback allowed, plain http allowed."""
+def local_guard(require_https: bool = True) -> Any:
+    """The guard as the local stack configures it: loopback allowed, https required (the default)."""
     from oxoflow_notify.guard import TargetGuard, parse_allowlist
 
-    return TargetGuard(parse_allowlist("127.0.0.0/8"), require_https=False)
+    return TargetGuard(parse_allowlist(LOCAL_ALLOWLIST), require_https=require_https)

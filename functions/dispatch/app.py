@@ -16,7 +16,7 @@ notifier = build_notifier()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Three fields of each record, read directly: Powertools' SNSEvent class would be the natural
     # wrapper, but its package imports every event class (~20 ms of every cold start).
-    notifier.ledger.register(context)
+    notifier.bind(context)
     messages = [
         Published(message=sns["Message"], message_id=sns["MessageId"], timestamp=parse_timestamp(sns["Timestamp"]))
         for sns in (record["Sns"] for record in event["Records"])

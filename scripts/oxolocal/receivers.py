@@ -1,23 +1,94 @@
-"""Real HTTP webhook receivers on 127.0.0.1, including ones that misbehave on purpose.
+"""Real webhook receivers on loopback, as real ones are: HTTPS on a hostname, some hostile.
 
-Each receiver records every request it got (method, path, headers, exact body bytes) and answers
-according to its behaviour: succeed, verify a signature, fail the first N times, always fail,
-stall past the client's timeout, reset the connection, or rate-limit with Retry-After.
+Each receiver serves TLS for ``localhost`` (and ``127.0.0.1``, ``::1``) with a certificate from a
+throwaway CA made by trustme; the process that posts to it trusts that CA through
+``SSL_CERT_FILE`` (``trust_local_ca()``), exactly as a private-CA user would, with certificate
+and hostname checks on. It records the SNI of every handshake and every request it got (method,
+path, headers, exact body bytes), and answers according to its behaviour: succeed, verify a
+signature, fail the first N times, always fail, stall past the client's timeout, drip its answer
+a byte at a time, reset the connection, or rate-limit with Retry-After. A receiver can also
+present a certificate for another name, from an untrusted CA, or expired; or serve plain http.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import json
+import os
 import socket
+import ssl
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import trustme
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class LocalCA:
+    """A throwaway CA, its certificate on disk for SSL_CERT_FILE, and a leaf for localhost."""
+
+    ca: trustme.CA
+    ca_file: str
+    leaf: trustme.LeafCert
+
+    def server_context(self, leaf: trustme.LeafCert | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        (leaf or self.leaf).configure_cert(context)
+        return context
+
+
+@cache
+def local_ca() -> LocalCA:
+    """One CA per process tree: every receiver's certificate chains to it. The CA is written to a
+    throwaway folder named in OXOFLOW_LOCAL_CA_DIR, so child processes (receivers in a bench
+    subprocess, a script run by a test) load the same one instead of making another."""
+    folder = os.environ.get("OXOFLOW_LOCAL_CA_DIR", "")
+    cert_path, key_path = os.path.join(folder, "local-ca.pem"), os.path.join(folder, "local-ca.key")
+    if folder and os.path.isfile(cert_path) and os.path.isfile(key_path):
+        with open(cert_path, "rb") as cert, open(key_path, "rb") as key:
+            ca = trustme.CA.from_pem(cert.read(), key.read())
+    else:
+        ca = trustme.CA()
+        folder = tempfile.mkdtemp(prefix="oxoflow-ca-")
+        cert_path, key_path = os.path.join(folder, "local-ca.pem"), os.path.join(folder, "local-ca.key")
+        ca.cert_pem.write_to_path(cert_path)
+        ca.private_key_pem.write_to_path(key_path)
+        os.environ["OXOFLOW_LOCAL_CA_DIR"] = folder
+    return LocalCA(ca, cert_path, ca.issue_cert(*LOCAL_NAMES))
+
+
+def trust_local_ca(env: dict[str, str] | None = None) -> str:
+    """Make this process (or the given environment) trust the local CA, as a private-CA user does."""
+    path = local_ca().ca_file
+    (os.environ if env is None else env)["SSL_CERT_FILE"] = path
+    return path
+
+
+def wrong_name_cert() -> trustme.LeafCert:
+    """Chains to the trusted local CA, but for another name."""
+    return local_ca().ca.issue_cert("other.example")
+
+
+def untrusted_cert() -> trustme.LeafCert:
+    """For localhost, from a CA nobody trusts."""
+    return trustme.CA().issue_cert(*LOCAL_NAMES)
+
+
+def expired_cert() -> trustme.LeafCert:
+    """For localhost, from the trusted CA, expired yesterday."""
+    now = datetime.datetime.now(datetime.UTC)
+    return local_ca().ca.issue_cert(*LOCAL_NAMES, not_before=now - datetime.timedelta(days=30), not_after=now - datetime.timedelta(days=1))
 
 
 @dataclass(frozen=True)
@@ -39,8 +110,8 @@ class Answer:
     status: int = 200
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
-    action: str | None = None  # "reset" closes the socket without answering; "stall" sleeps first
-    stall_seconds: float = 0.0
+    action: str | None = None  # "reset": close without answering; "stall": sleep first; "drip": a byte at a time
+    stall_seconds: float = 0.0  # for "drip": the pause between bytes
 
 
 Behaviour = Callable[[int, "Received"], Answer]
@@ -74,6 +145,12 @@ def stall(seconds: float) -> Behaviour:
     return lambda n, r: Answer(action="stall", stall_seconds=seconds)
 
 
+def drip(interval: float = 0.5) -> Behaviour:
+    """Answers 200, one byte of the status line every ``interval`` seconds: each read is quick,
+    the whole answer takes for ever."""
+    return lambda n, r: Answer(action="drip", stall_seconds=interval)
+
+
 def reset() -> Behaviour:
     return lambda n, r: Answer(action="reset")
 
@@ -82,21 +159,67 @@ def rate_limit(times: int, retry_after: str = "1") -> Behaviour:
     return lambda n, r: Answer(429, b"slow down", {"Retry-After": retry_after}) if n < times else Answer(200)
 
 
-class Receiver:
-    """One loopback HTTP server. Use as a context manager or call start()/stop()."""
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
 
-    def __init__(self, behaviour: Behaviour | None = None, name: str = "receiver") -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:  # quiet: refused handshakes are expected
+        pass
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class Receiver:
+    """One loopback receiver, HTTPS by default. Use as a context manager or call start()/stop().
+
+    ``tls=False`` serves plain http; ``certificate`` replaces the localhost certificate (wrong
+    name, untrusted, expired); ``ipv6=True`` listens on ``::1`` instead of 127.0.0.1."""
+
+    def __init__(
+        self,
+        behaviour: Behaviour | None = None,
+        name: str = "receiver",
+        tls: bool = True,
+        certificate: trustme.LeafCert | None = None,
+        ipv6: bool = False,
+    ) -> None:
         self.behaviour = behaviour or ok()
         self.name = name
+        self.tls = tls
+        self.ipv6 = ipv6
         self.requests: list[Received] = []
+        self.handshakes: list[str | None] = []  # the SNI of every completed TLS handshake
+        self.refused_handshakes = 0
+        self.connections = 0
         self._lock = threading.Lock()
         receiver = self
+        context = local_ca().server_context(certificate) if tls else None
+        if context is not None:
+            context.sni_callback = self._record_sni
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like real receivers
             # Headers and body go out in separate writes; without TCP_NODELAY the second waits for
             # the client's delayed ACK (40 ms) on every keep-alive request.
             disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                with receiver._lock:
+                    receiver.connections += 1
+                if context is not None:
+                    # The handshake runs in this connection's thread: a slow client stalls no one else.
+                    self.request.settimeout(10)
+                    try:
+                        self.request = context.wrap_socket(self.request, server_side=True)
+                    except (ssl.SSLError, OSError):
+                        with receiver._lock:
+                            receiver.refused_handshakes += 1
+                        raise
+                    self.request.settimeout(None)
+                    with receiver._lock:
+                        receiver.handshakes.append(getattr(self.request, "sni", None))
+                super().setup()
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
@@ -108,13 +231,24 @@ class Receiver:
 
             do_PUT = do_POST
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        server_class = _Server6 if ipv6 else _Server
+        self._server = server_class(("::1" if ipv6 else "127.0.0.1", 0), Handler)
         self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _record_sni(sock: Any, server_name: str | None, context: ssl.SSLContext) -> None:
+        sock.sni = server_name
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook/{self.name}"
+        """``https://localhost:PORT/hook/NAME`` (``https://[::1]:PORT/...`` for IPv6), or plain http."""
+        if not self.tls:
+            return f"http://{'[::1]' if self.ipv6 else 'localhost'}:{self.port}/hook/{self.name}"
+        return f"https://{'[::1]' if self.ipv6 else 'localhost'}:{self.port}/hook/{self.name}"
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         with self._lock:
@@ -133,6 +267,16 @@ class Receiver:
             time.sleep(answer.stall_seconds)
             handler.close_connection = True
             return
+        if answer.action == "drip":
+            handler.close_connection = True
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                    handler.wfile.write(bytes([byte]))
+                    handler.wfile.flush()
+                    time.sleep(answer.stall_seconds)
+            except OSError:
+                pass  # the client gave up, as it should
+            return
         handler.send_response(answer.status)
         for key, value in answer.headers.items():
             handler.send_header(key, value)
@@ -141,7 +285,7 @@ class Receiver:
         handler.wfile.write(answer.body)
 
     def start(self) -> Receiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"receiver-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=f"receiver-{self.name}", daemon=True)
         self._thread.start()
         return self
 

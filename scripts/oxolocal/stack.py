@@ -23,14 +23,16 @@ from typing import Any
 import boto3
 
 from . import template as tpl
+from .receivers import local_ca
 
 REGION = "us-east-1"
 # What the functions need to run against loopback receivers: the outbound guard opened for
-# 127.0.0.0/8 and nothing else, and plain http allowed (there is no TLS on loopback).
+# loopback and nothing else. REQUIRE_HTTPS stays at its default (on): the receivers serve TLS for
+# localhost from a throwaway CA, which the functions trust through SSL_CERT_FILE (set by Stack).
 # Retries are compressed locally: no jitter, no 60 s floor after a 429 or timeout.
+LOCAL_ALLOWLIST = "127.0.0.0/8,::1/128"
 LOCAL_FUNCTION_ENV = {
-    "TARGET_ALLOWLIST": "127.0.0.0/8",
-    "REQUIRE_HTTPS": "false",
+    "TARGET_ALLOWLIST": LOCAL_ALLOWLIST,
     "RETRY_JITTER": "0",
     "RETRY_AFTER_THROTTLE_SECONDS": "0",
 }
@@ -49,7 +51,7 @@ class LambdaContext:
 
     function_name: str
     memory_limit_in_mb: int = 256
-    timeout_seconds: int = 60
+    timeout_seconds: float = 60
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"
     log_group_name: str = "/aws/lambda/local"
@@ -100,7 +102,8 @@ class Stack:
         name_prefix: str = "oxoflow-local",
         overrides: dict[str, str] | None = None,
     ) -> None:
-        self.overrides = {**LOCAL_FUNCTION_ENV, **(overrides or {})}  # environment for every function run here
+        # Environment for every function run here; the local CA is trusted as a private CA would be.
+        self.overrides = {**LOCAL_FUNCTION_ENV, "SSL_CERT_FILE": local_ca().ca_file, **(overrides or {})}
         self.template = template or tpl.load()
         self.name_prefix = name_prefix
         self.parameters = parameters or {}
@@ -223,9 +226,13 @@ class Stack:
         self._loaded[logical_id] = handler
         return handler
 
-    def invoke(self, logical_id: str, event: dict[str, Any], overrides: dict[str, str] | None = None) -> Any:
+    def invoke(
+        self, logical_id: str, event: dict[str, Any], overrides: dict[str, str] | None = None, timeout_seconds: float | None = None
+    ) -> Any:
+        """Run a handler as Lambda would, with the template's timeout (or ``timeout_seconds``) on its context."""
         spec = tpl.functions(self.template)[logical_id]
-        context = LambdaContext(function_name=logical_id, memory_limit_in_mb=spec.memory, timeout_seconds=spec.timeout)
+        timeout = spec.timeout if timeout_seconds is None else timeout_seconds
+        context = LambdaContext(function_name=logical_id, memory_limit_in_mb=spec.memory, timeout_seconds=timeout)
         return self.handler(logical_id, overrides)(event, context)
 
     # -- data ------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def stack(moto_endpoint: str) -> Stack:
-    """Fresh resources on the shared server for each test (unique names), handlers imported anew."""
+def stack(moto_endpoint: str, restore_environ: None) -> Stack:
+    """Fresh resources on the shared server for each test (unique names), handlers imported anew;
+    the environment the handlers set is put back afterwards."""
     os.environ.update(LOCAL_ENV)
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"

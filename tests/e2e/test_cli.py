@@ -123,6 +123,41 @@ def test_validate_reports_file_line_and_did_you_mean_with_exit_codes(tmp_path: P
     assert report[1]["problems"][0]["line"] == 4 and report[0]["workflow"] == "variant-calling"
 
 
+HOSTILE_CONFIGS = {
+    "header": '[[webhooks]]\nurl = "https://a.example.org/h"\nheaders = { "X-A\\n" = "v", "X-B" = "€" }\n',
+    "host": '[workflow]\nname = "wf"\n\n[[webhooks]]\nurl = "https://hooks..example.org/h"\n',
+    "depth": "[config]\nx = " + "[" * 500 + "]" * 500 + "\n",
+    "oversize": "# " + "x" * 2_000_000 + "\n",
+    "events": '[[webhooks]]\nurl = "https://a.example.org/h"\nevents = [' + ", ".join(['"RuleFaild"'] * 75_000) + "]\n",
+    "webhooks": '[[webhooks]]\nurl = "https://a.example.org/h"\n' * 101,
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE_CONFIGS)
+def test_validate_reports_hostile_files_exactly_as_the_lambda_would_without_a_traceback(tmp_path: Path, kind: str) -> None:
+    from oxoflow_notify.config import parse_config
+    from oxoflow_notify.errors import ConfigError
+
+    # given a hostile file, and what the Lambda's parser says of it
+    path = tmp_path / f"{kind}.oxoflow"
+    path.write_text(HOSTILE_CONFIGS[kind], encoding="utf-8")
+    try:
+        lambda_says = [p.message for p in parse_config(path.read_bytes(), str(path)).problems]
+    except ConfigError as exc:
+        lambda_says = [str(exc)]
+    # when it is validated with the installed command
+    done = run("validate", str(path))
+    # then it exits 1 and prints exactly those problems, with file and (where known) line, and no traceback
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == lambda_says and lambda_says
+    assert all(line.startswith(f"{path}: ") for line in lambda_says)
+    assert "Traceback" not in done.stderr and len(done.stderr) < 2000
+    report = json.loads(run("validate", "--json", str(path)).stdout)
+    assert [p["message"] for p in report[0]["problems"]] == lambda_says
+    if kind in ("header", "host", "depth", "events", "webhooks"):
+        assert all(p["line"] for p in report[0]["problems"]), report
+
+
 def test_upload_puts_a_valid_file_at_the_key_the_lambda_reads_and_refuses_an_invalid_one(
     stack: Stack, env: dict[str, str], tmp_path: Path
 ) -> None:

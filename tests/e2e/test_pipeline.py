@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from oxoflow_notify.events import EVENT_NAMES
-from oxolocal.receivers import Receiver, always, fail_first, ok, reset, stall, verify_hub
+from oxolocal.receivers import Receiver, always, fail_first, ok, reset, stall, verify_hub, wrong_name_cert
 from oxolocal.stack import Stack
 from tests.conftest import EVENT_KINDS, message
 
@@ -52,6 +52,30 @@ def test_published_events_arrive_signed_and_verifiable(stack: Stack, receivers: 
     assert all(r.header("X-Hub-Signature-256") is None for r in slack.requests)
     assert len({r.header("X-OxoFlow-Delivery") for r in lims.requests + slack.requests}) == 10
     assert stack.drain(stack.dead_letter_queue_url) == []
+    # over https to a hostname, as every real receiver is: SNI and Host named it
+    assert lims.url.startswith("https://localhost:") and set(lims.handshakes) == {"localhost"}
+    assert {r.header("Host") for r in lims.requests} == {f"localhost:{lims.port}"}
+
+
+def test_a_certificate_for_another_name_is_warned_about_retried_and_dead_lettered_with_that_reason(
+    stack: Stack, receivers: Callable[..., Receiver], caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a receiver whose certificate (from a trusted CA) is for another name
+    impostor = receivers(ok(), "impostor", certificate=wrong_name_cert())
+    stack.put_config("variant-calling", hooks(f'id = "lims"\nurl = "{impostor.url}"\nmax_attempts = 2'))
+    # when an event is published and the retries run their course
+    stack.publish(message("rule-failed"))
+    stack.carry_published()
+    warned = [r.__dict__ for r in caplog.records if r.getMessage() == "delivery failed, will retry"]
+    stack.drain_retries()
+    # then the first attempt was logged at WARNING with the reason, nothing was ever sent,
+    assert len(warned) == 1 and warned[0]["levelname"] == "WARNING" and warned[0]["error"] == "tls_wrong_name"
+    assert "TLS certificate is for another name" in warned[0]["reason"]
+    assert impostor.requests == [] and impostor.refused_handshakes == 2
+    # and the delivery was dead-lettered with that reason when the schedule ended
+    (letter,) = stack.drain(stack.dead_letter_queue_url)
+    assert letter["reason_code"] == "retries_exhausted" and "TLS certificate is for another name" in letter["reason"]
+    assert [a["error"] for a in letter["attempts"]] == ["tls_wrong_name", "tls_wrong_name"]
 
 
 def test_a_5xx_is_retried_through_sqs_and_delivered(stack: Stack, receivers: Callable[..., Receiver]) -> None:
@@ -169,8 +193,8 @@ def test_private_and_metadata_targets_are_dead_lettered_without_being_contacted(
         "variant-calling",
         hooks(
             f'id = "inside"\nurl = "{inside.url}"',
-            f'id = "decimal"\nurl = "http://2130706433:{port}/x"',
-            'id = "metadata"\nurl = "http://169.254.169.254/latest/meta-data/"',
+            f'id = "decimal"\nurl = "https://2130706433:{port}/x"',
+            'id = "metadata"\nurl = "https://169.254.169.254/latest/meta-data/"',
         ),
     )
     # when an event is published

@@ -102,3 +102,51 @@ def test_configs_for_reads_the_default_file_first(stack: Stack) -> None:
     store, _, _ = store_for(stack)
     hosts = [w.host for c in store.configs_for("wf") if isinstance(c, Config) for w in c.webhooks]
     assert hosts == ["org.example.org", "a.example.org"]
+
+
+class CountingBody:
+    """A body that counts what is read from it, like a huge S3 object would be streamed."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.read_bytes = 0
+        self.closed = False
+
+    def read(self, amount: int | None = None) -> bytes:
+        take = self.left if amount is None else min(amount, self.left, 65_536)  # short reads, as a socket gives
+        self.left -= take
+        self.read_bytes += take
+        return b"#" * take
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_oversized_file_is_an_error_decided_before_reading_it(stack: Stack) -> None:
+    # given a 2 MiB file in S3 (the limit is 1 MiB)
+    stack.put_config("wf", "# " + "x" * (2 * 1_048_576) + "\n")
+    store, _, _ = store_for(stack)
+    # when the store reads it
+    result = store.load("workflows/wf.oxoflow")
+    # then it is the file's error, naming its size and the limit, like a syntax error
+    assert isinstance(result, ConfigError)
+    assert str(result) == "workflows/wf.oxoflow: the file is 2,097,155 bytes; the limit is 1,048,576 bytes (1 MiB)"
+
+
+def test_without_a_content_length_no_more_than_the_limit_and_a_byte_is_read(stack: Stack) -> None:
+    # given a response that does not say how long the body is, and a body of 50 MiB
+    body = CountingBody(50 * 1_048_576)
+
+    class Unsized:
+        def get_object(self, **_: Any) -> dict[str, Any]:
+            return {"Body": body, "ETag": '"e"'}
+
+    store = ConfigStore(Unsized(), stack.bucket, "workflows/", ttl=60, clock=Clock())
+    # when the store reads it / then it stops one byte past the limit and says the file is too big
+    result = store.load("workflows/wf.oxoflow")
+    assert isinstance(result, ConfigError) and "the file is over 1,048,576 bytes; the limit is 1,048,576 bytes (1 MiB)" in str(result)
+    assert body.read_bytes == 1_048_577 and body.closed
+    # and a body within the limit, read in short pieces, parses as before
+    small = CountingBody(1_048_576)
+    store = ConfigStore(type("S", (), {"get_object": lambda self, **_: {"Body": small}})(), stack.bucket, clock=Clock())
+    assert isinstance(store.load("workflows/wf.oxoflow"), Config) and small.read_bytes == 1_048_576

@@ -65,7 +65,7 @@ def test_a_second_run_during_the_first_is_told_to_come_back_later(dynamodb: Any)
     # then the first run delivered, the second was refused as in progress (a retryable outcome)
     assert outer.status == 200 and outer.error is None
     (second,) = inner
-    assert second.error == IN_PROGRESS and second.verdict == "retryable"
+    assert second.error == IN_PROGRESS and second.verdict == "held"
     # and afterwards the delivery is recorded as done
     again = answered(200)
     assert ledger.once(delivery(), again, time.time()).error == ALREADY_DELIVERED and again.calls == []

@@ -100,7 +100,7 @@ BAD_WEBHOOKS = [
     ('headers = { "Content-Type" = "text/plain" }', "key 'headers': 'Content-Type' is set by oxoflow-notify and cannot be overridden"),
     ('headers = { "X-Hub-Signature-256" = "sha256=00" }', "'X-Hub-Signature-256' is set by oxoflow-notify"),
     ('headers = { "X-OxoFlow-Delivery" = "1" }', "'X-OxoFlow-Delivery' is set by oxoflow-notify"),
-    ('headers = { "Bad Name" = "v" }', "'Bad Name' is not a valid header name"),
+    ('headers = { "Bad Name" = "v" }', "key 'headers': header #1 has a name that is not a valid HTTP token"),
     ('headers = { "X-Token" = "a\\r\\nX-Evil: 1" }', "the value of 'X-Token' contains a line break"),
     ('headers = { "X-Count" = 3 }', "the value of 'X-Count' must be a string, got int"),
     ("timeout = 0", "key 'timeout' must be a number of seconds from 0.5 to 30"),
@@ -129,7 +129,7 @@ BAD_URLS = [
     ('url = "https://"', "key 'url' has no host"),
     ('url = "https://user:SECRETTOKEN@example.org/"', "key 'url' must not carry credentials"),
     ('url = "https://example.org/a b"', "key 'url' contains whitespace or control characters"),
-    ('url = "https://example.org:99999/"', "key 'url' is not a valid URL"),
+    ('url = "https://example.org:99999/"', "key 'url' is not usable: the URL's port is not a number between 1 and 65535"),
     ('url = ""', "key 'url' is empty"),
     ("url = 42", "key 'url' must be a string, got int"),
     ('format = "json"', "key 'url' is required"),
@@ -175,3 +175,153 @@ def test_a_broken_file_raises_with_the_position(text: str | bytes, expected: str
 def test_check_url_accepts_ordinary_webhook_urls() -> None:
     for url in ("https://hooks.slack.com/services/T/B/X", "http://127.0.0.1:8080/hook", "https://[::1]:8443/x?y=1"):
         assert check_url(url) is None
+
+
+# Hostile input, per webhook: each was accepted (and failed at send time with UnicodeEncodeError or
+# UnicodeError from IDNA, or was sent as given) or took seconds. Now each is a problem naming the
+# file, the webhook, its line and the key; the webhook after it still works.
+HOSTILE_WEBHOOKS = [
+    ('headers = { "X-A\\n" = "v" }', "key 'headers': header #1 has a name that is not a valid HTTP token"),
+    ('headers = { "X-Team" = "a", "Authorization: Bearer SECRETTOKEN" = "v" }', "header #2 has a name that is not a valid HTTP token"),
+    ('headers = { "" = "v" }', "header #1 has a name that is not a valid HTTP token"),
+    ('headers = { "X-Token" = "SECRETTOKEN€" }', "the value of 'X-Token' contains a non-ASCII character"),
+    ('headers = { "X-Token" = "SECRETTOKEN\\n" }', "the value of 'X-Token' contains a line break"),
+    ('headers = { "X-Token" = "SECRETTOKEN\\u0000" }', "the value of 'X-Token' contains a NUL character"),
+    ('headers = { "X-Token" = "SECRETTOKEN\\u001b[31m" }', "the value of 'X-Token' contains a control character"),
+    ('headers = { "X-Token" = "SECRETTOKEN\\u007f" }', "the value of 'X-Token' contains a control character"),
+    (f'headers = {{ "X-Token" = "{"SECRETTOKEN" * 400}" }}', "the value of 'X-Token' is over 4096 characters"),
+    ('url = "https://hooks..SECRETTOKEN.com/x"', "key 'url' is not usable: the URL's host has an empty label"),
+    ('url = "https://.SECRETTOKEN.com/x"', "the URL's host has an empty label"),
+    (f'url = "https://{"SECRETTOKEN" * 6}.com/x"', "the URL's host has a label longer than 63 characters"),
+    (f'url = "https://{"SECRETTOKEN." * 24}com/x"', "the URL's host is longer than 253 characters"),
+    ('url = "https://SECRETTOKEN\\ufffd.com/x"', "the URL's host cannot be encoded as an internationalised domain name (IDNA)"),
+    (f'url = "https://{"ü" * 60}.com/x"', "the URL's host has a label longer than 63 characters"),
+    ('url = "https://SECRETTOKEN%41.com/x"', "the URL's host has a character no host name can hold"),
+    ('url = "https://[v1.SECRETTOKEN]/x"', "the URL's host is in [brackets] but is not an IPv6 address"),
+    ('url = "https://[SECRETTOKEN]/x"', "key 'url' is not a valid URL (its host cannot be parsed"),
+    ('url = "https://a.example.org:SECRETTOKEN/x"', "key 'url' is not usable: the URL's port is not a number between 1 and 65535"),
+    ('url = "https://a.example.org:0/x"', "the URL's port is not a number between 1 and 65535"),
+    ('url = "https://a.example.org:65536/x"', "the URL's port is not a number between 1 and 65535"),
+    ('url = "https://a.example.org:+443/x"', "the URL's port is not a number between 1 and 65535"),
+    ('events = ["RuleFaild", "*"]', "key 'events': unknown event 'RuleFaild' (did you mean 'RuleFailed'?)"),
+    ("events = [1, [2]]", "key 'events': entry 1 is not a string (got int); entry 2 is not a string (got list)"),
+    ("events = [" + ", ".join(['"RuleFailed"'] * 65) + "]", "key 'events': has 65 entries; at most 64 are allowed"),
+    ('id = "ok\\n"', "key 'id' must be 1-64 letters"),
+    ('secret = "ssm:/x/y\\n"', "key 'secret' entry 1 is not a valid reference"),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), HOSTILE_WEBHOOKS, ids=[h[1][:60] for h in HOSTILE_WEBHOOKS])
+def test_a_hostile_webhook_is_a_problem_naming_the_key_and_the_others_keep_working(line: str, expected: str) -> None:
+    # given a hostile webhook before a good one
+    url = "" if line.startswith("url") else f'url = "{URL}"\n'
+    text = f'[[webhooks]]\n{url}{line}\n\n[[webhooks]]\nurl = "https://ok.example.org/a"\n'
+    # when the file is parsed
+    config = one(text)
+    # then the good one works and the hostile one is a problem with file, position, line and key,
+    # quoting no URL, host, port or header value (the SECRETTOKEN stands for any of those)
+    assert [w.host for w in config.webhooks] == ["ok.example.org"]
+    (problem,) = config.problems
+    assert problem.message.startswith(SOURCE + ": [[webhooks]] #1 (line 1): ")
+    assert expected in problem.message
+    assert "SECRETTOKEN" not in problem.message and "Bearer" not in problem.message
+
+
+def test_usable_hosts_and_ports_are_still_accepted() -> None:
+    for url in (
+        "https://bücher.example/x",  # IDNA
+        "https://hooks.example.org./x",  # fully qualified, trailing dot
+        "https://under_score.example.org/x",
+        "http://127.0.0.1:1/x",
+        "https://[2001:db8::1]:65535/x",
+        "https://[fe80::1%25eth0]/x",
+        f"https://{'a' * 63}.example.org/x",
+        "http://2130706433/x",  # an IP literal in another spelling: the send-time guard decides
+    ):
+        assert check_url(url) is None, url
+
+
+def test_a_star_with_unknown_names_still_reports_them_and_dead_letters_every_event() -> None:
+    (problem,) = one(f'[[webhooks]]\nurl = "{URL}"\nevents = ["WorkflowFailed", "RuleFaild", "*"]\n').problems
+    assert "unknown event 'RuleFaild'" in problem.message and problem.events is None
+
+
+def test_a_huge_events_list_is_reported_in_bounded_time_and_length() -> None:
+    # given 55,000 distinct misspelled event names in a file just under 1 MiB (tens of seconds of
+    # did-you-mean before), the first of them 10,000 characters long
+    import time
+
+    names = ", ".join([f'"{"x" * 10_000}"'] + [f'"RuleFaild{i}"' for i in range(55_000)])
+    text = f'[[webhooks]]\nurl = "{URL}"\nevents = [{names}, "WorkflowFailed"]\n'
+    assert len(text) < 1_048_576
+    # when the file is parsed
+    started = time.monotonic()
+    (problem,) = one(text).problems
+    # then it takes well under a second, and the message names the cap, three distinct names (cut
+    # short) and counts the rest
+    assert time.monotonic() - started < 2
+    assert problem.message.endswith(
+        "key 'events': has 55,002 entries; at most 64 are allowed (8 events exist; '*' means all); "
+        "unknown event '" + "x" * 64 + "…'; unknown event 'RuleFaild0' (did you mean 'RuleFailed'?); "
+        "unknown event 'RuleFaild1' (did you mean 'RuleFailed'?); ... and 54,998 more unknown or non-string entries; "
+        "expected one of WorkflowStarted, WorkflowCompleted, WorkflowFailed, WorkflowCancelled, RuleStarted, RuleCompleted, "
+        "RuleFailed, RuleSkipped"
+    )
+    assert problem.matches("WorkflowFailed") and not problem.matches("RuleStarted")
+
+
+def test_oxoflows_singular_table_gets_the_same_checks() -> None:
+    config = one(
+        '[webhook]\nurl = "https://hooks..example.org/x"\n[[webhooks]]\nurl = "https://a.example.org/x"\nheaders = { "X-A" = "€" }\n'
+    )
+    messages = sorted(p.message for p in config.problems)
+    assert any("[webhook] (line 1): key 'url' is not usable: the URL's host has an empty label" in m for m in messages)
+    assert any("[[webhooks]] #1 (line 3): key 'headers': the value of 'X-A' contains a non-ASCII character" in m for m in messages)
+    unknown = one(f'[webhook]\nurl = "{URL}"\n"{"k" * 5000}\\n" = 1\n').problems[0].message
+    assert "unknown key '" + "k" * 64 + "…'" in unknown and len(unknown) < 400
+
+
+# Hostile input, whole file: each escaped (RecursionError, ValueError) or was read whole; a
+# RecursionError in _default.oxoflow took down every workflow. Now each is a ConfigError: the file
+# is unusable, like a syntax error, and the message says why and where.
+def deep(levels: int, opener: str = "[", closer: str = "]") -> str:
+    return opener * levels + "1" * (opener == "[") + closer * levels
+
+
+HOSTILE_FILES: list[tuple[str | bytes, str]] = [
+    (
+        "[config]\nx = " + deep(500) + "\n",
+        "key 'config' is nested more than 32 levels deep (tables and arrays), at line 2; the limit is 32",
+    ),
+    ("[config]\nx = " + deep(40) + "\n", "key 'config' is nested more than 32 levels deep (tables and arrays), at line 2"),
+    ("a = 1\n\nx = " + deep(500, "{y=", "}") + "\n", "key 'x' is nested more than 32 levels deep (tables and arrays), at line 3"),
+    ("[" + ".".join(["t"] * 1100) + "]\n", "key 't' is nested more than 32 levels deep (tables and arrays), at line 1"),
+    (".".join(["k"] * 40) + " = 1\n", "key 'k' is nested more than 32 levels deep"),
+    ('[[webhooks]]\nurl = "https://a.example.org/x"\nheaders = { X = ' + deep(31) + " }\n", "key 'webhooks' is nested more than 32"),
+    ("a = 1\nx = " + "9" * 5000 + "\n", "key 'x' holds an integer too long to read, at line 2 (integers have at most 4,300 digits)"),
+    ("x = [\n" + "9" * 5000 + "]\n", "the file holds an integer too long to read, at line 2"),
+    ("# " + "x" * 1_048_576 + "\n", "the file is over 1,048,576 bytes; the limit is 1,048,576 bytes (1 MiB)"),
+    ("# " + "é" * 600_000 + "\n", "the file is 1,200,003 bytes; the limit is 1,048,576 bytes (1 MiB)"),
+    (b"# " + b"x" * 1_048_576, "the file is 1,048,578 bytes; the limit is 1,048,576 bytes (1 MiB)"),
+    (
+        '[[webhooks]]\nurl = "https://a.example.org/x"\n' * 101,
+        "has 101 webhooks; at most 100 are allowed in one file (webhook #101 is at line 201)",
+    ),
+    ('[[webhooks]]\nurl = "https://a.example.org/x"\n' * 100 + '[webhook]\nurl = "https://b.example.org/x"\n', "has 101 webhooks"),
+    ('[[webhooks]]\nurl = "https://a.example.org/x"\n"' + "k" * 2000 + '" = 1\n"' + "k" * 2000 + '" = 2\n', "TOML syntax error at line 4"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HOSTILE_FILES, ids=[h[1][:60] for h in HOSTILE_FILES])
+def test_a_hostile_file_is_a_config_error_saying_why(text: str | bytes, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, SOURCE)
+    message = str(caught.value)
+    assert message.startswith(SOURCE + ": ") and expected in message
+    assert len(message) < 500
+
+
+def test_nesting_up_to_the_limit_and_a_hundred_webhooks_are_fine() -> None:
+    assert one("[config]\nx = " + deep(31) + "\n").webhooks == ()
+    assert len(one('[[webhooks]]\nurl = "https://a.example.org/x"\n' * 100).webhooks) == 100
+    assert one("# " + "x" * (1_048_576 - 3) + "\n").webhooks == ()

@@ -142,12 +142,12 @@ def test_a_refused_connection_is_named() -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and has no listener
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    outcome = send(f"http://127.0.0.1:{port}/hook")
+    outcome = send(f"https://localhost:{port}/hook")
     assert outcome.error == "connection_refused"
 
 
 def test_a_dns_failure_is_named() -> None:
-    assert send("http://no-such-host.invalid/hook").error == "dns_failure"
+    assert send("https://no-such-host.invalid/hook").error == "dns_failure"
 
 
 def test_send_all_posts_concurrently(receivers: Callable[..., Receiver]) -> None:

@@ -116,3 +116,121 @@ SCHEMA_EXPRESSIBLE = [b for b in BAD_EVENTS if not isinstance(b[0], str) and "SN
 @pytest.mark.parametrize(("data", "expected"), SCHEMA_EXPRESSIBLE, ids=lambda v: str(v)[:40])
 def test_the_schema_rejects_what_the_parser_rejects(data: Any, expected: str) -> None:
     assert list(VALIDATOR.iter_errors(data)), f"schema accepted an event the parser refuses ({expected})"
+
+
+# Hostile input: each of these escaped as OverflowError, RecursionError or a ValueError from deep
+# inside json/datetime (crashing the invocation and every other delivery in it). Now each is an
+# EventError naming the field. Raw text, because json.dumps cannot write most of them.
+def hostile(extra: str) -> str:
+    """A valid event's JSON text with ``extra`` (raw JSON text) added."""
+    return '{"event": "WorkflowStarted", "workflow": "wf", ' + extra + "}"
+
+
+HOSTILE_EVENTS: list[tuple[str, str]] = [
+    (hostile('"details": {"duration_s": Infinity}'), "field 'details.duration_s' is not a finite number"),
+    (hostile('"details": {"duration_s": -Infinity}'), "field 'details.duration_s' is not a finite number"),
+    (hostile('"details": {"ratio": NaN}'), "field 'details.ratio' is not a finite number"),
+    (hostile('"details": {"duration_ms": 1e999}'), "field 'details.duration_ms' is not a finite number"),
+    (hostile('"details": {"runs": [1, {"s": -1e400}]}'), "field 'details.runs[1].s' is not a finite number"),
+    (hostile('"details": {"n": ' + "9" * 5000 + "}"), "field 'details.n' is an integer of more than 4,300 digits"),
+    (hostile('"details": {"n": -' + "9" * 4301 + "}"), "field 'details.n' is an integer of more than 4,300 digits"),
+    (hostile('"timestamp": "9999-12-31T23:59:59-23:59"'), "field 'timestamp' is out of range"),
+    (hostile('"timestamp": "0001-01-01T00:00:00+23:59"'), "field 'timestamp' is out of range"),
+    (hostile('"details": {"a": ' + "[" * 10_000 + "1" + "]" * 10_000 + "}"), "field 'details' is nested more than 32 levels deep"),
+    ("[" * 10_000 + "]" * 10_000, "message is nested more than 32 levels deep"),
+    (hostile('"details": {"a": ' + "[" * 40 + "1" + "]" * 40 + "}"), "field 'details.a[0][0]"),
+    (hostile('"rule": NaN'), "field 'rule' is not a finite number"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), HOSTILE_EVENTS, ids=[e for _, e in HOSTILE_EVENTS])
+def test_hostile_numbers_timestamps_and_nesting_are_event_errors_naming_the_field(raw: str, expected: str) -> None:
+    # given a message a hostile or broken publisher could send
+    # when it is parsed
+    with pytest.raises(EventError) as caught:
+        parse(raw)
+    # then it is refused as an invalid event (dead-lettered), with the field named
+    assert expected in str(caught.value)
+
+
+def test_nesting_is_allowed_up_to_the_documented_depth_and_no_further() -> None:
+    # given details nested to exactly MAX_EVENT_NESTING levels, the message object counted as one
+    from oxoflow_notify.events import MAX_EVENT_NESTING
+
+    inner: Any = 1
+    for _ in range(MAX_EVENT_NESTING - 2):
+        inner = [inner]
+    # when parsed / then accepted; one level more is refused, naming the path down to it
+    assert parse({"event": "WorkflowStarted", "workflow": "wf", "details": {"a": inner}}).details["a"] == inner
+    with pytest.raises(EventError, match=r"field 'details\.a(\[0\])+' is nested more than 32 levels deep"):
+        parse({"event": "WorkflowStarted", "workflow": "wf", "details": {"a": [inner]}})
+
+
+def test_a_python_object_given_directly_is_held_to_the_same_limits() -> None:
+    # given a direct invocation that hands parse_event a dict (no JSON text in between)
+    base = {"event": "WorkflowStarted", "workflow": "wf"}
+    deep: Any = 1
+    for _ in range(5000):  # deeper than the stack allows recursing into
+        deep = {"x": deep}
+    for details, expected in [
+        ({"d": float("inf")}, "field 'details.d' is not a finite number"),
+        ({"d": 10**5000}, "field 'details.d' is an integer of more than 4,300 digits"),
+        ({"d": {1, 2}}, "field 'details.d' is not a JSON value (set)"),
+        ({1: "x"}, "field 'details' has a key that is not a string (int)"),
+        ({"d": deep}, "is nested more than 32 levels deep"),
+    ]:
+        # when it is parsed / then it is refused like the same text would be
+        with pytest.raises(EventError) as caught:
+            parse_event({**base, "details": details}, message_id="m", received_at=RECEIVED_AT)
+        assert expected in str(caught.value)
+
+
+def test_early_and_late_years_keep_four_digits_and_the_edges_of_the_range_are_accepted() -> None:
+    early = parse({"event": "WorkflowStarted", "workflow": "wf", "timestamp": "0001-01-01T00:00:00Z"})
+    late = parse({"event": "WorkflowStarted", "workflow": "wf", "timestamp": "9999-12-31T23:59:59Z"})
+    assert (early.timestamp, late.timestamp) == ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z")
+
+
+def test_a_long_unknown_field_or_event_name_is_quoted_short_without_a_slow_did_you_mean() -> None:
+    # given names far longer than any real one, with a line break inside
+    long = "RuleFailed" + "x" * 100_000 + "\n"
+    for data, start in [
+        ({"event": long, "workflow": "wf"}, "field 'event': unknown event 'RuleFailedxxx"),
+        ({"event": "WorkflowStarted", "workflow": "wf", long: 1}, "unknown field 'RuleFailedxxx"),
+    ]:
+        with pytest.raises(EventError) as caught:
+            parse(data)
+        # then the message quotes the first 64 characters and marks the cut
+        text = str(caught.value)
+        assert text.startswith(start) and "RuleFailed" + "x" * 54 + "…'" in text and len(text) < 300 and "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"details": {"d": float("nan")}}, "field 'details.d' is not a finite number"),
+        ({"details": [1]}, "field 'details' must be a JSON object, got list"),
+        ({"timestamp": "9999-12-31T23:59:59-23:59"}, "field 'timestamp' is out of range"),
+        ({"timestamp": 5}, "field 'timestamp' must be a string, got int"),
+        ({"event": "rule_failed"}, "field 'event': unknown event 'rule_failed'"),
+        ({"workflow": "../x"}, "field 'workflow' must start with a letter or digit"),
+        ({"message": None}, "field 'message' must be a string, got NoneType"),
+    ],
+)
+def test_a_payload_coming_back_from_a_queue_is_checked_again(change: dict[str, Any], expected: str) -> None:
+    # given the payload a retry message or a dead letter carries, mangled on the way
+    from oxoflow_notify.events import event_from_payload
+
+    payload = {**parse(message("rule-failed")).to_payload(), **change}
+    # when it is rebuilt into an event / then it is an EventError (a ValueError too: the retry path
+    # catches ValueError and dead-letters the message) naming the field, not a crash while rendering
+    with pytest.raises(EventError) as caught:
+        event_from_payload(payload)
+    assert expected in str(caught.value) and isinstance(caught.value, ValueError)
+
+
+def test_a_valid_payload_round_trips() -> None:
+    from oxoflow_notify.events import event_from_payload
+
+    event = parse({**message("rule-failed"), "run_id": "r1"})
+    assert event_from_payload(event.to_payload()) == event

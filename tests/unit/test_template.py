@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from oxoflow_notify.config import TIMEOUT_RANGE
+from oxoflow_notify.settings import Settings
 from oxolocal import template as tpl
+
+CONFIG_READ_ALLOWANCE = 6.0  # two conditional S3 GETs within the SDK's timeouts and retries
 
 TEMPLATE = tpl.load()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -94,10 +98,16 @@ def test_the_guard_and_secrets_settings_are_parameters_with_safe_defaults() -> N
 
 def test_timeouts_cover_the_worst_case_and_the_visibility_timeout_covers_the_retry_function() -> None:
     params = TEMPLATE["Parameters"]
-    per_post = 3.05 + 10  # connect + read timeouts of one POST (Settings defaults)
-    assert params["FunctionTimeout"]["Default"] >= per_post
-    assert params["RetryFunctionTimeout"]["Default"] > params["RetryBatchSize"]["Default"] * per_post
+    # One delivery's deadline at the largest timeout a config may set, plus the reserve kept back
+    # for queueing retries, plus time to read the configs: every POST (posted all at once, in the
+    # dispatcher and the retry batch alike) can be tried within any allowed function timeout.
+    settings = Settings(config_bucket="b", retry_queue_url="r", dead_letter_queue_url="d")
+    slowest = settings.connect_timeout + TIMEOUT_RANGE[1] + settings.invocation_reserve + CONFIG_READ_ALLOWANCE
+    for name in ("FunctionTimeout", "RetryFunctionTimeout"):
+        assert params[name]["MinValue"] >= slowest, f"{name} may be set below one delivery's worst case ({slowest:.1f} s)"
+        assert params[name]["Default"] >= params[name]["MinValue"]
     assert params["RetryVisibilityTimeout"]["Default"] >= 6 * params["RetryFunctionTimeout"]["Default"]
+    assert params["RetryVisibilityTimeout"]["MinValue"] >= 6 * params["RetryFunctionTimeout"]["MinValue"]
     assert RESOURCES["RetryFunction"]["Properties"]["Timeout"] == {"Ref": "RetryFunctionTimeout"}
 
 

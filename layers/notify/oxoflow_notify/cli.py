@@ -59,10 +59,11 @@ def schema_problems(message: Any) -> list[str]:
 def checked_event(message: Any) -> dict[str, Any]:
     """Validate a message as the dispatcher will (its parser words problems best, with did-you-mean),
     then against the published JSON Schema, the contract every other publisher is held to."""
-    from .events import parse_event
+    from .events import check_json, parse_event
 
     if not isinstance(message, dict):
         raise EventError(f"an event is a JSON object, got {type(message).__name__}")
+    check_json(message)  # before json.dumps, which would write NaN and recurse without limit
     parse_event(json.dumps(message), message_id="cli-check", received_at=datetime.now(UTC))
     problems = schema_problems(message)
     if problems:
@@ -98,14 +99,23 @@ def _aws_errors() -> tuple[type[Exception], ...]:
     return (BotoCoreError, ClientError)
 
 
+def _json(text: str, what: str) -> Any:
+    """JSON from the command line; what it holds is checked with the event (``checked_event``)."""
+    from .events import MAX_EVENT_NESTING
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise EventError(f"{what}: nested more than {MAX_EVENT_NESTING} levels deep (objects and arrays)") from None
+    except ValueError as exc:
+        raise EventError(f"{what}: not valid JSON: {exc}") from None
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     message: dict[str, Any] = {}
     if args.file:
         raw = sys.stdin.read() if args.file == "-" else _read(args.file)
-        try:
-            loaded = json.loads(raw)
-        except ValueError as exc:
-            raise EventError(f"{args.file}: not valid JSON: {exc}") from None
+        loaded = _json(raw, args.file)
         if not isinstance(loaded, dict):
             raise EventError(f"{args.file}: an event is a JSON object, got {type(loaded).__name__}")
         message = loaded
@@ -114,10 +124,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if value is not None:
             message[key] = value
     if args.details is not None:
-        try:
-            message["details"] = json.loads(args.details)
-        except ValueError as exc:
-            raise EventError(f"--details: not valid JSON: {exc}") from None
+        message["details"] = _json(args.details, "--details")
     if not message:
         raise Usage("publish: nothing to publish: give --event and --workflow, a JSON file, or '-' for stdin")
     checked = checked_event(message)
@@ -141,15 +148,19 @@ _LINE = re.compile(r"\(line (\d+)\)|at line (\d+)")
 
 def check_config(path: str) -> dict[str, Any]:
     """The Lambda's own validation of one .oxoflow file, as a report."""
-    from .config import parse_config
+    from .config import MAX_CONFIG_BYTES, parse_config, too_big
 
     report: dict[str, Any] = {"file": path, "ok": False, "workflow": None, "webhooks": 0, "problems": []}
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)  # no further: the Lambda refuses a bigger file unread
+            size = os.fstat(handle.fileno()).st_size
     except OSError as exc:
         report["problems"].append({"line": None, "message": f"{path}: cannot read: {exc.strerror}"})
         return report
     try:
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise too_big(path, size if size > MAX_CONFIG_BYTES else None)
         config = parse_config(raw, path)
     except ConfigError as exc:
         report["problems"].append({"line": _line_of(str(exc)), "message": str(exc)})
@@ -173,7 +184,7 @@ def workflow_name(raw: bytes) -> str | None:
 
     try:
         document = tomli.loads(raw.decode("utf-8"))
-    except (tomli.TOMLDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         return None
     workflow = document.get("workflow")
     name = workflow.get("name") if isinstance(workflow, dict) else None

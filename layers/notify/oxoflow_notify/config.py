@@ -3,7 +3,11 @@
 A real oxo-flow workflow file has many other tables ([workflow], [config], [[rules]], ...); they
 are accepted and ignored. One bad webhook does not silence the others: it becomes a
 ``ConfigProblem`` that the notifier dead-letters for each event it would have matched.
-Messages never quote a URL or a secret (a Slack URL is itself a secret).
+Messages never quote a URL or a secret (a Slack URL is itself a secret), nor a header's value.
+
+Hostile or broken input is refused here, at config time, with a message naming the file, the
+webhook and the key, never left to fail at send time: header names and values HTTP cannot carry,
+hosts DNS cannot hold, and files over the limits below (which make the whole file unusable).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +24,7 @@ from urllib.parse import urlsplit
 
 import tomli
 
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, did_you_mean, shown
 from .events import EVENT_NAMES, canonical_event_name, unknown_event_message
 from .formats import FORMATS
 
@@ -31,9 +36,25 @@ SIGNATURES = ("hub-sha256", "standard-webhooks")
 SIGNATURE_SCHEMES = ("hmac-sha256",)  # oxo-flow's X-OxoFlow-Signature
 METHODS = ("POST", "PUT")
 # A value may name where it is kept instead of holding it: ssm:/path/name or secretsmanager:name[#json-key].
-_REFERENCE = re.compile(r"^(?:ssm:/[A-Za-z0-9_.\-/]+|secretsmanager:[A-Za-z0-9_/+=.@\-]+(?:#[^#\s]+)?)$")
+# (Every pattern ends in \Z, not $: "$" also matches before a trailing newline.)
+_REFERENCE = re.compile(r"^(?:ssm:/[A-Za-z0-9_.\-/]+|secretsmanager:[A-Za-z0-9_/+=.@\-]+(?:#[^#\s]+)?)\Z")
 TIMEOUT_RANGE = (0.5, 30.0)  # seconds; the function itself times out at 60
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+
+# Limits (README "Limits"): past them a file, or one webhook's key, is refused with a message.
+MAX_CONFIG_BYTES = 1_048_576  # 1 MiB per .oxoflow file
+MAX_NESTING = 32  # levels of tables and arrays in a file (a [[webhooks]] entry's headers are level 3)
+MAX_WEBHOOKS = 100  # [[webhooks]] entries plus oxo-flow's [webhook], per file
+MAX_EVENTS = 64  # entries in one webhook's `events` (there are 8 events, in 2 spellings)
+MAX_REPORTED = 3  # unknown events named in one problem; the rest are counted
+MAX_HEADER_VALUE = 4096  # characters
+
+# RFC 9110 token: the characters a header name may hold.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+# RFC 9110 field-value, as a sender may write it: visible ASCII, space and tab.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+# IDNA's label separators (U+002E and its ideographic and full-width forms).
+_DOTS = re.compile("[.\u3002\uff0e\uff61]")
+_LABEL = re.compile(rb"[A-Za-z0-9_-]+")  # one label of a host name once IDNA-encoded
 # Headers a webhook may not set: framing, ours, and the signatures (a receiver trusts those to be ours).
 RESERVED_HEADERS = frozenset(
     {
@@ -51,7 +72,7 @@ RESERVED_HEADERS = frozenset(
     }
 )
 DEFAULT_FORMAT = "json"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _HEADER_LINE = re.compile(r"^\s*\[\[\s*webhooks\s*\]\]")
 _SINGULAR_LINE = re.compile(r"^\s*\[\s*webhook\s*\]")
 
@@ -142,25 +163,66 @@ def webhook_id_for(url: str, fmt: str) -> str:
 
 
 def check_url(url: str) -> str | None:
-    """Return what is wrong with a webhook URL, without quoting it; None when it is fine."""
+    """Return what is wrong with a webhook URL, without quoting it or any part of it (not even
+    the host or the port: either may be part of a secret); None when it is fine."""
     if not url.strip():
         return "is empty"
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         return "contains whitespace or control characters"
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
+    except ValueError:  # its text quotes the host: not repeated
+        return "is not a valid URL (its host cannot be parsed; a host in [brackets] must be an IPv6 address)"
     if parts.scheme not in ("http", "https"):
-        shown = parts.scheme if parts.scheme and len(parts.scheme) <= 10 else "missing"
-        return f"must use http or https (scheme is {shown})"
+        scheme = parts.scheme if parts.scheme and len(parts.scheme) <= 10 else "missing"
+        return f"must use http or https (scheme is {scheme})"
     if not parts.hostname:
         return "has no host"
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials (user:password@); use the secret key for signing"
+    try:
+        port = parts.port
+    except ValueError:  # its text quotes the port: not repeated
+        port = 0
     if port == 0:
-        return "has port 0"
+        return "is not usable: the URL's port is not a number between 1 and 65535"
+    host_problem = check_host(parts.hostname, bracketed="[" in parts.netloc)
+    return f"is not usable: the URL's host {host_problem}" if host_problem else None
+
+
+def check_host(host: str, bracketed: bool = False) -> str | None:
+    """What stops a URL's host (as urlsplit gives it: lowercase, no brackets) from being looked up,
+    as the rest of a sentence about it and without quoting it; None for a usable name or IP literal."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])  # an optional zone (%25eth0) follows the address
+        except ValueError:
+            return "is in [brackets] but is not an IPv6 address"
+        return None
+    try:
+        ipaddress.IPv4Address(host)
+        return None
+    except ValueError:
+        pass
+    name = host[:-1] if _DOTS.fullmatch(host[-1:]) else host  # one trailing dot: a fully qualified name
+    labels = _DOTS.split(name)
+    if any(not label for label in labels):
+        return "has an empty label (two dots in a row, or a dot at the start)"
+    if any(len(label) > 63 for label in labels):
+        return "has a label longer than 63 characters"
+    try:
+        encoded = name.encode("idna")
+    except UnicodeError as exc:  # labels are not empty and not too long: so the encoded form is
+        if "too long" in str(exc):
+            return "has a label longer than 63 characters once IDNA-encoded"
+        return "cannot be encoded as an internationalised domain name (IDNA)"
+    if len(encoded) > 253:
+        return "is longer than 253 characters"
+    for label in encoded.split(b"."):
+        if len(label) > 63:
+            return "has a label longer than 63 characters once IDNA-encoded"
+        if not _LABEL.fullmatch(label):
+            return "has a character no host name can hold (only letters, digits, '-' and '_' between dots)"
     return None
 
 
@@ -169,8 +231,47 @@ def _header_lines(text: str) -> list[int]:
     return [i for i, line in enumerate(text.splitlines(), start=1) if _HEADER_LINE.match(line)]
 
 
+def too_big(source: str, size: int | None) -> ConfigError:
+    """The error for a file over MAX_CONFIG_BYTES (the store and the command line say it too);
+    ``size`` None when only "more than the limit" is known (a body read no further)."""
+    shown_size = f"{size:,} bytes" if size is not None else f"over {MAX_CONFIG_BYTES:,} bytes"
+    return ConfigError(f"{source}: the file is {shown_size}; the limit is {MAX_CONFIG_BYTES:,} bytes (1 MiB)")
+
+
+def too_deep(source: str, text: str, key: str | None = None) -> ConfigError:
+    """The error for a file nested past MAX_NESTING, with the key and line when they can be found."""
+    line, top = _deep_place(text)
+    key = key if key is not None else top
+    what = f"key '{shown(key)}'" if key is not None else "the file"
+    where = f", at line {line}" if line else ""
+    return ConfigError(f"{source}: {what} is nested more than {MAX_NESTING} levels deep (tables and arrays){where}; "
+                       f"the limit is {MAX_NESTING}")  # fmt: skip
+
+
+_LONG_NUMBER = re.compile(r"(?<![\w.])[+-]?[0-9][0-9_]{4300,}")
+
+
+def too_long_number(source: str, text: str) -> ConfigError:
+    """The error for an integer tomli cannot convert (over Python's 4,300 digits), with its key and
+    line when they can be found."""
+    match = _LONG_NUMBER.search(text)
+    if match is None:
+        return ConfigError(f"{source}: a number in the file is too long to read (integers have at most 4,300 digits)")
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    line = text.count("\n", 0, match.start()) + 1
+    key = _first_key(text, line_start) if "=" in text[line_start : match.start()] else None
+    what = f"key '{shown(key)}' holds" if key else "the file holds"
+    return ConfigError(f"{source}: {what} an integer too long to read, at line {line} (integers have at most 4,300 digits)")
+
+
 def parse_config(raw: str | bytes, source: str) -> Config:
-    """Parse one .oxoflow file. Raises ConfigError only when the whole file is unusable."""
+    """Parse one .oxoflow file. Raises ConfigError only when the whole file is unusable: not UTF-8,
+    a TOML syntax error, or over a limit (MAX_CONFIG_BYTES, MAX_NESTING, MAX_WEBHOOKS)."""
+    if isinstance(raw, str) and len(raw) > MAX_CONFIG_BYTES:
+        raise too_big(source, None)
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise too_big(source, size)
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
@@ -179,15 +280,24 @@ def parse_config(raw: str | bytes, source: str) -> Config:
         document = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}" if getattr(exc, "lineno", None) else ""
-        reason = getattr(exc, "msg", str(exc))
+        reason = shown(getattr(exc, "msg", str(exc)), 200)  # it may quote a key
         raise ConfigError(
             f"{source}: TOML syntax error at {where}: {reason}" if where else f"{source}: TOML syntax error: {reason}"
         ) from None
+    except RecursionError:  # tomli's own limits: 400 levels of inline arrays/tables, 1,000 key parts
+        raise too_deep(source, text) from None
+    except ValueError:  # an integer over Python's 4,300-digit conversion limit
+        raise too_long_number(source, text) from None
+    _check_nesting(document, source, text)
 
     entries = document.get("webhooks", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{source}: 'webhooks' must be an array of tables ([[webhooks]]), got {type(entries).__name__}")
     lines = _header_lines(text)
+    count = len(entries) + ("webhook" in document)
+    if count > MAX_WEBHOOKS:
+        first_extra = f" (webhook #{MAX_WEBHOOKS + 1} is at line {lines[MAX_WEBHOOKS]})" if len(lines) > MAX_WEBHOOKS else ""
+        raise ConfigError(f"{source}: has {count:,} webhooks; at most {MAX_WEBHOOKS} are allowed in one file{first_extra}")
     located: list[tuple[Any, str]] = []
     for index, entry in enumerate(entries, start=1):
         line = lines[index - 1] if len(lines) == len(entries) else None
@@ -212,6 +322,91 @@ def parse_config(raw: str | bytes, source: str) -> Config:
     return Config(source=source, webhooks=tuple(webhooks), problems=tuple(problems))
 
 
+def _check_nesting(document: dict[str, Any], source: str, text: str) -> None:
+    """Refuse tables and arrays nested deeper than MAX_NESTING, anywhere in the file (ignored
+    tables included): walked iteratively, so no depth can exhaust the stack here or later."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, key) for key, value in document.items()]
+    while stack:
+        item, depth, top = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_NESTING:
+            raise too_deep(source, text, top)
+        stack.extend((child, depth + 1, top) for child in children)
+
+
+# Where a too-deep file goes deepest, for the message (tomli reports no position): a scan of the
+# tokens that make structure. Strings and comments are skipped whole, so their brackets and dots
+# do not count. Approximate by design; it only ever runs for a file already refused.
+_TOKENS = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""'  # multi-line basic string
+    r"|'''.*?'''"  # multi-line literal string
+    r'|"(?:[^"\\\n]|\\.)*"'  # basic string
+    r"|'[^'\n]*'"  # literal string
+    r"|#[^\n]*"  # comment
+    r"|[\[\]{}=.\n]",
+    re.DOTALL,
+)
+_HEADER = re.compile(r"[ \t]*(\[\[?)[ \t]*([^\]\n]*)")
+_FIRST_KEY = re.compile(r"""[ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([A-Za-z0-9_-]+))""")
+
+
+def _first_key(text: str, start: int) -> str | None:
+    match = _FIRST_KEY.match(text, start)
+    return next((g for g in match.groups() if g is not None), None) if match else None
+
+
+def _deep_place(text: str) -> tuple[int | None, str | None]:
+    """(line, top-level key) where the file nests deepest: [table.headers], dotted.keys and inline
+    arrays and tables together."""
+    best: tuple[int, int | None, str | None] = (0, None, None)
+
+    def note(level: int, line: int, key: str | None) -> None:
+        nonlocal best
+        if level > best[0]:
+            best = (level, line, key)
+
+    line, line_start, depth = 1, 0, 0
+    table_levels, table_key = 0, None  # the current [table] or [[array]] header
+    in_key, key_dots, statement_key = True, 0, None  # the key of the current key = value
+    skip_to = -1
+    for token in _TOKENS.finditer(text):
+        kind, at = token.group(), token.start()
+        if at < skip_to:
+            continue
+        if kind == "\n" or kind.startswith(('"""', "'''")):
+            line += kind.count("\n")
+            if kind == "\n":
+                line_start = token.end()
+                if depth == 0:
+                    in_key, key_dots, statement_key = True, 0, None
+            continue
+        if kind == "[" and depth == 0 and in_key and not text[line_start:at].strip():
+            header = _HEADER.match(text, line_start)
+            if header is not None:
+                table_levels = header.group(2).count(".") + 1 + (header.group(1) == "[[")
+                table_key = _first_key(text, header.start(2))
+                note(table_levels, line, table_key)
+                newline = text.find("\n", at)
+                skip_to = len(text) if newline == -1 else newline
+                continue
+        if depth == 0 and in_key and kind in (".", "="):
+            statement_key = statement_key or _first_key(text, line_start)
+            if kind == ".":
+                key_dots += 1
+            else:
+                in_key = False
+                note(table_levels + key_dots, line, table_key or statement_key)
+            continue
+        if kind in ("[", "{"):
+            depth += 1
+            note(table_levels + key_dots + depth, line, table_key or statement_key or _first_key(text, line_start))
+        elif kind in ("]", "}"):
+            depth = max(0, depth - 1)
+    return best[1], best[2]
+
+
 class _Oxoflow(dict[str, Any]):
     """A [webhook] table translated to [[webhooks]] terms, with what was wrong in oxo-flow's own
     spelling (named as written there)."""
@@ -234,7 +429,7 @@ def _from_oxoflow(table: Mapping[str, Any]) -> _Oxoflow:
     if "secret" in table:
         entry.setdefault("signature_scheme", "hmac-sha256")
     errors: list[str] = [
-        f"unknown key '{key}'{did_you_mean(key, OXOFLOW_KEYS)}; allowed keys are {', '.join(OXOFLOW_KEYS)}"
+        f"unknown key '{shown(key)}'{did_you_mean(key, OXOFLOW_KEYS)}; allowed keys are {', '.join(OXOFLOW_KEYS)}"
         for key in table
         if key not in OXOFLOW_KEYS
     ]
@@ -273,7 +468,7 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
     else:
         for key in entry:
             if key not in WEBHOOK_KEYS:
-                return problem(f"unknown key '{key}'{did_you_mean(key, WEBHOOK_KEYS)}; allowed keys are {', '.join(WEBHOOK_KEYS)}")
+                return problem(f"unknown key '{shown(key)}'{did_you_mean(key, WEBHOOK_KEYS)}; allowed keys are {', '.join(WEBHOOK_KEYS)}")
     if events_error:
         return problem(f"key 'events': {events_error}")
     if url is None:
@@ -290,15 +485,15 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
     if not isinstance(fmt, str):
         return problem(f"key 'format' must be a string, got {type(fmt).__name__}")
     if fmt not in FORMATS:
-        return problem(f"key 'format': unknown format '{fmt}'{did_you_mean(fmt, FORMATS)}; expected one of {', '.join(FORMATS)}")
+        return problem(f"key 'format': unknown format '{shown(fmt)}'{did_you_mean(fmt, FORMATS)}; expected one of {', '.join(FORMATS)}")
     secrets, secrets_error = _parse_secrets(entry.get("secret"))
     if secrets_error:
         return problem(f"key 'secret' {secrets_error}")
     signature = entry.get("signature", "hub-sha256")
     if signature not in SIGNATURES:
-        shown = signature if isinstance(signature, str) else type(signature).__name__
-        hint = did_you_mean(str(shown), SIGNATURES)
-        return problem(f"key 'signature': unknown scheme '{shown}'{hint}; expected one of {', '.join(SIGNATURES)}")
+        text = shown(signature) if isinstance(signature, str) else type(signature).__name__
+        hint = did_you_mean(signature, SIGNATURES) if isinstance(signature, str) else ""
+        return problem(f"key 'signature': unknown scheme '{text}'{hint}; expected one of {', '.join(SIGNATURES)}")
     if signature == "standard-webhooks" and not secrets:
         return problem("key 'signature' = 'standard-webhooks' needs a secret")
     if signature == "standard-webhooks" or any(s.startswith("whsec_") for s in secrets):
@@ -318,15 +513,16 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         return problem("key 'max_attempts' must be a whole number from 1 to 50")
     method = entry.get("method", "POST")
     if not isinstance(method, str) or method.upper() not in METHODS:
-        shown = method if isinstance(method, str) else type(method).__name__
-        return problem(f"key 'method': '{shown}' is not supported; use post or put")
+        text = shown(method) if isinstance(method, str) else type(method).__name__
+        return problem(f"key 'method': '{text}' is not supported; use post or put")
     scheme = entry.get("signature_scheme")
     if scheme is not None and scheme not in SIGNATURE_SCHEMES:
         if scheme == "sha256-keyed":
             return problem("key 'signature_scheme': oxo-flow's legacy 'sha256-keyed' (sha256 of secret + body) is not an HMAC "
                            "and is not supported; use 'hmac-sha256', oxo-flow's default")  # fmt: skip
-        shown = scheme if isinstance(scheme, str) else type(scheme).__name__
-        return problem(f"key 'signature_scheme': unknown scheme '{shown}'{did_you_mean(str(shown), SIGNATURE_SCHEMES)}; use hmac-sha256")
+        text = shown(scheme) if isinstance(scheme, str) else type(scheme).__name__
+        hint = did_you_mean(scheme, SIGNATURE_SCHEMES) if isinstance(scheme, str) else ""
+        return problem(f"key 'signature_scheme': unknown scheme '{text}'{hint}; use hmac-sha256")
     if scheme is not None and not secrets:
         return problem("key 'signature_scheme' needs a secret to sign with")
     if explicit_id is not None:
@@ -369,28 +565,49 @@ def _parse_secrets(value: Any) -> tuple[tuple[str, ...], str | None]:
 
 
 def _parse_headers(value: Any) -> tuple[tuple[tuple[str, str], ...], str | None]:
-    """Custom headers. Errors name the header, never its value (it may be a token)."""
+    """Custom headers, as HTTP can carry them: a token for a name; visible ASCII, spaces and tabs
+    for a value (no line break to inject a header, nothing non-ASCII to fail encoding at send time).
+
+    Errors name a header by its name only when the name is a valid token (an invalid one may be a
+    pasted "Authorization: Bearer ..." line), else by its position; never quote a value."""
     if value is None:
         return (), None
     if not isinstance(value, Mapping):
         return (), f"must be a table of header names to values, got {type(value).__name__}"
     out: list[tuple[str, str]] = []
-    for name, header_value in value.items():
-        if not _TOKEN.match(name):
-            return (), f"'{name[:40]}' is not a valid header name"
+    for number, (name, header_value) in enumerate(value.items(), start=1):
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            return (), f"header #{number} has a name that is not a valid HTTP token (1 to 128 letters, digits or !#$%&'*+-.^_`|~)"
         if name.lower() in RESERVED_HEADERS or name.lower().startswith("x-oxoflow-"):
             return (), f"'{name}' is set by oxoflow-notify and cannot be overridden"
         if not isinstance(header_value, str):
             return (), f"the value of '{name}' must be a string, got {type(header_value).__name__}"
-        if any(ch in header_value for ch in "\r\n\0") or len(header_value) > 4096:
-            return (), f"the value of '{name}' contains a line break or NUL, or is over 4096 characters"
+        if len(header_value) > MAX_HEADER_VALUE:
+            return (), f"the value of '{name}' is over {MAX_HEADER_VALUE} characters"
+        if not _FIELD_VALUE.fullmatch(header_value):
+            return (), f"the value of '{name}' {_value_problem(header_value)}"
         out.append((name, header_value))
     return tuple(out), None
 
 
+def _value_problem(value: str) -> str:
+    """Which rule a header value breaks, without quoting it."""
+    bad = next(ch for ch in value if not _FIELD_VALUE.fullmatch(ch))
+    if bad in "\r\n":
+        return "contains a line break"
+    if bad == "\0":
+        return "contains a NUL character"
+    if ord(bad) < 128:
+        return "contains a control character"
+    return "contains a non-ASCII character (a header value holds visible ASCII, spaces and tabs only)"
+
+
 def _parse_events(value: Any) -> tuple[frozenset[str] | None, str | None]:
     """Return (events, error). On error, events holds the valid names so the problem is
-    dead-lettered for exactly the events the user meant; None means all events."""
+    dead-lettered for exactly the events the user meant; None means all events ("*" anywhere).
+
+    Bounded work whatever the list holds: at most MAX_REPORTED unknown names are quoted (each cut
+    short) and given a did-you-mean; the rest are counted."""
     if value is None:
         return None, None
     if isinstance(value, str):
@@ -398,20 +615,38 @@ def _parse_events(value: Any) -> tuple[frozenset[str] | None, str | None]:
     if not isinstance(value, list):
         return None, f"must be a list of event names, got {type(value).__name__}"
     names: set[str] = set()
+    everything = False
     errors: list[str] = []
-    for item in value:
-        if not isinstance(item, str):
-            errors.append(f"{item!r} is not a string")
-            continue
-        if item == "*":
-            return None, None
-        name = canonical_event_name(item)
-        if name is None:
-            errors.append(unknown_event_message(item))
+    reported: set[str] = set()
+    unknown = more = 0
+    for number, item in enumerate(value, start=1):
+        if isinstance(item, str):
+            if item == "*":
+                everything = True
+                continue
+            name = canonical_event_name(item)
+            if name is not None:
+                names.add(name)
+                continue
+            if item in reported:
+                continue
+        if len(errors) >= MAX_REPORTED:
+            more += 1
+        elif isinstance(item, str):
+            unknown += 1
+            reported.add(item)
+            errors.append(unknown_event_message(item, expected=False))
         else:
-            names.add(name)
+            errors.append(f"entry {number} is not a string (got {type(item).__name__})")
+    if more:
+        errors.append(f"... and {more:,} more unknown or non-string entries")
+    if unknown:
+        errors.append(f"expected one of {', '.join(EVENT_NAMES)}")
+    if len(value) > MAX_EVENTS:
+        errors.insert(0, f"has {len(value):,} entries; at most {MAX_EVENTS} are allowed ({len(EVENT_NAMES)} events exist; '*' means all)")
+    events = None if everything else frozenset(names) or None
     if errors:
-        return (frozenset(names) or None), "; ".join(errors)
-    if not names:
+        return events, "; ".join(errors)
+    if not names and not everything:
         return None, "is empty; omit it to receive every event, or list some of " + ", ".join(EVENT_NAMES)
-    return frozenset(names), None
+    return events, None

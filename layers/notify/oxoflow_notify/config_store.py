@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import Config, parse_config
+from .config import MAX_CONFIG_BYTES, Config, parse_config, too_big
 from .errors import ConfigError
 from .observability import logger
 
@@ -87,14 +87,35 @@ class ConfigStore:
             return self._stale(key, entry, exc)
         except BotoCoreError as exc:
             return self._stale(key, entry, exc)
-        body = response["Body"].read()
         result: Config | ConfigError
         try:
-            result = parse_config(body, key)
+            result = parse_config(self._read(response, key), key)
         except ConfigError as exc:
             result = exc
         self._cache[key] = _Entry(response.get("ETag"), result, now)
         return result
+
+    @staticmethod
+    def _read(response: dict[str, Any], key: str) -> bytes:
+        """The body, or ConfigError when it is over MAX_CONFIG_BYTES: decided by ContentLength
+        before reading anything when S3 sends it, and never reading more than the limit and a byte."""
+        body = response["Body"]
+        length = response.get("ContentLength")
+        if isinstance(length, int) and length > MAX_CONFIG_BYTES:
+            body.close()
+            raise too_big(key, length)
+        chunks: list[bytes] = []
+        total = 0
+        while total <= MAX_CONFIG_BYTES:
+            chunk = body.read(MAX_CONFIG_BYTES + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > MAX_CONFIG_BYTES:
+            body.close()
+            raise too_big(key, None)
+        return b"".join(chunks)
 
     def _stale(self, key: str, entry: _Entry | None, exc: Exception) -> Config | ConfigError | None:
         """S3 trouble: serve what we had (logged), else let the invocation fail and be retried."""

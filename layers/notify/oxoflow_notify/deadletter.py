@@ -23,6 +23,7 @@ PERMANENT_FAILURE = "permanent_failure"
 RETRIES_EXHAUSTED = "retries_exhausted"
 WEBHOOK_REMOVED = "webhook_removed"
 MALFORMED_RETRY = "malformed_retry"
+INTERNAL_ERROR = "internal_error"  # a surprise in our own code: the event or delivery is kept for replay
 
 
 def now_iso(now: float | None = None) -> str:

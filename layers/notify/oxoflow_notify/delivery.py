@@ -31,14 +31,37 @@ from . import USER_AGENT
 from .config import Webhook
 from .events import Event
 from .formats import render
-from .guard import BlockedTarget, TargetGuard, guarded_pool_classes
+from .guard import BlockedTarget, InvalidHost, TargetGuard
 from .signing import OXOFLOW_SIGNATURE_HEADER, SIGNATURE_HEADER, hmac_sha256_hex, standard_headers
+from .transport import DeadlineExceeded, deadline, guarded_pool_classes, tls_context
 
 SUCCESS = "success"
 RETRYABLE = "retryable"
 PERMANENT = "permanent"
+HELD = "held"  # nothing was sent (too little time left, another run's claim, already delivered): no attempt spent
+OUT_OF_TIME = "out_of_time"  # the invocation has too little time left for this delivery's deadline
+# Outcome.error values the delivery ledger produces.
+ALREADY_DELIVERED = "already_delivered"  # a 2xx is on record for this delivery id: not posted again
+IN_PROGRESS = "delivery_in_progress"  # another run holds the claim (or a crashed run's claim has not expired)
+HOLD_ERRORS = frozenset({OUT_OF_TIME, IN_PROGRESS})
 # Refusals of ours: retrying cannot help, the config must change.
-PERMANENT_ERRORS = frozenset({"blocked_target", "https_required", "unresolvable_reference"})
+PERMANENT_ERRORS = frozenset(
+    {"blocked_target", "https_required", "unresolvable_reference", "invalid_host", "invalid_request", "render_error"}
+)
+# Errors that mean "no answer in time": the retry waits at least the throttle floor.
+TIMEOUT_ERRORS = frozenset({"read_timeout", "connect_timeout", "deadline_exceeded"})
+# Why a certificate was refused, by OpenSSL's verify code (the message itself may quote names).
+_TLS_REASONS = {
+    62: ("tls_wrong_name", "TLS certificate is for another name (hostname mismatch)"),
+    64: ("tls_wrong_name", "TLS certificate is for another address (IP address mismatch)"),
+    10: ("tls_expired", "TLS certificate has expired"),
+    9: ("tls_expired", "TLS certificate is not yet valid"),
+    18: ("tls_untrusted", "TLS certificate is self-signed (untrusted issuer)"),
+    19: ("tls_untrusted", "TLS certificate chain has a self-signed root we do not trust (untrusted issuer)"),
+    20: ("tls_untrusted", "TLS certificate is from an untrusted issuer (unable to get local issuer certificate)"),
+    2: ("tls_untrusted", "TLS certificate is from an untrusted issuer (unable to get issuer certificate)"),
+    21: ("tls_untrusted", "TLS certificate is from an untrusted issuer (unable to verify the first certificate)"),
+}
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 _DELIVERY_NAMESPACE = uuid.UUID("6b7f0d1e-4c1a-5b8e-9d0f-0a0f10f10f10")
 RESPONSE_SNIPPET = 512
@@ -95,6 +118,8 @@ class Outcome:
 
     @property
     def verdict(self) -> str:
+        if self.error in HOLD_ERRORS:
+            return HELD
         if self.error in PERMANENT_ERRORS:
             return PERMANENT
         if self.error is not None or self.status is None:
@@ -128,7 +153,15 @@ def error_class(exc: BaseException) -> str:
 
     The cause chain is read first: urllib3's NewConnectionError subclasses ConnectTimeoutError, so
     the type alone would call a refused (or guard-blocked) connection a timeout."""
-    for current in _chain(exc):
+    chain = list(_chain(exc))
+    for current in chain:  # the most telling first, wherever it sits in the chain
+        if isinstance(current, DeadlineExceeded):
+            return "deadline_exceeded"
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return _TLS_REASONS.get(current.verify_code, ("tls_error", ""))[0]
+    for current in chain:
+        if isinstance(current, InvalidHost):
+            return "invalid_host"
         if isinstance(current, BlockedTarget):
             return "blocked_target"
         if isinstance(current, (socket.gaierror, NameResolutionError)):
@@ -152,9 +185,17 @@ def error_class(exc: BaseException) -> str:
     return "request_error"
 
 
-def blocked_reason(exc: BaseException) -> str | None:
-    """The guard's explanation, from anywhere in an exception's chain."""
-    return next((str(e) for e in _chain(exc) if isinstance(e, BlockedTarget)), None)
+def failure_detail(exc: BaseException) -> str | None:
+    """Words for a failure, safe to log: the guard's explanation, why a certificate was refused,
+    or that the deadline passed. None where the class name says it all."""
+    for current in _chain(exc):
+        if isinstance(current, BlockedTarget):
+            return str(current)
+        if isinstance(current, DeadlineExceeded):
+            return "no complete answer within the delivery's deadline (connect + timeout)"
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return _TLS_REASONS.get(current.verify_code, ("", f"TLS certificate refused (verify code {current.verify_code})"))[1]
+    return None
 
 
 class HttpSender:
@@ -163,7 +204,8 @@ class HttpSender:
     Built on urllib3 directly (requests' own transport, and already in the runtime with botocore):
     the dispatcher needs none of requests' conveniences, and skipping them saves import time at
     every cold start and bookkeeping on every POST. No redirects, no retries here (the retry queue
-    does that), no proxies or .netrc from the environment.
+    does that), no proxies or .netrc from the environment. TLS is verified against the URL's
+    hostname, always (``transport.tls_context``).
     """
 
     def __init__(
@@ -176,44 +218,60 @@ class HttpSender:
         self.timeout = (connect_timeout, read_timeout)
         self.max_concurrency = max_concurrency
         self.guard = guard or TargetGuard()
-        self.pool = PoolManager(num_pools=128, maxsize=max_concurrency, block=False, retries=False)
+        self.pool = PoolManager(num_pools=128, maxsize=max_concurrency, block=False, retries=False, ssl_context=tls_context())
         self.pool.pool_classes_by_scheme = guarded_pool_classes(self.guard)
         self._executor: ThreadPoolExecutor | None = None
 
-    def send(self, prepared: Prepared) -> Outcome:
+    def budget(self, webhook: Webhook) -> float:
+        """A delivery's whole allowance: connect, TLS, send, answer and body together."""
+        return self.timeout[0] + (webhook.timeout or self.timeout[1])
+
+    def send(self, prepared: Prepared, budget: float | None = None) -> Outcome:
+        """POST once, within ``budget`` seconds in all (default: connect + the webhook's timeout).
+
+        Never raises: whatever goes wrong becomes an Outcome with an error class."""
         started = time.perf_counter()
         try:
             self.guard.check_scheme(urlsplit(prepared.webhook.url).scheme)
         except BlockedTarget as exc:
             return Outcome(None, "https_required", 0.0, detail=str(exc))
+        except ValueError:
+            return Outcome(None, "invalid_request", 0.0, detail="the URL cannot be parsed")
         timeout = Timeout(connect=self.timeout[0], read=prepared.webhook.timeout or self.timeout[1])
-        try:
-            response = self.pool.request(
-                prepared.webhook.method,
-                prepared.webhook.url,
-                body=prepared.body,
-                headers=prepared.headers,
-                timeout=timeout,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-            )
-        except (HTTPError, OSError) as exc:
-            return Outcome(None, error_class(exc), (time.perf_counter() - started) * 1000, detail=blocked_reason(exc))
-        try:
-            # Read a bounded amount: enough to explain a failure, never a hostile multi-GB body.
-            raw = response.read(RESPONSE_LIMIT, decode_content=True) or b""
-            if response.read(1):
-                response.close()  # longer than we read: drop this connection rather than drain it
-            else:
-                response.release_conn()  # fully read: the connection goes back to the pool
-        except Exception:  # noqa: BLE001 - a broken body does not change the status we got
-            raw = b""
-            response.close()
+        with deadline(self.budget(prepared.webhook) if budget is None else budget):
+            try:
+                response = self.pool.request(
+                    prepared.webhook.method,
+                    prepared.webhook.url,
+                    body=prepared.body,
+                    headers=prepared.headers,
+                    timeout=timeout,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                )
+            except (HTTPError, OSError) as exc:
+                return Outcome(None, error_class(exc), _ms_since(started), detail=failure_detail(exc))
+            except (UnicodeError, ValueError, TypeError) as exc:
+                # What HTTP cannot carry (a header value outside latin-1, a newline in a name, a URL
+                # urllib3 cannot parse): the request is malformed, retrying cannot help.
+                return Outcome(None, "invalid_request", _ms_since(started), detail=f"the request could not be built ({type(exc).__name__})")
+            except Exception as exc:  # noqa: BLE001 - one webhook's surprise must not end the fan-out
+                return Outcome(None, "request_error", _ms_since(started), detail=f"unexpected {type(exc).__name__} while sending")
+            try:
+                # Read a bounded amount: enough to explain a failure, never a hostile multi-GB body.
+                raw = response.read(RESPONSE_LIMIT, decode_content=True) or b""
+                if response.read(1):
+                    response.close()  # longer than we read: drop this connection rather than drain it
+                else:
+                    response.release_conn()  # fully read: the connection goes back to the pool
+            except Exception:  # noqa: BLE001 - a broken or dripping body does not change the status we got
+                raw = b""
+                response.close()
         return Outcome(
             status=response.status,
             error=None,
-            latency_ms=(time.perf_counter() - started) * 1000,
+            latency_ms=_ms_since(started),
             retry_after=response.headers.get("Retry-After"),
             snippet=raw[:RESPONSE_SNIPPET].decode("utf-8", "replace"),
         )
@@ -228,3 +286,7 @@ class HttpSender:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="deliver")
         return list(self._executor.map(send, batch))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

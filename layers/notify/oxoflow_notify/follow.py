@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import EventError
+from .events import load_json
 from .oxoflow import from_log_record
 
 _NAMESPACE = uuid.UUID("0b7c3f0e-93a5-5a3e-8d0c-5f0d3b1f6a21")
@@ -183,7 +184,7 @@ class Follower:
             return
         where = f"{self.path.name}:{number}"
         try:
-            record = json.loads(raw)
+            record = load_json(raw, "the record")  # a hostile line is skipped with its reason, never a crash
             message = from_log_record(record, self.workflow)
         except (ValueError, EventError) as exc:
             self.rejected += 1

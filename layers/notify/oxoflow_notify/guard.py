@@ -2,9 +2,10 @@
 or the instance metadata service (SSRF).
 
 Each new connection resolves the host once, refuses it if *any* address is not globally routable
-(or is inside the operator's ``TARGET_ALLOWLIST``), and connects to the vetted address itself, so a
-DNS answer cannot change between the check and the connect (no rebinding). TLS and the Host
-header keep the hostname. IP literals in any spelling (``2130706433``, ``0x7f.1``, ``017700000001``,
+(or is inside the operator's ``TARGET_ALLOWLIST``), and connects to the vetted addresses itself, so
+a DNS answer cannot change between the check and the connect (no rebinding). This module decides;
+``transport`` dials. TLS (certificate check and SNI) and the Host header keep the URL's hostname.
+IP literals in any spelling (``2130706433``, ``0x7f.1``, ``017700000001``,
 ``[::ffff:127.0.0.1]``) go through the same resolver and the same check.
 """
 
@@ -14,10 +15,6 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from typing import Any
-
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,6 +34,10 @@ _NAT64 = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1:
 
 class BlockedTarget(Exception):
     """The target resolves to an address we must not contact. The message is safe to log."""
+
+
+class InvalidHost(BlockedTarget):
+    """The URL's host is not a name DNS could ever answer for. The message is safe to log."""
 
 
 def parse_allowlist(text: str) -> tuple[IPNetwork, ...]:
@@ -104,50 +105,24 @@ class TargetGuard:
         if self.require_https and scheme != "https":
             raise BlockedTarget("plain http is refused (REQUIRE_HTTPS is on); use an https URL")
 
-    def vetted_address(self, host: str, port: int) -> str:
-        """Resolve once; refuse if any address is blocked; return the address to connect to."""
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses: list[str] = []
-        for *_, sockaddr in infos:
-            text = str(sockaddr[0]).split("%", 1)[0]
-            ip = ipaddress.ip_address(text)
+    def vetted_addresses(self, host: str, port: int) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
+        """Resolve once; refuse if *any* address is blocked; return every address to try, in order.
+
+        The caller connects to these addresses and never resolves the name again (no rebinding)."""
+        try:
+            ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
+            infos = socket.getaddrinfo(ascii_host, port, type=socket.SOCK_STREAM)
+        except UnicodeError:
+            # IDNA refuses empty labels, labels over 63 characters and other non-names.
+            raise InvalidHost("the URL's host is not a valid hostname (IDNA: empty or over-long label)") from None
+        addresses: list[tuple[socket.AddressFamily, tuple[Any, ...]]] = []
+        for family, _, _, _, sockaddr in infos:
+            ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
             reason = None if self.allowed(ip) else why_blocked(ip)
             if reason:
                 raise BlockedTarget(f"target resolves to {ip}, which is {reason} and blocked")
-            addresses.append(text)
+            if (family, sockaddr) not in addresses:
+                addresses.append((family, sockaddr))
         if not addresses:
             raise socket.gaierror(socket.EAI_NONAME, "no address")
-        return addresses[0]
-
-
-def _guarded(base: type[HTTPConnection], guard: TargetGuard) -> type[HTTPConnection]:
-    class Guarded(base):  # type: ignore[valid-type,misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._guard_host: str = self._dns_host
-
-        def _new_conn(self) -> socket.socket:
-            try:
-                self._dns_host = guard.vetted_address(self._guard_host, self.port)
-            except socket.gaierror as exc:
-                raise NameResolutionError(self.host, self, exc) from exc
-            except BlockedTarget as exc:
-                raise NewConnectionError(self, "blocked by the outbound guard") from exc
-            sock: socket.socket = super()._new_conn()
-            return sock
-
-    return Guarded
-
-
-def guarded_pool_classes(guard: TargetGuard) -> dict[str, type[HTTPConnectionPool]]:
-    """Connection pools whose connections dial only vetted addresses."""
-    http_conn = _guarded(HTTPConnection, guard)
-    https_conn = _guarded(HTTPSConnection, guard)
-
-    class HttpPool(HTTPConnectionPool):
-        ConnectionCls = http_conn
-
-    class HttpsPool(HTTPSConnectionPool):
-        ConnectionCls = https_conn  # type: ignore[assignment]
-
-    return {"http": HttpPool, "https": HttpsPool}
+        return addresses

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import deadletter as dl
 from .errors import EventError
-from .events import parse_event
+from .events import load_json, parse_event
 from .observability import logger
 from .oxoflow import from_native
 from .queues import MessageQueue
@@ -70,7 +70,7 @@ class Ingest:
             logger.warning("ingest refused: bad signature", extra={"reason": "signature mismatch", "bytes": len(raw)})
             return _answer(401, error="X-OxoFlow-Signature does not match the body (wrong secret, or the body was changed)")
         try:
-            payload = json.loads(raw)
+            payload = load_json(raw, "the payload")  # never RecursionError; NaN, Infinity, 1e999 refused by field
             message = from_native(payload)
             # oxo-flow retries the same body: the same id means the same delivery ids downstream,
             # which the delivery ledger posts once.

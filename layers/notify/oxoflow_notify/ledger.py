@@ -16,12 +16,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .answers import judge
-from .delivery import SUCCESS, Outcome, Prepared
+from .delivery import ALREADY_DELIVERED, IN_PROGRESS, SUCCESS, Outcome, Prepared
 from .observability import logger
 
-# Outcome.error values the ledger produces; answers.judge treats both as retryable.
-ALREADY_DELIVERED = "already_delivered"
-IN_PROGRESS = "delivery_in_progress"
+__all__ = ["ALREADY_DELIVERED", "IN_PROGRESS", "IdempotencyLedger", "Ledger", "NoLedger"]
 
 Send = Callable[[Prepared], Outcome]
 

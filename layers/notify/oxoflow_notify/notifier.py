@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,10 +19,22 @@ from .answers import judge
 from .breaker import CircuitBreaker, endpoint_of
 from .config import Config, ConfigProblem, Webhook, is_reference
 from .config_store import ConfigStore
-from .delivery import PERMANENT, RETRYABLE, SUCCESS, HttpSender, Outcome, Prepared, delivery_id_for, prepare
-from .errors import ConfigError, EventError
+from .delivery import (
+    HELD,
+    OUT_OF_TIME,
+    PERMANENT,
+    RETRYABLE,
+    SUCCESS,
+    TIMEOUT_ERRORS,
+    HttpSender,
+    Outcome,
+    Prepared,
+    delivery_id_for,
+    prepare,
+)
+from .errors import ConfigError, EventError, is_infrastructure
 from .events import Event, event_from_payload, parse_event
-from .ledger import ALREADY_DELIVERED, Ledger, NoLedger
+from .ledger import ALREADY_DELIVERED, IN_PROGRESS, Ledger, NoLedger
 from .observability import ALREADY, DEAD_LETTERED, DELIVERED, FAILED, RETRIED, MetricsTally, logger
 from .queues import MessageQueue
 from .references import ReferenceProblem, References
@@ -38,6 +50,7 @@ class Attempt:
     webhook: Webhook
     delivery_id: str
     number: int
+    history: tuple[dict[str, Any], ...] = ()  # the attempts before this one, for the dead letter
 
 
 @dataclass(frozen=True)
@@ -93,19 +106,48 @@ class Notifier:
         self.retry_queue = retry_queue
         self.dead_letters = dead_letters
         self.clock = clock
+        self._remaining_ms: Callable[[], int] | None = None
+
+    def bind(self, context: Any) -> None:
+        """This invocation's Lambda context: no POST starts that could not finish before the
+        function times out, and a crashed run's ledger claims expire with it."""
+        self._remaining_ms = context.get_remaining_time_in_millis
+        self.ledger.register(context)
+
+    def _time_left(self) -> float | None:
+        """Seconds this invocation may still spend on POSTs (None outside Lambda): what Lambda
+        gives us, less the reserve for queueing retries and flushing metrics afterwards."""
+        if self._remaining_ms is None:
+            return None
+        return self._remaining_ms() / 1000 - self.settings.invocation_reserve
 
     # -- dispatch (SNS) ---------------------------------------------------------------------
 
     def dispatch(self, messages: Iterable[Published]) -> Report:
+        """Raises only for infrastructure faults (S3 with nothing cached, SQS), after every other
+        delivery of the event was settled: Lambda's retry then re-runs it, and the ledger keeps
+        the deliveries that already got a 2xx from being posted twice."""
         report = Report()
         tally = MetricsTally()
         try:
             for published in messages:
                 report.events += 1
-                self._dispatch_one(published, report, tally)
+                try:
+                    self._dispatch_one(published, report, tally)
+                except Exception as exc:
+                    if is_infrastructure(exc):
+                        raise
+                    self._event_failed(published, exc, report, tally)
         finally:
             tally.flush()
         return report
+
+    def _event_failed(self, published: Published, exc: Exception, report: Report, tally: MetricsTally) -> None:
+        """Whatever else went wrong with one event ends as that event's dead letter, kept for replay."""
+        reason = f"internal error while handling this event ({type(exc).__name__}); kept for replay"
+        logger.error("event failed", extra={"message_id": published.message_id, "reason": reason, "error": type(exc).__name__})
+        letter = dl.dead_letter(dl.INTERNAL_ERROR, reason, raw_message=published.message, message_id=published.message_id)
+        self._dead_letter(letter, report, tally, "none")
 
     def _dispatch_one(self, published: Published, report: Report, tally: MetricsTally) -> None:
         try:
@@ -135,7 +177,9 @@ class Notifier:
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
             return
         attempts = [Attempt(event, w, delivery_id_for(event.id, source, w.id), 1) for w, source in targets]
-        self._deliver(attempts, [], report, tally)
+        errors = [e for e in self._deliver(attempts, report, tally) if e is not None]
+        if errors:
+            raise errors[0]
 
     def _dead_letter_problem(self, event: Event, problem: ConfigProblem, report: Report, tally: MetricsTally) -> None:
         logger.error("webhook skipped", extra={"event_id": event.id, "webhook_id": problem.webhook_id, "reason": problem.message})
@@ -151,30 +195,57 @@ class Notifier:
     # -- retry (SQS) ------------------------------------------------------------------------
 
     def retry(self, body: str) -> Report:
-        """Handle one retry-queue message. Raises only for infrastructure trouble (S3, SQS),
-        so the batch processor reports it as a partial failure and SQS delivers it again."""
-        report = Report()
-        tally = MetricsTally()
-        try:
-            self._retry_one(body, report, tally)
-        finally:
-            tally.flush()
+        """Handle one retry-queue message (see ``retry_batch``); raises its infrastructure fault."""
+        report, errors = self.retry_batch([body])
+        if errors[0] is not None:
+            raise errors[0]
         return report
 
-    def _retry_one(self, body: str, report: Report, tally: MetricsTally) -> None:
+    def retry_batch(self, bodies: Sequence[str]) -> tuple[Report, list[Exception | None]]:
+        """Handle a batch of retry-queue messages, all their POSTs at once on the fan-out's pool.
+
+        Returns, per message, the infrastructure fault (S3, SQS) that must make SQS deliver it
+        again, or None when it was settled (delivered, queued again or dead-lettered)."""
+        report = Report()
+        tally = MetricsTally()
+        errors: list[Exception | None] = [None] * len(bodies)
+        pending: list[tuple[int, Attempt]] = []
+        try:
+            for index, body in enumerate(bodies):
+                try:
+                    attempt = self._retry_attempt(body, report, tally)
+                except Exception as exc:  # noqa: BLE001 - one message's surprise must not sink the batch
+                    if is_infrastructure(exc):
+                        errors[index] = exc
+                        continue
+                    reason = f"internal error while handling this retry message ({type(exc).__name__}); kept for replay"
+                    logger.error("retry message failed", extra={"reason": reason, "error": type(exc).__name__})
+                    self._dead_letter(dl.dead_letter(dl.INTERNAL_ERROR, reason, raw_message=body), report, tally, "none")
+                    continue
+                if attempt is not None:
+                    pending.append((index, attempt))
+            for (index, _), error in zip(pending, self._deliver([a for _, a in pending], report, tally), strict=True):
+                errors[index] = error
+        finally:
+            tally.flush()
+        return report, errors
+
+    def _retry_attempt(self, body: str, report: Report, tally: MetricsTally) -> Attempt | None:
+        """The attempt a retry message asks for, or None when it was settled here (malformed,
+        not due yet, or its webhook is gone)."""
         try:
             task = RetryTask.from_message(json.loads(body))
             event = event_from_payload(task.event)
-        except (ValueError, KeyError, TypeError, RetryMessageError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError, RetryMessageError) as exc:
             reason = str(exc) if isinstance(exc, RetryMessageError) else f"malformed retry message: {type(exc).__name__}"
             self._dead_letter(dl.dead_letter(dl.MALFORMED_RETRY, reason, raw_message=body), report, tally, "none")
-            return
+            return None
         now = self.clock()
         if task.not_before - now > 1:
             # Not due yet (a wait longer than SQS's 15-minute delay): hop once more.
             self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(task.not_before, now))
             report.retrying += 1
-            return
+            return None
 
         webhook, code, reason = self._current_webhook(task.config_key, task.webhook_id)
         if webhook is None:
@@ -187,8 +258,8 @@ class Notifier:
                 attempts=task.attempts,
             )
             self._dead_letter(letter, report, tally, task.format)
-            return
-        self._deliver([Attempt(event, webhook, task.delivery_id, task.attempt)], task.attempts, report, tally)
+            return None
+        return Attempt(event, webhook, task.delivery_id, task.attempt, tuple(task.attempts))
 
     # -- replay -----------------------------------------------------------------------------
 
@@ -223,44 +294,106 @@ class Notifier:
             return None, dl.WEBHOOK_REMOVED, f"webhook {webhook_id} is no longer in {config_key}"
         return webhook, "", ""
 
-    def _deliver(self, attempts: list[Attempt], history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> None:
-        """Resolve references, render, sign and POST every attempt at once; settle each result."""
-        ready: list[tuple[Attempt, Prepared]] = []
-        for attempt in attempts:
+    def _deliver(self, attempts: list[Attempt], report: Report, tally: MetricsTally) -> list[Exception | None]:
+        """Resolve references, render, sign and POST every attempt at once; settle each result.
+
+        One webhook's trouble (a reference, rendering, signing, sending) ends as its own retry or
+        dead letter. Returns, per attempt, an infrastructure fault to raise, else None."""
+        errors: list[Exception | None] = [None] * len(attempts)
+        ready: list[tuple[int, Attempt, Prepared]] = []
+        for index, attempt in enumerate(attempts):
             try:
-                webhook = self._resolved(attempt.webhook)
-            except ReferenceProblem as exc:
-                error = "unresolvable_reference" if exc.permanent else "secret_unavailable"
-                self._settle(attempt, Outcome(None, error, 0.0, detail=str(exc)), history, report, tally)
+                prepared = self._prepare(attempt, report, tally)
+            except Exception as exc:  # noqa: BLE001 - contained to this delivery
+                errors[index] = self._contain(attempt, exc, report, tally)
                 continue
-            resolved = attempt if webhook is attempt.webhook else dataclasses.replace(attempt, webhook=webhook)
-            wait = self.breaker.blocked_for(endpoint_of(webhook.url))
-            if wait > 0:
-                self._requeue(resolved, history, wait, report, tally)
+            if prepared is not None:
+                ready.append((index, prepared[0], prepared[1]))
+        outcomes = self.sender.send_all([prepared for _, _, prepared in ready], self._post)
+        for (index, attempt, _), outcome in zip(ready, outcomes, strict=True):
+            try:
+                verdict = self._settle(attempt, outcome, report, tally)
+            except Exception as exc:  # noqa: BLE001 - contained to this delivery
+                errors[index] = self._contain(attempt, exc, report, tally)
                 continue
-            ready.append((resolved, prepare(attempt.event, webhook, attempt.delivery_id, attempt.number, now=self.clock())))
-        outcomes = self.sender.send_all([prepared for _, prepared in ready], self._post)
-        for (attempt, _), outcome in zip(ready, outcomes, strict=True):
-            verdict = self._settle(attempt, outcome, history, report, tally)
-            self.breaker.record(endpoint_of(attempt.webhook.url), failed=verdict == RETRYABLE)
+            if verdict != HELD:  # holds and redeliveries say nothing about the endpoint's health
+                self.breaker.record(endpoint_of(attempt.webhook.url), failed=verdict == RETRYABLE)
+        return errors
+
+    def _prepare(self, attempt: Attempt, report: Report, tally: MetricsTally) -> tuple[Attempt, Prepared] | None:
+        """The attempt with its references resolved and its request built, or None when it was
+        settled here (an unresolvable reference, a render or signing failure, an open circuit)."""
+        try:
+            webhook = self._resolved(attempt.webhook)
+        except ReferenceProblem as exc:
+            error = "unresolvable_reference" if exc.permanent else "secret_unavailable"
+            self._settle(attempt, Outcome(None, error, 0.0, detail=str(exc)), report, tally)
+            return None
+        resolved = attempt if webhook is attempt.webhook else dataclasses.replace(attempt, webhook=webhook)
+        wait = self.breaker.blocked_for(endpoint_of(webhook.url))
+        if wait > 0:
+            self._requeue(resolved, wait, "circuit_open", report, tally)
+            return None
+        try:
+            prepared = prepare(attempt.event, webhook, attempt.delivery_id, attempt.number, now=self.clock())
+        except Exception as exc:  # noqa: BLE001 - never take the other webhooks down with this one
+            detail = f"could not render or sign this delivery ({type(exc).__name__})"
+            self._settle(resolved, Outcome(None, "render_error", 0.0, detail=detail), report, tally)
+            return None
+        return resolved, prepared
+
+    def _contain(self, attempt: Attempt, exc: Exception, report: Report, tally: MetricsTally) -> Exception | None:
+        """A surprise while handling one delivery. Infrastructure faults go back to the caller
+        (Lambda's retry is the design); anything else dead-letters that delivery, kept for replay."""
+        if is_infrastructure(exc):
+            return exc
+        reason = f"internal error while handling this delivery ({type(exc).__name__}); kept for replay"
+        logger.error("delivery failed", extra={"delivery_id": attempt.delivery_id, "webhook_id": attempt.webhook.id, "reason": reason})
+        try:
+            letter = dl.dead_letter(
+                dl.INTERNAL_ERROR,
+                reason,
+                event=attempt.event.to_payload(),
+                webhook=dl.webhook_ref(attempt.webhook),
+                delivery_id=attempt.delivery_id,
+                attempts=list(attempt.history),
+            )
+            self._dead_letter(letter, report, tally, attempt.webhook.format)
+        except Exception as again:  # noqa: BLE001 - the dead-letter queue itself failed: let Lambda retry
+            return again
+        return None
 
     def _post(self, prepared: Prepared) -> Outcome:
-        """One POST through the ledger: a delivery id that already got a 2xx is not posted again."""
-        return self.ledger.once(prepared, self.sender.send, self.clock())
+        """One POST through the ledger (a delivery id that already got a 2xx is not posted again),
+        started only if its whole deadline fits in what is left of the invocation. Never raises."""
+        budget = self.sender.budget(prepared.webhook)
+        left = self._time_left()
+        if left is not None and left < budget:
+            return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
+        try:
+            return self.ledger.once(prepared, lambda p: self.sender.send(p, budget), self.clock())
+        except Exception as exc:  # noqa: BLE001 - the ledger's own surprise is this delivery's retry
+            return Outcome(None, "request_error", 0.0, detail=f"unexpected {type(exc).__name__} around the POST")
 
-    def _requeue(self, attempt: Attempt, history: list[dict[str, Any]], wait: float, report: Report, tally: MetricsTally) -> None:
-        """The endpoint's circuit is open: queue the delivery for after the cool-down, no attempt spent."""
+    def _requeue(self, attempt: Attempt, wait: float, why: str, report: Report, tally: MetricsTally) -> None:
+        """Held, not failed (circuit open, or not enough invocation time left): queue the delivery
+        for later without spending an attempt."""
         now = self.clock()
-        self._enqueue_retry(attempt, attempt.number, history, now + wait, now)
+        self._enqueue_retry(attempt, attempt.number, list(attempt.history), now + wait, now)
+        message = {
+            "circuit_open": "endpoint circuit open, delivery queued",
+            OUT_OF_TIME: "too little time left, delivery queued",
+            IN_PROGRESS: "another run holds this delivery's claim, delivery queued",
+        }
         logger.warning(
-            "endpoint circuit open, delivery queued",
+            message.get(why, "delivery held"),
             extra={"event_id": attempt.event.id, "delivery_id": attempt.delivery_id, "webhook_id": attempt.webhook.id,
                    "host": attempt.webhook.host, "retry_in_seconds": round(wait, 1)},
         )  # fmt: skip
         tally.count(RETRIED, attempt.webhook.format)
         report.retrying += 1
         report.deliveries.append({"delivery_id": attempt.delivery_id, "webhook_id": attempt.webhook.id, "attempt": attempt.number,
-                                  "status": None, "error": "circuit_open", "result": "retrying"})  # fmt: skip
+                                  "status": None, "error": why, "result": "retrying"})  # fmt: skip
 
     def _enqueue_retry(self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, now: float) -> None:
         task = RetryTask(
@@ -282,11 +415,20 @@ class Notifier:
             raise ReferenceProblem("this webhook uses ssm:/secretsmanager: references, which are not configured here", permanent=True)
         return webhook
 
-    def _settle(self, attempt: Attempt, outcome: Outcome, history: list[dict[str, Any]], report: Report, tally: MetricsTally) -> str:
+    def _settle(self, attempt: Attempt, outcome: Outcome, report: Report, tally: MetricsTally) -> str:
         """Put one attempt's result where it belongs: done, retry queue, or dead letters.
 
-        Returns the verdict it acted on, so the circuit breaker learns from the same judgement."""
+        Returns the verdict it acted on, so the circuit breaker learns from the same judgement
+        (HELD when nothing was sent: it learns nothing)."""
         webhook = attempt.webhook
+        if outcome.error == OUT_OF_TIME:
+            self._requeue(attempt, 0.0, OUT_OF_TIME, report, tally)
+            return HELD
+        if outcome.error == IN_PROGRESS:
+            # Another run holds this delivery's claim; a crashed run's claim expires when that run
+            # would have timed out. Look again then, without spending an attempt or blaming the endpoint.
+            self._requeue(attempt, self.settings.claim_wait, IN_PROGRESS, report, tally)
+            return HELD
         now = self.clock()
         log = {
             "event_id": attempt.event.id,
@@ -312,7 +454,7 @@ class Notifier:
             tally.count(ALREADY, webhook.format)
             report.already_delivered += 1
             report.deliveries.append({**summary, "result": "already_delivered"})
-            return SUCCESS
+            return HELD
         tally.latency(webhook.format, outcome.latency_ms)
         judged = judge(webhook.format, outcome, now)
         verdict = judged.kind
@@ -327,7 +469,7 @@ class Notifier:
 
         tally.count(FAILED, webhook.format)
         attempts = [
-            *history,
+            *attempt.history,
             {
                 "attempt": attempt.number,
                 "at": dl.now_iso(now),
@@ -343,7 +485,7 @@ class Notifier:
                 attempt.number,
                 judged.retry_after,
                 max_attempts=webhook.max_attempts,
-                throttled=outcome.status == 429 or outcome.error in ("read_timeout", "connect_timeout"),
+                throttled=outcome.status == 429 or outcome.error in TIMEOUT_ERRORS,
                 throttle_floor=self.settings.throttle_floor,
                 jitter=self.settings.retry_jitter,
             )

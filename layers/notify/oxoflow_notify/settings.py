@@ -10,6 +10,10 @@ from .errors import SettingsError
 from .guard import IPNetwork, parse_allowlist
 from .retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
 
+# Seconds of every invocation kept back from POSTs, for queueing retries, writing dead letters
+# and flushing metrics after the last answer: no POST starts that would eat into them.
+INVOCATION_RESERVE_SECONDS = 5.0
+
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
     raw = env.get(name, "").strip()
@@ -63,6 +67,8 @@ class Settings:
     require_https: bool = True
     ledger_table: str = ""
     ledger_ttl_seconds: int = 1_296_000  # 15 days: outlives the retry schedule and the dead letters' 14
+    invocation_reserve: float = INVOCATION_RESERVE_SECONDS
+    claim_wait: float = 60.0  # a claim left by a crashed run expires within that run's timeout
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +94,8 @@ class Settings:
             require_https=_flag(env, "REQUIRE_HTTPS", True),
             ledger_table=env.get("LEDGER_TABLE", "").strip(),
             ledger_ttl_seconds=int(_number(env, "LEDGER_TTL_SECONDS", 1_296_000, 3600, 31_536_000)),
+            invocation_reserve=_number(env, "INVOCATION_RESERVE_SECONDS", INVOCATION_RESERVE_SECONDS, 0, 60),
+            claim_wait=_number(env, "CLAIM_WAIT_SECONDS", 60.0, 0, 900),
         )
 
 

@@ -30,6 +30,7 @@ __all__ = ["FORMATS", "STYLES", "Style", "facts", "render"]
 
 
 def render(event: Event, fmt: str) -> bytes:
-    """The exact body bytes to send (and to sign): compact UTF-8 JSON."""
+    """The exact body bytes to send (and to sign): compact UTF-8 JSON, strict (no NaN or Infinity,
+    which JSON does not have: ``allow_nan=False`` raises rather than send a body receivers refuse)."""
     payload = FORMATS[fmt](event)
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")

@@ -8,6 +8,7 @@ points, so a multi-byte character is never split.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -96,13 +97,42 @@ def _scalar(value: Any) -> str | None:
     return str(value)
 
 
+READABLE_SECONDS = 10_000 * 3600  # beyond 10,000 hours a duration is shown as the number it is
+
+
+def number_text(value: float) -> str:
+    """Any finite number, briefly: 1.5, 1e+308, 1.00000e+300 for an integer too big for a float."""
+    if isinstance(value, int) and abs(value) >= 10**15:
+        digits = str(abs(value))
+        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:6]}e+{len(digits) - 1}"
+    return f"{value:.6g}"
+
+
 def format_duration(seconds: float) -> str:
+    """1.5 s, 3 min 20 s, 2 h 5 min; a huge or non-finite value falls back to its number of seconds."""
+    if not math.isfinite(seconds) or seconds >= READABLE_SECONDS:
+        return f"{number_text(seconds)} s"
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds % 1 else f"{int(seconds)} s"
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+
+
+def duration_of(details: dict[str, Any]) -> str | None:
+    """``duration_s`` (or ``duration_seconds``), else ``duration_ms``, as text; any finite number
+    renders (an integer too big for a float is shown as it is, not converted)."""
+    value = details.get("duration_s", details.get("duration_seconds"))
+    scale = 1
+    if value is None:
+        value, scale = details.get("duration_ms"), 1000
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        return format_duration(value / scale if scale != 1 else float(value))
+    except OverflowError:  # an integer beyond a float's range
+        return f"{number_text(value)} {'ms' if scale != 1 else 's'}"
 
 
 COUNTS = (("succeeded", "Succeeded"), ("failed", "Failed"), ("skipped", "Skipped"), ("total_rules", "Rules"))
@@ -119,11 +149,9 @@ def facts(event: Event) -> list[tuple[str, str]]:
     exit_code = _scalar(details.get("exit_code"))
     if exit_code is not None:
         out.append(("Exit code", exit_code))
-    duration = details.get("duration_s", details.get("duration_seconds"))
-    if duration is None and isinstance(details.get("duration_ms"), (int, float)):
-        duration = details["duration_ms"] / 1000
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
-        out.append(("Duration", format_duration(float(duration))))
+    duration = duration_of(details)
+    if duration is not None:
+        out.append(("Duration", duration))
     for key, label in COUNTS:
         value = details.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -153,4 +181,4 @@ def footer(event: Event) -> str:
 
 
 def encoded_size(payload: dict[str, Any]) -> int:
-    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"))

@@ -1,0 +1,194 @@
+"""urllib3 connections that dial only vetted addresses and never outlive a delivery's deadline.
+
+Three things real receivers need and a plain connection pool does not give:
+
+- **Pinned, vetted addresses with the hostname intact.** A new connection asks the guard for the
+  vetted addresses of the URL's host and connects to them itself, so DNS is read once (no
+  rebinding). urllib3 keeps the URL's hostname for everything else: the certificate is checked
+  against it, it is sent as SNI, and every request on the connection (first or reused) carries it
+  in ``Host``. Overwriting urllib3's ``_dns_host`` instead, as this module's predecessor did,
+  sends the IP address as SNI and in ``Host`` on reused connections, and fails every certificate.
+- **A total deadline.** A read timeout applies per socket read: a receiver that drips one byte
+  every half second keeps a POST going for ever. Our sockets (plain and TLS) cut every connect,
+  handshake, send and receive to the time left before the delivery's deadline, which the sender
+  sets for the thread that makes the request.
+- **The platform's trust store, plus ``SSL_CERT_FILE``.** Verification is always on. The context
+  trusts what the platform trusts and adds the CAs of ``SSL_CERT_FILE`` (OpenSSL's variable) when
+  it is set, for private CAs and for tests; certifi is the fallback where the platform has none.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.ssl_ import create_urllib3_context
+
+from .guard import BlockedTarget, TargetGuard
+
+_local = threading.local()
+
+
+class DeadlineExceeded(TimeoutError):
+    """The delivery's total time ran out (connect, TLS, send, answer and body together)."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Bound every socket operation of this thread, for the block's duration, to ``seconds`` in all."""
+    previous = getattr(_local, "at", None)
+    _local.at = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _local.at = previous
+
+
+def _time_left() -> float | None:
+    at: float | None = getattr(_local, "at", None)
+    return None if at is None else at - time.monotonic()
+
+
+class _Bounded:
+    """Socket methods that first cut the socket's timeout to the time left before the deadline.
+
+    CPython bounds each socket call (connect, sendall, recv_into, an SSL handshake or read) by
+    the socket's timeout as a whole, so cutting the timeout before each call bounds the request."""
+
+    _wanted: float | None = None  # the timeout urllib3 asked for (connect or read timeout)
+    _cut = False  # the last call ran on the deadline's time, not the timeout urllib3 asked for
+
+    def settimeout(self, value: float | None) -> None:
+        self._wanted = value
+        super().settimeout(value)  # type: ignore[misc]
+
+    def _bounded(self, call: Any, *args: Any) -> Any:
+        left = _time_left()
+        if left is not None:
+            if left <= 0:
+                raise DeadlineExceeded("the delivery's deadline passed")
+            wanted = self._wanted
+            self._cut = wanted is None or left < wanted
+            super().settimeout(left if self._cut else wanted)  # type: ignore[misc]
+        try:
+            return call(*args)
+        except TimeoutError as exc:
+            if self._cut and left is not None and not isinstance(exc, DeadlineExceeded):
+                raise DeadlineExceeded("the delivery's deadline passed") from exc
+            raise
+
+    # Signatures differ between socket and SSLSocket (recv_into's nbytes defaults to 0 or None):
+    # pass the arguments through untouched.
+    def connect(self, *args: Any) -> Any:
+        return self._bounded(super().connect, *args)  # type: ignore[misc]
+
+    def send(self, *args: Any) -> Any:
+        return self._bounded(super().send, *args)  # type: ignore[misc]
+
+    def sendall(self, *args: Any) -> Any:
+        return self._bounded(super().sendall, *args)  # type: ignore[misc]
+
+    def recv(self, *args: Any) -> Any:
+        return self._bounded(super().recv, *args)  # type: ignore[misc]
+
+    def recv_into(self, *args: Any) -> Any:
+        return self._bounded(super().recv_into, *args)  # type: ignore[misc]
+
+
+class BoundedSocket(_Bounded, socket.socket):
+    pass
+
+
+class BoundedSSLSocket(_Bounded, ssl.SSLSocket):
+    def do_handshake(self, *args: Any) -> None:
+        self._bounded(super().do_handshake, *args)
+
+
+def tls_context() -> ssl.SSLContext:
+    """Certificates and hostnames always verified (TLS 1.2+), against the platform's CAs plus
+    ``SSL_CERT_FILE``'s. Built once per sender: every connection shares it."""
+    context = create_urllib3_context()  # CERT_REQUIRED, check_hostname, urllib3's ciphers and minimum version
+    defaults = ssl.get_default_verify_paths()
+    # The compiled-in bundle, even when SSL_CERT_FILE is set (OpenSSL would otherwise read that file
+    # *instead*): the variable adds a CA, it does not take away the public ones.
+    if defaults.openssl_cafile and os.path.isfile(defaults.openssl_cafile):
+        context.load_verify_locations(cafile=defaults.openssl_cafile)
+    context.load_default_certs()  # honours SSL_CERT_FILE / SSL_CERT_DIR, and the default directory
+    extra = os.environ.get("SSL_CERT_FILE", "").strip()
+    if extra and os.path.isfile(extra):
+        context.load_verify_locations(cafile=extra)
+    if not context.cert_store_stats().get("x509_ca") and not _has_ca_dir(defaults.openssl_capath):
+        try:
+            import certifi
+
+            context.load_verify_locations(cafile=certifi.where())
+        except ImportError:  # pragma: no cover - every runtime we ship to has one or the other
+            pass
+    context.sslsocket_class = BoundedSSLSocket
+    return context
+
+
+def _has_ca_dir(path: str | None) -> bool:
+    return bool(path) and os.path.isdir(str(path)) and any(os.scandir(str(path)))
+
+
+def _dial(addresses: list[tuple[socket.AddressFamily, tuple[Any, ...]]], timeout: float | None, options: Any) -> socket.socket:
+    """Connect to the first vetted address that answers, as urllib3's create_connection would."""
+    error: OSError | None = None
+    for family, sockaddr in addresses:
+        sock = BoundedSocket(family, socket.SOCK_STREAM)
+        try:
+            for option in options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+            if isinstance(exc, DeadlineExceeded):
+                break
+    raise error or OSError("no address to connect to")
+
+
+def _guarded(base: type[HTTPConnection], guard: TargetGuard) -> type[HTTPConnection]:
+    class Guarded(base):  # type: ignore[valid-type,misc]
+        """Dials the guard's vetted addresses; the hostname stays for TLS, SNI and ``Host``."""
+
+        def _new_conn(self) -> socket.socket:
+            try:
+                addresses = guard.vetted_addresses(self._dns_host, self.port)
+                return _dial(addresses, self.timeout, self.socket_options)
+            except BlockedTarget as exc:
+                raise NewConnectionError(self, "refused by the outbound guard") from exc
+            except socket.gaierror as exc:
+                raise NameResolutionError(self.host, self, exc) from exc
+            except TimeoutError as exc:
+                raise ConnectTimeoutError(self, "connection timed out") from exc
+            except OSError as exc:
+                raise NewConnectionError(self, "failed to establish a new connection") from exc
+
+    return Guarded
+
+
+def guarded_pool_classes(guard: TargetGuard) -> dict[str, type[HTTPConnectionPool]]:
+    """Connection pools whose connections dial only vetted addresses, within the deadline."""
+    http_conn = _guarded(HTTPConnection, guard)
+    https_conn = _guarded(HTTPSConnection, guard)
+
+    class HttpPool(HTTPConnectionPool):
+        ConnectionCls = http_conn
+
+    class HttpsPool(HTTPSConnectionPool):
+        ConnectionCls = https_conn  # type: ignore[assignment]
+
+    return {"http": HttpPool, "https": HttpsPool}
