@@ -222,7 +222,7 @@ def main() -> int:
         say("\noxo-flow itself: its signed webhook POST -> IngestFunction -> topic -> its [webhook] receiver")
         import boto3
 
-        boto3.client("ssm").put_parameter(Name="/oxoflow-notify/ingest-secret", Value=INGEST_SECRET, Type="SecureString", Overwrite=True)
+        boto3.client("ssm").put_parameter(Name="/oxoflow-notify-ingest/secret", Value=INGEST_SECRET, Type="SecureString", Overwrite=True)
         oxo = ctx.enter_context(Receiver(verify_oxoflow(OXO_SECRET), "oxo"))
         stack.put_config("wgs", f'[workflow]\nname = "wgs"\n\n[webhook]\nurl = "{oxo.url}"\nsecret = "{OXO_SECRET}"\n')
         counts = {"total_rules": 40, "succeeded": 39, "failed": 1, "skipped": 0, "duration_ms": 5400000}

@@ -112,6 +112,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     action: str | None = None  # "reset": close without answering; "stall": sleep first; "drip": a byte at a time
     stall_seconds: float = 0.0  # for "drip": the pause between bytes
+    delay: float = 0.0  # answer normally, but only after this many seconds (a 2xx the client may no longer wait for)
+    interim: tuple[int, ...] = ()  # interim answers sent first (102 Processing, 103 Early Hints), `delay` before the final one
 
 
 Behaviour = Callable[[int, "Received"], Answer]
@@ -277,12 +279,19 @@ class Receiver:
             except OSError:
                 pass  # the client gave up, as it should
             return
-        handler.send_response(answer.status)
-        for key, value in answer.headers.items():
-            handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(answer.body)))
-        handler.end_headers()
-        handler.wfile.write(answer.body)
+        try:
+            for status in answer.interim:
+                handler.wfile.write(f"HTTP/1.1 {status} Interim\r\n\r\n".encode())
+            if answer.delay:
+                time.sleep(answer.delay)
+            handler.send_response(answer.status)
+            for key, value in answer.headers.items():
+                handler.send_header(key, value)
+            handler.send_header("Content-Length", str(len(answer.body)))
+            handler.end_headers()
+            handler.wfile.write(answer.body)
+        except OSError:
+            handler.close_connection = True  # the client gave up waiting: the answer went nowhere
 
     def start(self) -> Receiver:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=f"receiver-{self.name}", daemon=True)

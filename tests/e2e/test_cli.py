@@ -9,12 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from oxolocal.stack import Stack
+from oxolocal.receivers import Receiver, ok
+from oxolocal.stack import Stack, sns_event
 from tests.conftest import EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,6 +201,111 @@ def test_invoke_and_replay_run_from_the_checkout(stack: Stack, env: dict[str, st
     dry = run("replay", "--dry-run", env=replay_env)
     assert dry.returncode == 0, dry.stderr
     assert "nothing matched" in dry.stdout or "would replay" in dry.stdout
+
+
+def on_failure_record(envelope: dict[str, Any]) -> dict[str, Any]:
+    """What Lambda's on-failure destination puts in the dead-letter queue when the dispatcher
+    failed on an SNS event every time: the event itself, wrapped."""
+    return {
+        "version": "1.0",
+        "timestamp": "2026-05-18T12:03:00.000Z",
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:oxoflow-notify-DispatchFunction:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": sns_event(envelope),
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "ClientError", "errorMessage": "An error occurred (ServiceUnavailable) when calling SendMessage"},
+    }
+
+
+def envelope_for(stack: Stack, message: str) -> dict[str, Any]:
+    """An SNS notification as the topic would have sent it (never published: the on-failure record holds it)."""
+    return {"Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": stack.topic_arn, "Message": message,
+            "Timestamp": "2026-05-18T12:00:00.250Z"}  # fmt: skip
+
+
+def test_replay_on_failure_republishes_with_the_original_event_id_so_nothing_is_posted_twice(
+    stack: Stack, env: dict[str, str], receivers: Callable[..., Receiver]
+) -> None:
+    # given a receiver that already got an event's delivery (the dispatcher posted it, then its invocation failed)
+    lims = receivers(ok(), "lims")
+    stack.put_config("variant-calling", f'[workflow]\nname = "variant-calling"\n\n[[webhooks]]\nid = "lims"\nurl = "{lims.url}"\n')
+    published = {"event": "RuleFailed", "workflow": "variant-calling", "rule": "bwa_mem", "details": {"exit_code": 137}}
+    stack.publish(published)
+    (tap_message,) = stack.receive(stack.tap_url)
+    stack.sqs.delete_message(QueueUrl=stack.tap_url, ReceiptHandle=tap_message["ReceiptHandle"])
+    envelope = json.loads(tap_message["Body"])
+    assert stack.invoke("DispatchFunction", sns_event(envelope))["delivered"] == 1
+    (first,) = lims.requests
+    delivery_id = first.header("X-OxoFlow-Delivery")
+    # and Lambda's on-failure record for that SNS message in the dead-letter queue
+    stack.sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody=json.dumps(on_failure_record(envelope)))
+    replay_env = {**env, "DEAD_LETTER_QUEUE_URL": stack.dead_letter_queue_url}
+    # when a dry run looks first
+    dry = run("replay", "--on-failure", "--dry-run", env=replay_env)
+    # then it names the event and its id, and publishes and deletes nothing
+    assert dry.returncode == 0, dry.stderr
+    assert "1 would republish" in dry.stdout and envelope["MessageId"] in dry.stdout and "RuleFailed of variant-calling" in dry.stdout
+    assert tapped(stack) == [] and stack.depth(stack.dead_letter_queue_url)["visible"] == 1
+    # when `replay --on-failure` runs
+    done = run("replay", "--on-failure", env=replay_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 republished" in done.stdout and "1/1" in done.stderr
+    # then the topic got the message as published, plus the event id and timestamp SNS gave it the first time
+    (again,) = stack.sqs.receive_message(QueueUrl=stack.tap_url, VisibilityTimeout=0)["Messages"]
+    republished = json.loads(again["Body"])
+    assert republished["MessageId"] != envelope["MessageId"]
+    first_timestamp = json.loads(first.body)["timestamp"]
+    assert json.loads(republished["Message"]) == {**published, "id": envelope["MessageId"], "timestamp": first_timestamp}
+    assert republished["MessageAttributes"]["event"]["Value"] == "RuleFailed"
+    # when the republished message is carried to the dispatcher
+    (report,) = stack.carry_published()
+    # then the receiver saw no second POST and no new delivery id: the delivery ledger stopped it
+    assert report["delivered"] == 0 and report["already_delivered"] == 1
+    assert [r.header("X-OxoFlow-Delivery") for r in lims.requests] == [delivery_id]
+    # and the dead-letter queue is empty
+    assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_replay_on_failure_keeps_an_explicit_id_and_leaves_an_invalid_event_and_other_letters(
+    stack: Stack, env: dict[str, str], receivers: Callable[..., Receiver]
+) -> None:
+    # given on-failure records for an event with its own id and for an invalid event, and a dead letter of a delivery
+    lims = receivers(ok(), "lims")
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "lims"\nurl = "{lims.url}"\n')
+    own_id = envelope_for(stack, json.dumps({"event": "workflow_failed", "workflow": "variant-calling", "id": "run-42-failed"}))
+    invalid = envelope_for(stack, json.dumps({"event": "RuleFaild", "workflow": "variant-calling", "rule": "bwa"}))
+    letter = {"schema": "oxoflow-notify/dead-letter/v1", "reason_code": "permanent_failure", "reason": "404"}
+    invalid_record = on_failure_record(invalid)
+    for body in (on_failure_record(own_id), invalid_record, letter):
+        stack.sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody=json.dumps(body))
+    replay_env = {**env, "DEAD_LETTER_QUEUE_URL": stack.dead_letter_queue_url}
+    # when `replay --on-failure` runs
+    done = run("replay", "--on-failure", env=replay_env)
+    # then the valid event is republished under its own id, the invalid one is reported, and the run exits 1
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 invalid, 1 other letters, 1 republished" in done.stdout
+    (row,) = [line for line in done.stdout.splitlines() if invalid["MessageId"] in line]
+    assert row.split()[2:5] == ["invalid", "left", "in"]
+    assert "left in the queue: field 'event': unknown event 'RuleFaild' (did you mean 'RuleFailed'?)" in row
+    assert "WorkflowFailed of variant-calling" in done.stdout
+    (report,) = stack.carry_published()
+    assert report["delivered"] == 1 and json.loads(lims.requests[0].body)["id"] == "run-42-failed"
+    # and the invalid event's record and the other letter are still in the queue, untouched
+    left = stack.drain(stack.dead_letter_queue_url)
+    assert sorted(json.dumps(b, sort_keys=True) for b in left) == sorted(json.dumps(b, sort_keys=True) for b in (invalid_record, letter))
+
+
+def test_replay_on_failure_needs_a_topic_and_refuses_delivery_filters(env: dict[str, str]) -> None:
+    queue = {**env, "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/dlq"}
+    no_topic = {k: v for k, v in queue.items() if k != "OXOFLOW_NOTIFY_TOPIC_ARN"}
+    done = run("replay", "--on-failure", env=no_topic)
+    assert done.returncode == 2 and "set OXOFLOW_NOTIFY_TOPIC_ARN" in done.stderr
+    done = run("replay", "--on-failure", "--webhook", "lims", env=queue)
+    assert done.returncode == 2 and "--webhook does not apply" in done.stderr
 
 
 def test_help_everywhere() -> None:

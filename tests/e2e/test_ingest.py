@@ -34,7 +34,7 @@ def signed(native: dict[str, Any], secret: str = SECRET) -> dict[str, Any]:
 @pytest.fixture
 def ingest_stack(stack: Stack) -> Stack:
     boto3.client("ssm", region_name=REGION).put_parameter(
-        Name="/oxoflow-notify/ingest-secret", Value=f"{SECRET},older-secret", Type="SecureString", Overwrite=True
+        Name="/oxoflow-notify-ingest/secret", Value=f"{SECRET},older-secret", Type="SecureString", Overwrite=True
     )
     return stack
 

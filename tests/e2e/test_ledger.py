@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from oxoflow_notify.answers import Kind
 from oxoflow_notify.delivery import delivery_id_for
+from oxoflow_notify.events import parse_event, parse_timestamp
 from oxolocal.receivers import Receiver, fail_first, ok
 from oxolocal.stack import Stack, sns_event, sqs_event
 
@@ -43,7 +45,8 @@ def test_a_redelivered_sns_message_is_not_posted_again(stack: Stack, receivers: 
     (item,) = stack.dynamodb.scan(TableName=table)["Items"]
     assert item["status"]["S"] == "COMPLETED"
     assert 14.9 * 86400 < int(item["expiration"]["N"]) - time.time() < 15.1 * 86400
-    assert only.header("X-OxoFlow-Delivery") == delivery_id_for(envelope["MessageId"], "workflows/variant-calling.oxoflow", "h0")
+    event = parse_event(envelope["Message"], message_id=envelope["MessageId"], received_at=parse_timestamp(envelope["Timestamp"]))
+    assert only.header("X-OxoFlow-Delivery") == delivery_id_for(event, "workflows/variant-calling.oxoflow", "h0")
 
 
 def test_a_rerun_posts_only_to_the_webhooks_that_did_not_answer_2xx(stack: Stack, receivers: Callable[..., Receiver]) -> None:
@@ -89,11 +92,18 @@ def test_a_failed_post_leaves_no_record_so_the_retry_posts(stack: Stack, receive
     # when the event is dispatched and its retries drained
     stack.invoke("DispatchFunction", sns_event(envelope))
     table = stack.physical["DeliveryLedger"]["Ref"]
-    assert stack.dynamodb.scan(TableName=table)["Items"] == []  # a failure releases its claim
+
+    def ledger_records() -> list[dict[str, Any]]:  # the Powertools records; the hand-off log's marks share the table
+        return [i for i in stack.dynamodb.scan(TableName=table)["Items"] if not i["id"]["S"].startswith("oxoflow-attempt#")]
+
+    def handed_on() -> list[str]:
+        return sorted(i["id"]["S"].rsplit("#", 1)[1] for i in stack.dynamodb.scan(TableName=table)["Items"] if "state" in i)
+
+    assert ledger_records() == [] and handed_on() == ["1"]  # a failure releases its claim; attempt 1 was handed on
     stack.drain_retries()
     # then the third attempt delivered it, and only then was it recorded
     assert [r.answered for r in flaky.requests] == [502, 502, 200]
-    assert [i["status"]["S"] for i in stack.dynamodb.scan(TableName=table)["Items"]] == ["COMPLETED"]
+    assert [i["status"]["S"] for i in ledger_records()] == ["COMPLETED"] and handed_on() == ["1", "2"]
 
 
 def test_a_replay_of_a_delivery_that_since_succeeded_posts_nothing(stack: Stack, receivers: Callable[..., Receiver]) -> None:
@@ -108,5 +118,22 @@ def test_a_replay_of_a_delivery_that_since_succeeded_posts_nothing(stack: Stack,
     notifier = stack.modules["DispatchFunction"].notifier
     verdict, reason = notifier.attempt_once(event, "workflows/variant-calling.oxoflow", "h0", delivery_id, 2)
     # then replay counts it as delivered (so it deletes the letter) without posting again
-    assert verdict == "success" and "already delivered" in reason
+    assert verdict is Kind.ALREADY_DELIVERED and "already delivered" in reason
     assert len(lims.requests) == 1
+
+
+def test_an_event_cannot_be_silenced_by_publishing_a_fake_under_its_id(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a publisher who knows (or guesses) the id the real completion event will carry
+    lims = receivers(ok())
+    stack.put_config("variant-calling", hooks(lims.url))
+    fake = {"event": "WorkflowCompleted", "workflow": "variant-calling", "id": "run-42-completed", "message": "nothing to see"}
+    real = {"event": "WorkflowCompleted", "workflow": "variant-calling", "id": "run-42-completed", "details": {"outputs": 12}}
+    # when the fake is published first, then the real one, then the real one again (the pipeline retried)
+    for message in (fake, real, real):
+        stack.publish(message)
+    reports = stack.carry_published()
+    # then the real event was delivered too, under a delivery id of its own, and only once
+    bodies = [json.loads(r.body) for r in lims.requests]
+    assert [b.get("details") for b in bodies] == [{}, {"outputs": 12}]
+    assert len({r.header("X-OxoFlow-Delivery") for r in lims.requests}) == 2
+    assert [r["delivered"] for r in reports] == [1, 1, 0] and reports[2]["already_delivered"] == 1

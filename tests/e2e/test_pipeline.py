@@ -141,14 +141,13 @@ def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
     flaky = receivers(fail_first(1, 500), f"{token}-flaky")
     gone = receivers(always(410), f"{token}-gone")
     referenced = receivers(ok(), f"{token}-ssm")
-    boto3.client("ssm").put_parameter(Name=f"/oxoflow-notify/{stack.name_prefix}", Value=f"{referenced.url}?t={token}", Type="SecureString")
-    boto3.client("secretsmanager").create_secret(Name=f"oxoflow-notify/{stack.name_prefix}", SecretString=json.dumps({"k": whsec_sm}))
+    name = f"oxoflow-notify/workflows/variant-calling/{stack.name_prefix}"  # in the workflow's secret scope
+    boto3.client("ssm").put_parameter(Name=f"/{name}", Value=f"{referenced.url}?t={token}", Type="SecureString")
+    boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps({"k": whsec_sm}))
     entries = [
         f'url = "{r.url}?t={token}"\nsecret = "{secret}"\nformat = "{f}"' for r, f in ((good, "json"), (flaky, "slack"), (gone, "json"))
     ]
-    entries.append(
-        f'url = "ssm:/oxoflow-notify/{stack.name_prefix}"\nsecret = ["{whsec}", "secretsmanager:oxoflow-notify/{stack.name_prefix}#k"]'
-    )
+    entries.append(f'url = "ssm:/{name}"\nsecret = ["{whsec}", "secretsmanager:{name}#k"]')
     entries.append(f'url = "https://{token}.example.org/x"\nsecret = "{secret}"\nevents = ["NoSuchEvent"]')
     stack.put_config("variant-calling", hooks(*entries))
     from oxoflow_notify.observability import logger

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, IncompleteReadError, ResponseStreamingError
+from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from oxoflow_notify.config import Config
 from oxoflow_notify.config_store import ConfigStore
 from oxoflow_notify.errors import ConfigError
+from oxoflow_notify.observability import logger
 from oxolocal.stack import Stack
 
 
@@ -150,3 +154,83 @@ def test_without_a_content_length_no_more_than_the_limit_and_a_byte_is_read(stac
     small = CountingBody(1_048_576)
     store = ConfigStore(type("S", (), {"get_object": lambda self, **_: {"Body": small}})(), stack.bucket, clock=Clock())
     assert isinstance(store.load("workflows/wf.oxoflow"), Config) and small.read_bytes == 1_048_576
+
+
+class BreakingBody:
+    """A body that gives its first bytes, then breaks off as a dropped connection does."""
+
+    def __init__(self, first: bytes, fault: Exception) -> None:
+        self.first, self.fault = first, fault
+        self.reads = 0
+        self.closed = False
+
+    def read(self, amount: int | None = None) -> bytes:
+        self.reads += 1
+        if self.reads == 1:
+            return self.first
+        raise self.fault
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class BreakingS3(CountingS3):
+    """The real (moto) client until ``broken``; then each GetObject is a 200 whose body breaks mid-read."""
+
+    def __init__(self, s3: Any, fault: Exception) -> None:
+        super().__init__(s3)
+        self.fault = fault
+        self.broken = False
+        self.bodies: list[BreakingBody] = []
+
+    def get_object(self, **kwargs: Any) -> Any:
+        if not self.broken:
+            return super().get_object(**kwargs)
+        self.calls.append(kwargs)
+        body = BreakingBody(HOOK.encode()[:10], self.fault)
+        self.bodies.append(body)
+        return {"Body": body, "ETag": '"changed"', "ContentLength": 2 * len(HOOK)}
+
+
+STREAM_FAULTS = [
+    ResponseStreamingError(error=ProtocolError("Connection broken: IncompleteRead(10 bytes read, 60 more expected)")),
+    IncompleteReadError(actual_bytes=10, expected_bytes=70),
+    ProtocolError("Connection broken: ConnectionResetError(104, 'Connection reset by peer')"),
+    Urllib3ReadTimeoutError(None, "", "Read timed out."),  # type: ignore[arg-type]
+    ConnectionResetError(104, "Connection reset by peer"),
+    http.client.IncompleteRead(b"[[web", 60),
+]
+
+
+@pytest.mark.parametrize("fault", STREAM_FAULTS, ids=[type(f).__name__ for f in STREAM_FAULTS])
+def test_a_body_that_breaks_mid_read_serves_the_cached_config_and_without_one_raises(
+    stack: Stack, fault: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a config read and cached, then changed in S3
+    stack.put_config("wf", HOOK)
+    clock = Clock()
+    s3 = BreakingS3(stack.s3, fault)
+    store = ConfigStore(s3, stack.bucket, "workflows/", ttl=60, clock=clock)
+    config = store.load("workflows/wf.oxoflow")
+    assert isinstance(config, Config)
+    warnings: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(logger, "warning", lambda message, extra: warnings.append((message, extra)))
+    # when, after the TTL, S3 answers 200 but the body stream breaks off while it is read
+    s3.broken = True
+    clock.now += 61
+    served = store.load("workflows/wf.oxoflow")
+    # then the cached copy is served, the warning names the file and the error class, and the body was closed
+    assert served is config
+    assert warnings == [("serving cached config: S3 read failed", {"config_key": "workflows/wf.oxoflow", "error": type(fault).__name__})]
+    assert s3.bodies[-1].reads == 2 and s3.bodies[-1].closed
+    # and the next load asks S3 again (the broken read was not cached), still serving the copy while it breaks
+    assert store.load("workflows/wf.oxoflow") is config and len(s3.calls) == 3
+    # when the stream works again, the changed file is read
+    stack.put_config("wf", HOOK + HOOK.replace("a.example", "b.example"))
+    s3.broken = False
+    assert len(store.load("workflows/wf.oxoflow").webhooks) == 2  # type: ignore[union-attr]
+    # and a file never read before, whose body breaks, is an infrastructure fault: it raises, so the invocation is retried
+    s3.broken = True
+    with pytest.raises(type(fault)):
+        store.load("workflows/never-read.oxoflow")
+    assert s3.bodies[-1].closed

@@ -36,7 +36,7 @@ def test_a_delivery_that_cannot_finish_in_time_is_held_not_spending_an_attempt(s
     report = stack.invoke("DispatchFunction", sns_event("rule-failed"), timeout_seconds=12)
     # then nothing was posted and the delivery waits in the retry queue, still at attempt 1
     assert receiver.requests == []
-    assert [(d["error"], d["attempt"], d["result"]) for d in report["deliveries"]] == [("out_of_time", 1, "retrying")]
+    assert [(d["error"], d["attempt"], d["result"]) for d in report["deliveries"]] == [("out_of_time", 1, "held")]
     peek = stack.sqs.receive_message(QueueUrl=stack.retry_queue_url, VisibilityTimeout=0)["Messages"]
     (task,) = [json.loads(m["Body"]) for m in peek]
     assert task["attempt"] == 1 and task["attempts"] == []

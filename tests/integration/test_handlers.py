@@ -181,7 +181,7 @@ def test_a_dead_endpoint_is_left_alone_while_the_others_still_deliver(stack: Sta
     # then the dead endpoint was called 3 times, the healthy one 8 times, and nothing was lost:
     assert len(dead.requests) == 3 and len(alive.requests) == 8
     held = [d for r in reports for d in r["deliveries"] if d["error"] == "circuit_open"]
-    assert len(held) == 5 and all(d["webhook_id"] == "dead" and d["attempt"] == 1 and d["result"] == "retrying" for d in held)
+    assert len(held) == 5 and all(d["webhook_id"] == "dead" and d["attempt"] == 1 and d["result"] == "held" for d in held)
     # 3 failed attempts due now (compressed schedule), 5 held back for the cool-down, attempt unspent
     assert stack.depth(stack.retry_queue_url) == {"visible": 3, "delayed": 5, "in_flight": 0}
 

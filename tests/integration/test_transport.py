@@ -9,17 +9,19 @@ import json
 import os
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from oxoflow_notify.answers import Kind, judge
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.delivery import PERMANENT, RETRYABLE, SUCCESS, HttpSender, prepare
+from oxoflow_notify.delivery import HttpSender, prepare
 from oxoflow_notify.events import parse_event
 from oxoflow_notify.guard import TargetGuard
 from oxoflow_notify.transport import tls_context
-from oxolocal.receivers import Receiver, drip, expired_cert, local_ca, ok, untrusted_cert, verify_hub, wrong_name_cert
+from oxolocal.receivers import Answer, Receiver, drip, expired_cert, local_ca, ok, untrusted_cert, verify_hub, wrong_name_cert
 from tests.conftest import RECEIVED_AT, local_guard, message
 
 EVENT = parse_event(json.dumps(message("rule-failed")), message_id="m-1", received_at=RECEIVED_AT)
@@ -40,7 +42,7 @@ def test_https_to_a_hostname_verifies_the_certificate_sends_sni_and_keeps_host_o
     # when two deliveries go to it, the second on the kept-alive connection
     first, second = post(sender, receiver.url, "k"), post(sender, receiver.url, "k")
     # then both were verified, over one handshake that named localhost, each request with its Host
-    assert (first.status, second.status) == (200, 200) and first.verdict == SUCCESS
+    assert (first.status, second.status) == (200, 200) and judge("json", first, 0).kind is Kind.DELIVERED
     assert [r.answered for r in receiver.requests] == [200, 200]
     assert receiver.handshakes == ["localhost"] and receiver.connections == 1
     assert [r.header("Host") for r in receiver.requests] == [f"localhost:{receiver.port}"] * 2
@@ -78,7 +80,7 @@ def test_a_bad_certificate_is_refused_with_a_reason_that_names_which(
 ) -> None:
     receiver = receivers(ok(), certificate=certificate())
     outcome = post(HttpSender(guard=local_guard()), receiver.url)
-    assert (outcome.error, outcome.verdict) == (error, RETRYABLE)
+    assert (outcome.error, judge("json", outcome, 0).kind) == (error, Kind.RETRY)
     assert words in outcome.describe()
     assert receiver.requests == []  # nothing was sent over a connection we could not trust
 
@@ -118,14 +120,14 @@ def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(receivers: 
     # when a webhook with a 1 s timeout is posted to it
     outcome = post(sender, receiver.url, timeout=1)
     # then the delivery's total deadline (connect + timeout) ended it, not a 200 twenty seconds on
-    assert (outcome.status, outcome.error, outcome.verdict) == (None, "deadline_exceeded", RETRYABLE)
+    assert (outcome.status, outcome.error, judge("json", outcome, 0).kind) == (None, "deadline_exceeded", Kind.RETRY)
     assert "deadline" in outcome.describe()
 
 
 @pytest.mark.parametrize("host", ["hooks..example.com", "a" * 64 + ".example.com"])
 def test_an_invalid_hostname_is_a_permanent_failure_not_an_exception(host: str) -> None:
     outcome = post(HttpSender(guard=TargetGuard()), f"https://{host}/hook")
-    assert (outcome.error, outcome.verdict) == ("invalid_host", PERMANENT)
+    assert (outcome.error, judge("json", outcome, 0).kind) == ("invalid_host", Kind.GIVE_UP)
 
 
 def test_a_header_http_cannot_carry_is_a_permanent_failure_not_an_exception(receivers: Callable[..., Receiver]) -> None:
@@ -133,7 +135,7 @@ def test_a_header_http_cannot_carry_is_a_permanent_failure_not_an_exception(rece
     receiver = receivers(ok())
     webhook = Webhook("wh", receiver.url, "json", None, (), "s", 1, headers=(("X-Price", "5 €"),))
     outcome = HttpSender(guard=local_guard()).send(prepare(EVENT, webhook, "d", 1))
-    assert (outcome.error, outcome.verdict) == ("invalid_request", PERMANENT)
+    assert (outcome.error, judge("json", outcome, 0).kind) == ("invalid_request", Kind.GIVE_UP)
     assert receiver.requests == []
 
 
@@ -155,3 +157,31 @@ def test_ssl_cert_file_adds_a_ca_to_the_platform_ones_and_verification_is_always
     platform = ssl.get_default_verify_paths().openssl_cafile
     if platform and os.path.isfile(platform):
         assert len(trusted) > 1, "SSL_CERT_FILE replaced the platform's CAs instead of adding to them"
+
+
+def test_interim_answers_are_read_past_and_never_taken_for_the_next_requests_answer(receivers: Callable[..., Receiver]) -> None:
+    # given a receiver that answers the first POST with 102 and 103 before its final 200, and the
+    # second, on the same kept-alive connection, with 500
+    receiver = receivers(lambda n, r: Answer(200, b"first", interim=(102, 103), delay=0.2) if n == 0 else Answer(500, b"second"))
+    sender = HttpSender(guard=local_guard())
+    # when two deliveries are posted one after the other
+    first, second = post(sender, receiver.url), post(sender, receiver.url)
+    # then each got its own final answer
+    assert (first.status, first.snippet) == (200, "first")
+    assert (second.status, second.snippet) == (500, "second")
+
+
+def test_a_dns_lookup_counts_against_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a name whose lookup takes 3 s (the receiver's DNS server decides that, not us)
+    real = socket.getaddrinfo
+
+    def slow(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.test":
+            threading.Event().wait(3)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    # when a webhook with a 0.5 s timeout is posted to it
+    outcome = post(HttpSender(connect_timeout=0.5, guard=local_guard()), "https://slow-dns.test/hook", timeout=0.5)
+    # then the delivery's deadline ended the lookup
+    assert outcome.error == "deadline_exceeded"

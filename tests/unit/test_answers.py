@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from oxoflow_notify.answers import judge, snippet
-from oxoflow_notify.delivery import PERMANENT, RETRYABLE, SUCCESS, Outcome
+from oxoflow_notify.answers import Kind, judge, snippet
+from oxoflow_notify.delivery import Outcome
+
+SUCCESS, RETRYABLE, PERMANENT = Kind.DELIVERED, Kind.RETRY, Kind.GIVE_UP
 
 NOW = 1_000_000_000.0
 
@@ -37,9 +39,9 @@ def answer(status: int, body: str = "", retry_after: str | None = None) -> Outco
         ("json", 503, "", RETRYABLE, "HTTP 503"),
     ],
 )  # fmt: skip
-def test_documented_answers(fmt: str, status: int, body: str, kind: str, says: str) -> None:
+def test_documented_answers(fmt: str, status: int, body: str, kind: Kind, says: str) -> None:
     verdict = judge(fmt, answer(status, body), NOW)
-    assert verdict.kind == kind
+    assert verdict.kind is kind
     assert says in verdict.reason
 
 

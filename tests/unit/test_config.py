@@ -42,7 +42,7 @@ def test_defaults_and_derived_ids_are_stable() -> None:
 
 def test_snake_case_event_names_and_a_single_string_are_accepted() -> None:
     text = f'[[webhooks]]\nurl = "{URL}"\nevents = ["rule_failed", "WorkflowFailed"]\n'
-    config = one(text + f'[[webhooks]]\nurl = "{URL}"\nevents = "rule_started"\n')
+    config = one(text + '[[webhooks]]\nurl = "https://ok.example.org/a"\nevents = "rule_started"\n')
     assert config.webhooks[0].events == frozenset({"RuleFailed", "WorkflowFailed"})
     assert config.webhooks[1].events == frozenset({"RuleStarted"})
 
@@ -65,7 +65,7 @@ def test_secret_lists_references_and_standard_webhooks() -> None:
     text = (
         f'[[webhooks]]\nurl = "{URL}"\nsecret = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "secretsmanager:oxoflow-notify/old#key"]\n'
         '[[webhooks]]\nurl = "ssm:/oxoflow-notify/slack-url"\nformat = "slack"\n'
-        f'[[webhooks]]\nurl = "{URL}"\nsecret = "plain"\n'
+        '[[webhooks]]\nurl = "https://ok.example.org/a"\nsecret = "plain"\n'
     )
     rotating, referenced, plain = one(text).webhooks
     assert rotating.secret == "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" and len(rotating.secrets) == 2 and rotating.standard_webhooks
@@ -73,9 +73,162 @@ def test_secret_lists_references_and_standard_webhooks() -> None:
     assert plain.signature == "hub-sha256" and not plain.standard_webhooks
 
 
-def test_the_same_url_twice_gets_two_ids() -> None:
-    config = one(f'[[webhooks]]\nurl = "{URL}"\n[[webhooks]]\nurl = "{URL}"\n')
-    assert len({w.id for w in config.webhooks}) == 2
+SAME_URL_REASON = "have the same url and format; give each an explicit `id` so pending retries cannot reach the wrong one"
+
+
+def test_the_same_url_and_format_twice_without_ids_refuses_both_naming_each() -> None:
+    # given two webhooks with the same url and format and no ids, a third one elsewhere between them
+    text = (
+        f'[workflow]\nname = "wf"\n\n[[webhooks]]\nurl = "{URL}"\nevents = ["RuleFailed"]\n\n'
+        '[[webhooks]]\nurl = "https://ok.example.org/a"\n\n'
+        f'[[webhooks]]\nurl = "{URL}"\nheaders = {{ Authorization = "Bearer SECRETTOKEN" }}\n'
+    )
+    # when the file is parsed
+    config = one(text)
+    # then neither can be reached by its id (no position decides which one a retry gets), the other works
+    assert [w.host for w in config.webhooks] == ["ok.example.org"]
+    first, second = config.problems
+    both = f"[[webhooks]] #1 (line 4) and #3 (line 11) {SAME_URL_REASON}"
+    assert first.message == f"{SOURCE}: [[webhooks]] #1 (line 4): key 'url': {both}"
+    assert second.message == f"{SOURCE}: [[webhooks]] #3 (line 11): key 'url': {both}"
+    # and each is dead-lettered, under the id it would have had, for the events it would have received
+    assert first.webhook_id == second.webhook_id == webhook_id_for(URL, "json")
+    assert first.events == frozenset({"RuleFailed"}) and second.events is None
+    assert "SECRETTOKEN" not in first.message + second.message
+
+
+def test_an_explicit_id_on_only_one_of_the_two_still_refuses_both() -> None:
+    # given the same url and format twice, one with an explicit id
+    config = one(f'[[webhooks]]\nid = "lims"\nurl = "{URL}"\n[[webhooks]]\nurl = "{URL}"\n')
+    # then both are refused, each problem under its own id (the explicit one for the first)
+    assert config.webhooks == ()
+    assert [p.webhook_id for p in config.problems] == ["lims", webhook_id_for(URL, "json")]
+    assert all(p.message.endswith(f"[[webhooks]] #1 (line 1) and #2 (line 4) {SAME_URL_REASON}") for p in config.problems)
+
+
+def test_three_with_the_same_url_are_all_named_and_oxoflows_table_counts_too() -> None:
+    # given the same url and format in two [[webhooks]] entries and oxo-flow's [webhook] (format set to match)
+    text = f'[[webhooks]]\nurl = "{URL}"\n[[webhooks]]\nurl = "{URL}"\n[webhook]\nurl = "{URL}"\nformat = "json"\n'
+    # when the file is parsed / then all three are refused, each reason naming all three
+    config = one(text)
+    assert config.webhooks == () and len(config.problems) == 3
+    assert {p.message.split(": key 'url': ", 1)[1] for p in config.problems} == {
+        f"[[webhooks]] #1 (line 1), #2 (line 3) and [webhook] (line 5) {SAME_URL_REASON}"
+    }
+
+
+def test_the_same_url_with_different_formats_or_explicit_ids_on_both_is_fine() -> None:
+    # given the same url once as json and once as text, and twice more with an explicit id each
+    config = one(
+        f'[[webhooks]]\nurl = "{URL}"\n[[webhooks]]\nurl = "{URL}"\nformat = "text"\n'
+        f'[[webhooks]]\nid = "a"\nurl = "{URL}"\nformat = "slack"\n[[webhooks]]\nid = "b"\nurl = "{URL}"\nformat = "slack"\n'
+    )
+    # then all four are webhooks, with ids derived from url and format, or their own
+    assert config.problems == ()
+    assert [w.id for w in config.webhooks] == [webhook_id_for(URL, "json"), webhook_id_for(URL, "text"), "a", "b"]
+
+
+def test_removing_the_first_of_two_same_url_webhooks_leaves_the_second_its_id() -> None:
+    # given two webhooks with the same url and format, each with an explicit id
+    first = f'[[webhooks]]\nid = "lims-a"\nurl = "{URL}"\nheaders = {{ Authorization = "Bearer A" }}\n'
+    second = f'[[webhooks]]\nid = "lims-b"\nurl = "{URL}"\nheaders = {{ Authorization = "Bearer B" }}\n'
+    before = one(first + second)
+    assert [w.id for w in before.webhooks] == ["lims-a", "lims-b"]
+    # when the first is removed from the file
+    after = one(second)
+    # then the second keeps its id and its own header, and the first's id is gone (its retries become webhook_removed)
+    (kept,) = after.webhooks
+    assert kept.id == "lims-b" and kept.headers == (("Authorization", "Bearer B"),) and kept.position == 1
+    assert after.find("lims-a") is None and after.problem_for("lims-a") is None
+
+
+def test_derived_ids_do_not_depend_on_position() -> None:
+    # given a webhook with a derived id, and an entry with no usable url
+    hook, broken = f'[[webhooks]]\nurl = "{URL}"\n', "[[webhooks]]\nurl = 3\n"
+    # when other webhooks are put before them
+    moved = one('[[webhooks]]\nurl = "https://ok.example.org/a"\n' + broken + hook)
+    # then each keeps its id (the broken entry's problem too)
+    assert one(hook).webhooks[0].id == moved.webhooks[1].id == webhook_id_for(URL, "json")
+    assert one(broken).problems[0].webhook_id == moved.problems[0].webhook_id
+    assert moved.problems[0].webhook_id.startswith("wh_invalid_")
+
+
+def test_an_explicit_id_used_twice_refuses_both() -> None:
+    # given two webhooks at different urls that both say id = "lims"
+    text = f'[[webhooks]]\nid = "lims"\nurl = "{URL}"\n\n[[webhooks]]\nid = "lims"\nurl = "https://other.example.org/a"\n'
+    # when the file is parsed
+    config = one(text)
+    # then neither is used (whichever came first), and both say why
+    assert config.webhooks == ()
+    reason = (
+        "key 'id': [[webhooks]] #1 (line 1) and #2 (line 5) have the same id 'lims'; "
+        "ids must be unique in a file so pending retries cannot reach the wrong one"
+    )
+    assert [p.message for p in config.problems] == [
+        f"{SOURCE}: [[webhooks]] #1 (line 1): {reason}",
+        f"{SOURCE}: [[webhooks]] #2 (line 5): {reason}",
+    ]
+    assert config.problem_for("lims") is config.problems[0]
+
+
+def test_an_explicit_id_equal_to_another_entrys_derived_id_refuses_both() -> None:
+    # given one webhook named with the id another one derives from its url
+    derived = webhook_id_for(URL, "json")
+    config = one(f'[[webhooks]]\nurl = "{URL}"\n[[webhooks]]\nid = "{derived}"\nurl = "https://other.example.org/a"\n')
+    # then a retry for that id could reach either: both are refused
+    assert config.webhooks == ()
+    assert all(f"have the same id '{derived}'" in p.message for p in config.problems)
+
+
+BROKEN_BY_AN_EDIT = [
+    'events = ["RuleFaild"]',
+    'evnts = ["RuleFailed"]',
+    'secret = ""',
+    "timeout = 99",
+    'headers = { "Host" = "x" }',
+    'method = "get"',
+]
+
+
+@pytest.mark.parametrize("damage", BROKEN_BY_AN_EDIT)
+def test_problem_for_finds_a_broken_webhook_by_the_id_it_had_while_valid(damage: str) -> None:
+    # given a valid webhook with an explicit id, and one with a derived id
+    good = f'[[webhooks]]\nid = "lims"\nurl = "{URL}"\n[[webhooks]]\nurl = "https://org.example.org/a"\n'
+    valid = one(good)
+    derived = valid.webhooks[1].id
+    # when an edit breaks one key of each
+    broken = one(good.replace(f'url = "{URL}"\n', f'url = "{URL}"\n{damage}\n').replace('a"\n', f'a"\n{damage}\n'))
+    # then neither is found, and each one's problem is found by the id its pending retries carry
+    assert broken.webhooks == () and broken.find("lims") is None and broken.find(derived) is None
+    lims, org = broken.problem_for("lims"), broken.problem_for(derived)
+    assert lims is not None and lims.webhook_id == "lims" and "#1 (line 1)" in lims.message
+    assert org is not None and org.webhook_id == derived and "#2 (line " in org.message
+    # and a valid webhook, or an id the file does not hold, has no problem
+    assert valid.problem_for("lims") is None and valid.problem_for(derived) is None and broken.problem_for("gone") is None
+
+
+def test_a_format_typo_keeps_an_explicit_id_but_changes_a_derived_one() -> None:
+    # given a webhook with an explicit id and one with a derived id, both with a format typo
+    other = "https://org.example.org/a"
+    config = one(f'[[webhooks]]\nid = "lims"\nurl = "{URL}"\nformat = "slak"\n[[webhooks]]\nurl = "{other}"\nformat = "slak"\n')
+    # then the explicit id still finds its problem; a derived id is of url and format, so it is another id
+    lims = config.problem_for("lims")
+    assert lims is not None and "unknown format 'slak'" in lims.message
+    assert config.problem_for(webhook_id_for(other, "json")) is None
+    assert [p.webhook_id for p in config.problems] == ["lims", webhook_id_for(other, "slak")]
+
+
+def test_problem_for_finds_oxoflows_table_by_its_explicit_id() -> None:
+    # given oxo-flow's [webhook] with an id and a broken oxo-flow key
+    config = one(f'[webhook]\nid = "oxo"\nurl = "{URL}"\ntimeout_secs = 0\n')
+    # then its problem is filed under that id
+    problem = config.problem_for("oxo")
+    assert problem is not None and "key 'timeout_secs'" in problem.message
+
+
+def test_an_invalid_explicit_id_is_a_problem_under_the_derived_id() -> None:
+    (problem,) = one(f'[[webhooks]]\nid = "has space"\nurl = "{URL}"\n').problems
+    assert problem.webhook_id == webhook_id_for(URL, "json") and "key 'id' must be 1-64 letters" in problem.message
 
 
 BAD_WEBHOOKS = [
@@ -194,8 +347,13 @@ HOSTILE_WEBHOOKS = [
     ('url = "https://.SECRETTOKEN.com/x"', "the URL's host has an empty label"),
     (f'url = "https://{"SECRETTOKEN" * 6}.com/x"', "the URL's host has a label longer than 63 characters"),
     (f'url = "https://{"SECRETTOKEN." * 24}com/x"', "the URL's host is longer than 253 characters"),
-    ('url = "https://SECRETTOKEN\\ufffd.com/x"', "the URL's host cannot be encoded as an internationalised domain name (IDNA)"),
-    (f'url = "https://{"ü" * 60}.com/x"', "the URL's host has a label longer than 63 characters"),
+    (
+        'url = "https://SECRETTOKEN\\ufffd.com/x"',
+        "the URL's host has characters outside ASCII; write an international name in its xn-- (punycode) form",
+    ),
+    ('url = "https://\\u2603.example.com/x"', "the URL's host has characters outside ASCII"),
+    (f'url = "https://{"ü" * 60}.com/x"', "the URL's host has characters outside ASCII"),
+    ('url = "https://bücher.example/x"', "write an international name in its xn-- (punycode) form"),
     ('url = "https://SECRETTOKEN%41.com/x"', "the URL's host has a character no host name can hold"),
     ('url = "https://[v1.SECRETTOKEN]/x"', "the URL's host is in [brackets] but is not an IPv6 address"),
     ('url = "https://[SECRETTOKEN]/x"', "key 'url' is not a valid URL (its host cannot be parsed"),
@@ -229,7 +387,7 @@ def test_a_hostile_webhook_is_a_problem_naming_the_key_and_the_others_keep_worki
 
 def test_usable_hosts_and_ports_are_still_accepted() -> None:
     for url in (
-        "https://bücher.example/x",  # IDNA
+        "https://xn--bcher-kva.example/x",  # an international name, in its punycode form
         "https://hooks.example.org./x",  # fully qualified, trailing dot
         "https://under_score.example.org/x",
         "http://127.0.0.1:1/x",
@@ -323,5 +481,5 @@ def test_a_hostile_file_is_a_config_error_saying_why(text: str | bytes, expected
 
 def test_nesting_up_to_the_limit_and_a_hundred_webhooks_are_fine() -> None:
     assert one("[config]\nx = " + deep(31) + "\n").webhooks == ()
-    assert len(one('[[webhooks]]\nurl = "https://a.example.org/x"\n' * 100).webhooks) == 100
+    assert len(one("".join(f'[[webhooks]]\nurl = "https://a.example.org/{i}"\n' for i in range(100))).webhooks) == 100
     assert one("# " + "x" * (1_048_576 - 3) + "\n").webhooks == ()

@@ -140,13 +140,25 @@ def test_every_format_shows_the_same_facts_in_the_same_order() -> None:
 def test_slack_escapes_mentions_and_links() -> None:
     body = rendered({"event": "RuleFailed", "workflow": "wf", "rule": "<b>&", "message": "a <@U123> & <!channel>"}, "slack")
     assert "<!channel>" not in json.dumps(body) and "<@U123>" not in json.dumps(body)
-    assert body["attachments"][0]["blocks"][0]["text"]["text"] == "a &lt;@U123&gt; &amp; &lt;!channel&gt;"
+    assert body["attachments"][0]["blocks"][0]["text"]["text"] == "a &lt;@\u2060U123&gt; &amp; &lt;!channel&gt;"
+    # the plain forms newer clients (or link_names) would link, and the header, which has no escapes
+    plain = rendered({"event": "RuleFailed", "workflow": "wf", "rule": "<!subteam^S1> @here", "message": "@channel #general"}, "slack")
+    assert plain["attachments"][0]["blocks"][0]["text"]["text"] == "@\u2060channel #\u2060general"
+    assert plain["blocks"][0]["text"]["text"] == ":x: Rule failed: wf / <\u2060!subteam^S1> @\u2060here"
 
 
 def test_discord_cannot_ping_or_mask_links() -> None:
     body = rendered({"event": "RuleFailed", "workflow": "wf", "rule": "r", "message": "@everyone [click](http://evil)"}, "discord")
     assert body["allowed_mentions"] == {"parse": []}
     assert "\\[click\\](http://evil)" in body["embeds"][0]["description"]
+    assert body["embeds"][0]["description"].startswith("@\u2060everyone")
+
+
+def test_teams_and_text_cannot_ping_or_hide_links() -> None:
+    data = {"event": "RuleFailed", "workflow": "wf", "rule": "r", "message": "@here [click](https://evil) <https://evil|x> <users/all>"}
+    broken = "@\u2060here [click]\u2060(https://evil) <\u2060https://evil|x> <\u2060users/all>"
+    assert rendered(data, "teams")["attachments"][0]["content"]["body"][1]["text"] == broken
+    assert rendered(data, "text")["text"].split("\n")[1] == broken
 
 
 def test_long_stderr_keeps_its_tail_in_a_closed_code_block() -> None:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from oxoflow_notify.answers import Kind, judge
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.delivery import PERMANENT, HttpSender, prepare
+from oxoflow_notify.delivery import HttpSender, prepare
 from oxoflow_notify.events import parse_event
 from oxoflow_notify.guard import BlockedTarget, TargetGuard, parse_allowlist, why_blocked
 from oxolocal.receivers import Receiver, ok
@@ -92,7 +93,7 @@ def test_a_blocked_target_is_never_contacted_and_is_permanent(receivers: Callabl
     sender = HttpSender(guard=TargetGuard(require_https=False))
     for url in (receiver.url, f"http://2130706433:{port}/hook", f"http://[::ffff:127.0.0.1]:{port}/hook", f"http://localhost:{port}/"):
         outcome = sender.send(prepare(EVENT, hook(url), "d", 1))
-        assert outcome.error == "blocked_target" and outcome.verdict == PERMANENT
+        assert outcome.error == "blocked_target" and judge("json", outcome, 0).kind is Kind.GIVE_UP
         assert outcome.detail is not None and outcome.detail.startswith("target resolves to ") and "loopback" in outcome.detail
     assert receiver.requests == []
 
@@ -102,6 +103,6 @@ def test_plain_http_is_refused_when_https_is_required() -> None:
     outcome = HttpSender(guard=TargetGuard(parse_allowlist("127.0.0.0/8"), require_https=True)).send(
         prepare(EVENT, hook(receiver.url), "d", 1)
     )
-    assert (outcome.error, outcome.verdict) == ("https_required", PERMANENT)
+    assert (outcome.error, judge("json", outcome, 0).kind) == ("https_required", Kind.GIVE_UP)
     assert "plain http is refused" in outcome.describe()
     assert receiver.requests == []

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from oxoflow_notify.config import TIMEOUT_RANGE
 from oxoflow_notify.settings import Settings
@@ -50,10 +55,10 @@ def test_event_sources() -> None:
     assert retry_source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_policies_are_sam_policy_templates_without_wildcard_actions() -> None:
+def test_policies_are_sam_policy_templates_or_inline_statements_without_wildcard_actions() -> None:
     for name in ("DispatchFunction", "RetryFunction", "IngestFunction"):
         policies = RESOURCES[name]["Properties"]["Policies"]
-        assert all(isinstance(p, dict) and len(p) == 1 and next(iter(p)).endswith("Policy") for p in policies)
+        assert all(isinstance(p, dict) and len(p) == 1 and (next(iter(p)).endswith("Policy") or "Statement" in p) for p in policies)
     policies = ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy")  # their only "*" is in Deny statements
     text = json.dumps({k: v for k, v in RESOURCES.items() if v["Type"] not in policies})
     assert '"Action": "*"' not in text and ':*"' not in text
@@ -91,9 +96,9 @@ def test_the_guard_and_secrets_settings_are_parameters_with_safe_defaults() -> N
     assert params["RequireHttps"]["Default"] == "true" and params["TargetAllowlist"]["Default"] == ""
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     assert env["REQUIRE_HTTPS"] == {"Ref": "RequireHttps"} and env["SECRETS_PREFIX"] == {"Ref": "SecretsPrefix"}
-    for name in ("DispatchFunction", "RetryFunction"):
-        kinds = [next(iter(p)) for p in RESOURCES[name]["Properties"]["Policies"]]
-        assert "SSMParameterReadPolicy" in kinds and "AWSSecretsManagerGetSecretValuePolicy" in kinds
+    for name in ("DispatchFunction", "RetryFunction"):  # what they may read: tests/unit/test_template.py's grants below
+        actions = {action for statement in expand(name) for action in statement["Action"]}
+        assert {"ssm:GetParameter", "secretsmanager:GetSecretValue"} <= actions
 
 
 def test_timeouts_cover_the_worst_case_and_the_visibility_timeout_covers_the_retry_function() -> None:
@@ -145,6 +150,232 @@ def test_the_ingest_url_is_unauthenticated_only_because_every_request_is_signed(
     ingest = RESOURCES["IngestFunction"]["Properties"]
     assert ingest["FunctionUrlConfig"] == {"AuthType": "NONE"}
     assert ingest["Environment"]["Variables"]["INGEST_SECRET"] == {"Ref": "IngestSecret"}
-    assert TEMPLATE["Parameters"]["IngestSecret"]["AllowedPattern"] == "^(ssm:/|secretsmanager:).+$"  # a reference, never the secret
+    # a reference, never the secret: the spellings config.py accepts (no whitespace, no ':' inside the name)
+    assert TEMPLATE["Parameters"]["IngestSecret"]["AllowedPattern"] == (
+        "^(ssm:/[A-Za-z0-9_.\\-/]+|secretsmanager:[A-Za-z0-9_/+=.@\\-]+(#[^#\\s]+)?)$"
+    )
     assert {"SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["NotifyTopic", "TopicName"]}}} in ingest["Policies"]
     assert "IngestUrl" in TEMPLATE["Outputs"]
+
+
+# -- IAM as SAM expands it: no "*" a narrower resource can replace; each function reads only its own -------
+
+SAM = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "sam_policies.json").read_text(encoding="utf-8"))
+FUNCTIONS = ("DispatchFunction", "RetryFunction", "IngestFunction")
+# Actions that support no resource but "*" (the service authorization reference lists no resource type).
+STAR_ONLY_ACTIONS = frozenset(
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "xray:GetSamplingStatisticSummaries",
+    }
+)
+# The managed policies SAM itself attaches to every role it makes (basic execution: logs) and to the
+# role of a function with an SQS event (the queue poller), each on "*". Narrowing them needs a role of
+# our own or an explicit event source mapping instead of SAM's: listed here so that no other "*" can
+# join them unnoticed (docs/security.md, "Template hardening").
+SAM_ATTACHED_STAR = {
+    "service-role/AWSLambdaBasicExecutionRole": frozenset({"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}),
+    "service-role/AWSLambdaSQSQueueExecutionRole": frozenset(
+        {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        }
+    ),
+}
+
+
+def _substitute(value: Any, parameters: dict[str, Any]) -> Any:
+    """A policy template's definition with its parameters (``{"Ref": "QueueName"}``) replaced by the template's values."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        return {k: _substitute(v, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, parameters) for v in value]
+    return value
+
+
+def _branches(statement: Any) -> list[dict[str, Any]]:
+    """An inline statement, or both branches of an Fn::If choosing between two."""
+    if isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+        _, yes, no = statement["Fn::If"]
+        return [*_branches(yes), *_branches(no)]
+    return [statement]
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def expand(function: str) -> list[dict[str, Any]]:
+    """Every Allow statement of a function's Policies, SAM policy templates expanded from the fixture
+    (Action and Resource always lists; intrinsics left for ``grants`` to resolve)."""
+    out = []
+    for policy in RESOURCES[function]["Properties"]["Policies"]:
+        ((name, value),) = policy.items()
+        if name == "Statement":
+            statements = [s for item in value for s in _branches(item)]
+        else:
+            statements = _substitute(SAM["policy_templates"][name], value)["Statement"]
+        for statement in statements:
+            assert statement["Effect"] == "Allow"
+            out.append({**statement, "Action": _listed(statement["Action"]), "Resource": _listed(statement["Resource"])})
+    return out
+
+
+def test_no_policy_of_ours_grants_star_where_a_narrower_resource_exists() -> None:
+    for function in FUNCTIONS:
+        for statement in expand(function):
+            if "*" in statement["Resource"]:
+                assert set(statement["Action"]) <= STAR_ONLY_ACTIONS, (function, statement)
+
+
+def test_the_policy_templates_replaced_by_inline_statements_grant_too_much() -> None:
+    # why the template writes these grants out: SSMParameterReadPolicy adds ssm:DescribeParameters on
+    # "*", S3ReadPolicy reads (and lists) the whole bucket, and any Secrets Manager grant on the whole
+    # SecretsPrefix reaches every team's secrets
+    ssm = SAM["policy_templates"]["SSMParameterReadPolicy"]["Statement"]
+    assert {"Action": ["ssm:DescribeParameters"], "Effect": "Allow", "Resource": "*"} in ssm
+    s3 = SAM["policy_templates"]["S3ReadPolicy"]["Statement"][0]["Resource"]
+    assert s3[1]["Fn::Sub"][0] == "arn:${AWS::Partition}:s3:::${bucketName}/*"
+    used = {next(iter(p)) for f in FUNCTIONS for p in RESOURCES[f]["Properties"]["Policies"]}
+    assert not used & {"SSMParameterReadPolicy", "S3ReadPolicy", "AWSSecretsManagerGetSecretValuePolicy"}
+
+
+def test_the_managed_policies_sam_attaches_are_the_known_ones() -> None:
+    # Tracing: Active adds X-Ray (star-only actions); every role gets basic execution; the SQS event the poller
+    for function in FUNCTIONS:
+        for name in SAM["implicit_managed_policies"][function]:
+            for statement in SAM["managed_policy_documents"][name]:
+                if statement["Resource"] == "*":
+                    assert set(statement["Action"]) <= STAR_ONLY_ACTIONS | SAM_ATTACHED_STAR.get(name, frozenset()), (function, name)
+    assert SAM["implicit_managed_policies"]["IngestFunction"] == ["service-role/AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"]
+
+
+def test_the_policy_fixture_is_what_samtranslator_expands_today() -> None:
+    sam_python = Path(__file__).resolve().parents[2] / ".venv-sam" / "bin" / "python"
+    if not sam_python.exists():
+        pytest.skip("no .venv-sam (make sam-check creates it): the fixture cannot be compared with samtranslator here")
+    script = Path(__file__).resolve().parents[1] / "fixtures" / "generate_sam_policies.py"
+    done = subprocess.run([str(sam_python), str(script), "--print"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    regenerate = ".venv-sam/bin/python tests/fixtures/generate_sam_policies.py"
+    assert json.loads(done.stdout) == SAM, f"template.yaml's policies or samtranslator changed: run {regenerate}"
+
+
+class _Evaluator:
+    """Resolves the intrinsics of a statement to a string, with parameter values given."""
+
+    def __init__(self, parameters: dict[str, str]) -> None:
+        physical = {
+            "ConfigBucket": {"Ref": "config-bucket", "Arn": "arn:aws:s3:::config-bucket"},
+            "DeliveryLedger": {"Ref": "ledger"},
+            "RetryQueue": {"QueueName": "retry-queue"},
+            "DeadLetterQueue": {"QueueName": "dead-letters", "Arn": "arn:aws:sqs:us-east-1:123456789012:dead-letters"},
+            "NotifyTopic": {"Ref": "arn:aws:sns:us-east-1:123456789012:topic", "TopicName": "topic"},
+        }
+        self.resolver = tpl.Resolver(TEMPLATE, physical, {"AWS::Partition": "aws", **parameters})
+
+    def condition(self, name: str) -> bool:
+        return bool(self(TEMPLATE["Conditions"][name]))
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Fn::If":
+                return self(arg[1] if self.condition(arg[0]) else arg[2])
+            if key == "Fn::Equals":
+                return str(self(arg[0])) == str(self(arg[1]))  # CloudFormation compares strings
+            if key == "Fn::Not":
+                return not self(arg[0])
+            if key == "Fn::Select":
+                return self(arg[1])[int(arg[0])]
+            if key == "Fn::Split":
+                return str(self(arg[1])).split(arg[0])
+            if key == "Fn::Sub" and not isinstance(arg, str):
+                return self.resolver.resolve({"Fn::Sub": [arg[0], {k: self(v) for k, v in arg[1].items()}]})
+            return self.resolver.resolve(value)
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        return value
+
+
+def grants(function: str, **parameters: str) -> list[tuple[str, str]]:
+    """(action, resource pattern) pairs the function's own policies allow, with these parameter values."""
+    evaluate = _Evaluator(parameters)
+    out: list[tuple[str, str]] = []
+    for policy in RESOURCES[function]["Properties"]["Policies"]:
+        ((name, value),) = policy.items()
+        if name == "Statement":
+            statements = [evaluate(item) for item in value]
+        else:
+            statements = _substitute(SAM["policy_templates"][name], value)["Statement"]
+        for statement in statements:
+            for action in _listed(statement["Action"]):
+                out.extend((action, str(evaluate(resource))) for resource in _listed(statement["Resource"]))
+    return out
+
+
+def allowed(function: str, action: str, arn: str, **parameters: str) -> bool:
+    """IAM's matching: * any run of characters ('/' too), ? one character; a trailing * in an action too."""
+    return any(fnmatch.fnmatchcase(action, a) and fnmatch.fnmatchcase(arn, r) for a, r in grants(function, **parameters))
+
+
+SSM_ARN = "arn:aws:ssm:us-east-1:123456789012:parameter/"
+SM_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+
+
+def test_dispatch_and_retry_read_the_config_scopes_and_nothing_else() -> None:
+    for function in ("DispatchFunction", "RetryFunction"):
+        for name in ("oxoflow-notify/workflows/variant-calling/slack-url", "oxoflow-notify/shared/org-url"):
+            assert allowed(function, "ssm:GetParameter", SSM_ARN + name)
+            assert allowed(function, "secretsmanager:GetSecretValue", f"{SM_ARN}{name}-AbCdEf")
+        for name in ("oxoflow-notify-ingest/secret", "oxoflow-notify/ingest-secret", "oxoflow-notify/teamB-slack-url", "other/x"):
+            assert not allowed(function, "ssm:GetParameter", SSM_ARN + name), (function, name)
+            assert not allowed(function, "secretsmanager:GetSecretValue", f"{SM_ARN}{name}-AbCdEf"), (function, name)
+        assert not allowed(function, "ssm:DescribeParameters", "*")
+        assert allowed(function, "ssm:GetParameter", SSM_ARN + "acme/workflows/x/y", SecretsPrefix="acme/")
+        assert not allowed(function, "ssm:GetParameter", SSM_ARN + "oxoflow-notify/workflows/x/y", SecretsPrefix="acme/")
+
+
+def test_dispatch_and_retry_read_the_config_files_and_nothing_else_of_the_bucket() -> None:
+    for function in ("DispatchFunction", "RetryFunction"):
+        assert allowed(function, "s3:GetObject", "arn:aws:s3:::config-bucket/workflows/variant-calling.oxoflow")
+        assert not allowed(function, "s3:GetObject", "arn:aws:s3:::config-bucket/other/file")
+        assert not allowed(function, "s3:GetObject", "arn:aws:s3:::another-bucket/workflows/x.oxoflow")
+        assert allowed(function, "s3:GetObject", "arn:aws:s3:::config-bucket/teams/a/x.oxoflow", ConfigPrefix="teams/a/")
+        assert not allowed(function, "s3:GetObject", "arn:aws:s3:::config-bucket/workflows/x.oxoflow", ConfigPrefix="teams/a/")
+        # a missing file must be a 404 (no webhooks), not a 403: that needs ListBucket, on this bucket only
+        assert allowed(function, "s3:ListBucket", "arn:aws:s3:::config-bucket")
+        assert not allowed(function, "s3:GetObjectVersion", "arn:aws:s3:::config-bucket/workflows/x.oxoflow")
+
+
+def test_the_ingest_function_reads_its_own_secret_and_nothing_else() -> None:
+    assert TEMPLATE["Parameters"]["IngestSecret"]["Default"] == "ssm:/oxoflow-notify-ingest/secret"
+    assert allowed("IngestFunction", "ssm:GetParameter", SSM_ARN + "oxoflow-notify-ingest/secret")
+    for name in ("oxoflow-notify-ingest/secret2", "oxoflow-notify/workflows/variant-calling/slack-url", "oxoflow-notify/shared/x"):
+        assert not allowed("IngestFunction", "ssm:GetParameter", SSM_ARN + name), name
+    assert not any(action.startswith("secretsmanager:") for action, _ in grants("IngestFunction"))
+    # kept in Secrets Manager instead (one JSON key of it): that secret, with Secrets Manager's 6-character suffix
+    elsewhere = {"IngestSecret": "secretsmanager:oxoflow-notify-ingest/secret#current"}
+    assert allowed("IngestFunction", "secretsmanager:GetSecretValue", f"{SM_ARN}oxoflow-notify-ingest/secret-AbCdEf", **elsewhere)
+    assert not allowed("IngestFunction", "secretsmanager:GetSecretValue", f"{SM_ARN}oxoflow-notify-ingest/secret2-AbCdEf", **elsewhere)
+    assert not any(action.startswith("ssm:") for action, _ in grants("IngestFunction", **elsewhere))
+
+
+def test_the_ingest_function_has_reserved_concurrency_of_its_own_by_default() -> None:
+    params = TEMPLATE["Parameters"]
+    assert params["IngestReservedConcurrency"]["Default"] == 10 and params["IngestReservedConcurrency"]["MinValue"] == 0
+    ingest = RESOURCES["IngestFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert ingest == {"Fn::If": ["HasIngestReservedConcurrency", {"Ref": "IngestReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert _Evaluator({}).condition("HasIngestReservedConcurrency")
+    assert not _Evaluator({"IngestReservedConcurrency": "0"}).condition("HasIngestReservedConcurrency")
+    dispatch = RESOURCES["DispatchFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert dispatch["Fn::If"][1] == {"Ref": "DispatchReservedConcurrency"}

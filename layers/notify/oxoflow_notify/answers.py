@@ -1,6 +1,12 @@
-"""What a receiver's answer means: delivered, try again, or give up, and why.
+"""What an attempt's result means, decided in one place: delivered, already delivered, held,
+retry (with the wait) or give up (with the reason code).
 
-Status codes decide most cases; a few receivers need their documented answers read:
+Metrics, logs, the circuit breaker, the ledger and the queues all act on the one ``Decision``
+that ``decide`` returns, the way svix's worker has one result per dispatch. Holds (too little
+invocation time, another run's claim, an open circuit) never spend an attempt, never count as a
+failure and never touch the breaker.
+
+Status codes decide most answers; a few receivers need their documented answers read:
 - Slack answers ``ok``; 400 ``invalid_payload``, 403 ``action_prohibited``, 404 ``channel_not_found``
   and 410 ``channel_is_archived`` are permanent (the last two mean the webhook is gone).
 - Discord answers 204; 404 is an unknown (deleted) webhook; a 429 carries ``retry_after`` in JSON.
@@ -11,12 +17,26 @@ The reason never quotes a URL, and quotes a receiver's body only as a short, cle
 
 from __future__ import annotations
 
+import enum
 import json
+import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .delivery import PERMANENT, RETRYABLE, SUCCESS, Outcome
-from .retry import parse_retry_after
+from . import deadletter as dl
+from .delivery import (
+    ALREADY_DELIVERED,
+    DUPLICATE_ATTEMPT,
+    HOLD_ERRORS,
+    OUR_ERRORS,
+    OUT_OF_TIME,
+    PERMANENT_ERRORS,
+    RETRYABLE_STATUS,
+    TIMEOUT_ERRORS,
+    Outcome,
+)
+from .retry import next_delay, parse_retry_after
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _GONE = {
@@ -27,11 +47,38 @@ _GONE = {
 }
 
 
+class Kind(enum.Enum):
+    """The five things an attempt can come to."""
+
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    ALREADY_DELIVERED = "already_delivered"  # nothing sent: a 2xx (or this very attempt) is already on record
+    HELD = "held"  # nothing sent, no attempt spent: look again after ``wait``
+    RETRY = "retry"  # the attempt failed; the next one after ``wait``
+    GIVE_UP = "give_up"  # dead-lettered with ``code``
+
+
 @dataclass(frozen=True)
 class Verdict:
-    kind: str  # SUCCESS | RETRYABLE | PERMANENT
+    """What one answer (or failure to answer) means, before the schedule is consulted."""
+
+    kind: Kind  # DELIVERED, RETRY or GIVE_UP (HELD / ALREADY_DELIVERED for the ledger's and our holds)
     reason: str  # one phrase for logs and dead letters
     retry_after: float | None = None  # seconds the receiver asked us to wait
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one attempt: the only thing the notifier acts on."""
+
+    kind: Kind
+    reason: str
+    wait: float = 0.0  # HELD and RETRY: seconds until the delivery is looked at again
+    code: str | None = None  # GIVE_UP: the dead letter's reason code; HELD without an attempt: why (circuit_open)
+    endpoint_failed: bool | None = None  # what the circuit breaker learns: True, False, or nothing (None)
+
+    @property
+    def spends_attempt(self) -> bool:
+        return self.kind in (Kind.DELIVERED, Kind.RETRY, Kind.GIVE_UP)
 
 
 def snippet(body: str, limit: int = 80) -> str:
@@ -51,23 +98,83 @@ def _discord_retry_after(body: str) -> float | None:
 
 
 def judge(fmt: str, outcome: Outcome, now: float) -> Verdict:
+    """Classify one result: a transport error by its class, an answer by its status and, for the
+    chat services, by their documented answers."""
     if outcome.error is not None or outcome.status is None:
-        return Verdict(outcome.verdict, outcome.describe())
+        if outcome.error in (ALREADY_DELIVERED, DUPLICATE_ATTEMPT):
+            return Verdict(Kind.ALREADY_DELIVERED, outcome.describe())
+        if outcome.error in HOLD_ERRORS:
+            return Verdict(Kind.HELD, outcome.describe())
+        kind = Kind.GIVE_UP if outcome.error in PERMANENT_ERRORS else Kind.RETRY
+        return Verdict(kind, outcome.describe())
     status = outcome.status
     if 200 <= status < 300:
         lowered = outcome.snippet.lower()
         if fmt == "teams" and ("error" in lowered or "failed" in lowered):
-            return Verdict(RETRYABLE, f"HTTP {status} with an error in the body: {snippet(outcome.snippet)}")
-        return Verdict(SUCCESS, f"HTTP {status}")
+            return Verdict(Kind.RETRY, f"HTTP {status} with an error in the body: {snippet(outcome.snippet)}")
+        return Verdict(Kind.DELIVERED, f"HTTP {status}")
     said = snippet(outcome.snippet)
     described = f"HTTP {status}" + (f" {said}" if said else "")
     retry_after = parse_retry_after(outcome.retry_after, now)
     if retry_after is None and fmt == "discord" and status == 429:
         retry_after = _discord_retry_after(outcome.snippet)
     if (fmt, status) in _GONE:
-        return Verdict(PERMANENT, f"HTTP {status} ({_GONE[fmt, status]})")
+        return Verdict(Kind.GIVE_UP, f"HTTP {status} ({_GONE[fmt, status]})")
     if 300 <= status < 400:
-        return Verdict(PERMANENT, f"HTTP {status} (redirects are not followed)")
-    if outcome.verdict == RETRYABLE:
-        return Verdict(RETRYABLE, described, retry_after)
-    return Verdict(PERMANENT, described)
+        return Verdict(Kind.GIVE_UP, f"HTTP {status} (redirects are not followed)")
+    if status in RETRYABLE_STATUS:
+        return Verdict(Kind.RETRY, described, retry_after)
+    return Verdict(Kind.GIVE_UP, described)
+
+
+def delivered(fmt: str, outcome: Outcome, now: float) -> bool:
+    """Whether the ledger should record this answer as the delivery's 2xx."""
+    return judge(fmt, outcome, now).kind is Kind.DELIVERED
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The retry policy ``decide`` applies: the settings' schedule and spreads."""
+
+    schedule: tuple[int, ...]
+    jitter: float = 0.0
+    throttle_floor: float = 0.0
+    claim_wait: float = 60.0
+    rand: Callable[[], float] = random.random
+
+
+def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, policy: Policy, now: float) -> Decision:
+    """The one decision for attempt number ``attempt``: from the outcome, the receiver's answer
+    and the retry schedule."""
+    verdict = judge(fmt, outcome, now)
+    if verdict.kind is Kind.DELIVERED:
+        return Decision(Kind.DELIVERED, verdict.reason, endpoint_failed=False)
+    if verdict.kind is Kind.ALREADY_DELIVERED:
+        return Decision(Kind.ALREADY_DELIVERED, verdict.reason)
+    if verdict.kind is Kind.HELD:
+        # Out of invocation time: at once, by the next run. Another run's claim: when it expires.
+        return Decision(Kind.HELD, verdict.reason, wait=0.0 if outcome.error == OUT_OF_TIME else policy.claim_wait)
+    # A failure of the receiver (an answer, or none in time) teaches the breaker; one of ours does not.
+    blames = outcome.error not in OUR_ERRORS
+    if verdict.kind is Kind.GIVE_UP:
+        return Decision(Kind.GIVE_UP, f"{verdict.reason} is a permanent failure; not retried", code=dl.PERMANENT_FAILURE,
+                        endpoint_failed=None)  # fmt: skip
+    wait = next_delay(
+        policy.schedule,
+        attempt,
+        verdict.retry_after,
+        max_attempts=max_attempts,
+        throttled=outcome.status == 429 or outcome.error in TIMEOUT_ERRORS,
+        throttle_floor=policy.throttle_floor,
+        jitter=policy.jitter,
+        rand=policy.rand,
+    )
+    if wait is None:
+        return Decision(Kind.GIVE_UP, f"gave up after {attempt} attempts; last: {verdict.reason}", code=dl.RETRIES_EXHAUSTED,
+                        endpoint_failed=blames or None)  # fmt: skip
+    return Decision(Kind.RETRY, verdict.reason, wait=wait, endpoint_failed=blames or None)
+
+
+def circuit_open(wait: float) -> Decision:
+    """The breaker's own hold: the endpoint is left alone for ``wait`` seconds."""
+    return Decision(Kind.HELD, "endpoint circuit open", wait=wait, code="circuit_open")

@@ -1,49 +1,67 @@
-"""A circuit breaker per endpoint, for the life of a warm container.
+"""A circuit breaker per webhook target, for the life of a warm container.
 
-After ``threshold`` retryable failures in a row (timeouts, resets, 5xx, 429) an endpoint is left
-alone for ``cooldown`` seconds: its deliveries go straight to the retry queue, so one dead
-endpoint cannot burn Lambda time or hold up the fan-out to the others. After the cool-down one
-delivery is let through; a success closes the circuit, a failure opens it again.
+Keyed by the webhook's whole target (scheme, host, port and path), not the host: every Slack
+webhook lives on hooks.slack.com, and one dead channel must not hold the healthy ones. It opens
+only on a sustained failure — ``threshold`` retryable failures in a row *and* at least
+``min_failure_rate`` of the last ``window`` answers failed — so a mostly healthy receiver that
+fails now and then is never held. While open (``cooldown`` seconds) the target's deliveries wait
+in the retry queue without spending an attempt, one queue send each; then one delivery is let
+through, and its result closes or reopens the circuit.
+
+The state lives in one warm container: other instances of the function learn on their own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import deque
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 
-def endpoint_of(url: str) -> str:
-    """scheme://host:port: the unit that fails together. Never the path (it may hold a token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+def target_of(url: str) -> str:
+    """A short digest of the whole URL: the unit that fails together, never the URL itself (it may hold a token)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 class CircuitBreaker:
-    def __init__(self, threshold: int = 5, cooldown: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        threshold: int = 5,
+        cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        window: int = 20,
+        min_failure_rate: float = 0.8,
+    ) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
         self.clock = clock
-        self._failures: dict[str, int] = {}
+        self.window = max(window, threshold)
+        self.min_failure_rate = min_failure_rate
+        self._streak: dict[str, int] = {}
+        self._recent: dict[str, deque[bool]] = {}
         self._open_until: dict[str, float] = {}
 
-    def blocked_for(self, endpoint: str) -> float:
-        """Seconds the endpoint stays closed to us; 0 when it may be called."""
-        until = self._open_until.get(endpoint)
+    def blocked_for(self, target: str) -> float:
+        """Seconds the target stays closed to us; 0 when it may be called."""
+        until = self._open_until.get(target)
         if until is None:
             return 0.0
         remaining = until - self.clock()
         if remaining <= 0:
-            del self._open_until[endpoint]  # half-open: the next delivery is the trial
+            del self._open_until[target]  # half-open: the next delivery is the trial
             return 0.0
         return remaining
 
-    def record(self, endpoint: str, failed: bool) -> None:
+    def record(self, target: str, failed: bool) -> None:
+        recent = self._recent.setdefault(target, deque(maxlen=self.window))
+        recent.append(failed)
         if not failed:
-            self._failures.pop(endpoint, None)
+            self._streak.pop(target, None)
             return
-        count = self._failures.get(endpoint, 0) + 1
-        self._failures[endpoint] = count
-        if count >= self.threshold and self.cooldown > 0:
-            self._open_until[endpoint] = self.clock() + self.cooldown
-            self._failures[endpoint] = self.threshold - 1  # a failed trial reopens at once
+        streak = self._streak.get(target, 0) + 1
+        self._streak[target] = streak
+        rate = sum(recent) / len(recent)
+        if streak >= self.threshold and rate >= self.min_failure_rate and self.cooldown > 0:
+            self._open_until[target] = self.clock() + self.cooldown
+            self._streak[target] = self.threshold - 1  # a failed trial reopens at once

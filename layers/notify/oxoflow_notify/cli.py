@@ -146,11 +146,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
 _LINE = re.compile(r"\(line (\d+)\)|at line (\d+)")
 
 
-def check_config(path: str) -> dict[str, Any]:
-    """The Lambda's own validation of one .oxoflow file, as a report."""
-    from .config import MAX_CONFIG_BYTES, parse_config, too_big
+def check_config(path: str, workflow: str | None = None, secrets_prefix: str = "oxoflow-notify/") -> dict[str, Any]:
+    """The Lambda's own validation of one .oxoflow file, as a report. References are checked
+    against the scope of ``workflow`` (default: the one the file name says, <workflow>.oxoflow;
+    _default.oxoflow: the shared scope) under ``secrets_prefix``, as the Lambda checks them."""
+    from .config import MAX_CONFIG_BYTES, parse_config, secret_scope, too_big
 
-    report: dict[str, Any] = {"file": path, "ok": False, "workflow": None, "webhooks": 0, "problems": []}
+    scope = secret_scope(path, secrets_prefix, workflow=workflow)
+    report: dict[str, Any] = {"file": path, "ok": False, "workflow": None, "webhooks": 0, "problems": [],
+                              "scope": "/".join(scope.segments) + "/" if scope.segments else None}  # fmt: skip
     try:
         with Path(path).open("rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)  # no further: the Lambda refuses a bigger file unread
@@ -161,7 +165,7 @@ def check_config(path: str) -> dict[str, Any]:
     try:
         if len(raw) > MAX_CONFIG_BYTES:
             raise too_big(path, size if size > MAX_CONFIG_BYTES else None)
-        config = parse_config(raw, path)
+        config = parse_config(raw, path, scope)
     except ConfigError as exc:
         report["problems"].append({"line": _line_of(str(exc)), "message": str(exc)})
         return report
@@ -191,8 +195,26 @@ def workflow_name(raw: bytes) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _scope_options(args: argparse.Namespace, command: str) -> tuple[str | None, str]:
+    """--workflow and --secrets-prefix, checked: the scope the Lambda would apply."""
+    from .config import DEFAULT_CONFIG_NAME, DEFAULT_SECRETS_PREFIX, prefix_segments
+    from .events import WORKFLOW_NAME
+
+    workflow = args.workflow
+    if workflow is not None and workflow != DEFAULT_CONFIG_NAME and not WORKFLOW_NAME.match(workflow):
+        raise Usage(f"{command}: workflow name {workflow!r} must be letters, digits, '.', '_' or '-' (at most 128), "
+                    f"as events name it, or {DEFAULT_CONFIG_NAME}")  # fmt: skip
+    try:
+        given = args.secrets_prefix or os.environ.get("SECRETS_PREFIX", "").strip() or DEFAULT_SECRETS_PREFIX
+        prefix = "/".join(prefix_segments(given)) + "/"
+    except ValueError as exc:
+        raise Usage(f"{command}: --secrets-prefix: {exc}") from None
+    return workflow, prefix
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    reports = [check_config(path) for path in args.files]
+    workflow, prefix = _scope_options(args, "validate")
+    reports = [check_config(path, workflow, prefix) for path in args.files]
     if args.json:
         print(json.dumps(reports, indent=2))
     else:
@@ -209,7 +231,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_upload(args: argparse.Namespace) -> int:
     from .events import WORKFLOW_NAME
 
-    report = check_config(args.file)
+    workflow, prefix = _scope_options(args, "upload")
+    if workflow is None:  # the key it goes to decides the scope its references are checked against
+        try:
+            workflow = workflow_name(Path(args.file).read_bytes()[: 1 << 20])
+        except OSError:
+            workflow = None
+    report = check_config(args.file, workflow, prefix)
     if not report["ok"]:
         for problem in report["problems"]:
             print(problem["message"], file=sys.stderr)
@@ -301,29 +329,69 @@ def run_script(name: str, argv: Sequence[str]) -> int:
     return 0
 
 
+def _progress_bar(done: int, total: int, last: str) -> None:
+    filled = 30 * done // max(total, 1)
+    print(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {last:<15}", end="", file=sys.stderr, flush=True)
+
+
+def _print_summary(summary: Any, second: str, width: int = 20, detail_width: int = 100) -> None:
+    """The replay table (message, ``second``, result, detail) and the totals."""
+    print(file=sys.stderr)
+    lines = [f"  {'message':38} {second:{width}} {'result':15} detail"]
+    lines += [f"  {mid:38} {what[:width]:{width}} {result:15} {detail[:detail_width]}" for mid, what, result, detail in summary.rows]
+    totals = ", ".join(f"{count} {result}" for result, count in sorted(summary.results.items())) or "nothing matched"
+    print("\n".join([*lines, f"\n  {totals}"]))
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import Filters, Summary, replay
     from .wiring import build_notifier
 
     if not args.queue_url:
         raise Usage("replay: no dead-letter queue: pass --queue-url or set DEAD_LETTER_QUEUE_URL (a stack output)")
+    if args.on_failure:
+        return replay_on_failure(args)
     try:
         notifier = build_notifier({**os.environ, "DEAD_LETTER_QUEUE_URL": args.queue_url})
     except NotifyError as exc:
         raise Usage(f"replay: {exc} (replay reads the same settings as the functions)") from None
-
-    def bar(done: int, total: int, last: str) -> None:
-        filled = 30 * done // max(total, 1)
-        print(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {last:<14}", end="", file=sys.stderr, flush=True)
-
     filters = Filters(args.workflow, args.webhook, args.event, args.reason, args.older_than, args.newer_than)
-    summary: Summary = replay(notifier, aws_client("sqs"), args.queue_url, filters, dry_run=args.dry_run, limit=args.limit, progress=bar)
-    print(file=sys.stderr)
-    lines = [f"  {'message':38} {'webhook':20} {'result':14} detail"]
-    lines += [f"  {mid:38} {hook[:20]:20} {result:14} {detail[:100]}" for mid, hook, result, detail in summary.rows]
-    totals = ", ".join(f"{count} {result}" for result, count in sorted(summary.results.items())) or "nothing matched"
-    print("\n".join([*lines, f"\n  {totals}"]))
+    summary: Summary = replay(
+        notifier, aws_client("sqs"), args.queue_url, filters, dry_run=args.dry_run, limit=args.limit, progress=_progress_bar
+    )
+    _print_summary(summary, "webhook")
     return 1 if summary.results.get("failed again") else 0
+
+
+def replay_on_failure(args: argparse.Namespace) -> int:
+    """replay --on-failure: publish the event of each Lambda on-failure record again, with its
+    original event id, so the delivery ids are the ones it had and the ledger stops repeats."""
+    from .recovery import republish_on_failure
+    from .replay import Filters
+
+    for flag, value in (("--webhook", args.webhook), ("--reason", args.reason)):
+        if value is not None:
+            raise Usage(f"replay --on-failure: {flag} does not apply: an on-failure record holds a whole event, not one delivery")
+    topic = args.topic_arn or os.environ.get(TOPIC_ENV)
+    if not topic and not args.dry_run:
+        raise Usage(f"replay --on-failure: no topic: pass --topic-arn or set {TOPIC_ENV} (the stack's TopicArn output)")
+    filters = Filters(workflow=args.workflow, event=args.event, older_than=args.older_than, newer_than=args.newer_than)
+    try:
+        summary = republish_on_failure(
+            None if args.dry_run else aws_client("sns"),
+            topic,
+            aws_client("sqs"),
+            args.queue_url,
+            filters,
+            dry_run=args.dry_run,
+            limit=args.limit,
+            progress=_progress_bar,
+            check=checked_event,
+        )
+    except _aws_errors() as exc:
+        raise Usage(explain_aws_error(exc, "replay --on-failure")) from None
+    _print_summary(summary, "event id", 36, 300)  # an invalid event's reason is the fix
+    return 1 if summary.results.get("invalid") or summary.results.get("failed") else 0
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
@@ -399,6 +467,9 @@ def parser() -> argparse.ArgumentParser:
                                    "did-you-mean. Exit 0 when every file is valid, 1 otherwise.")  # fmt: skip
     v.add_argument("files", nargs="+", metavar="FILE.oxoflow")
     v.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    v.add_argument("--workflow", help="the workflow the files belong to, whose secret scope their references must keep to "
+                                      "(default: from each file name, <workflow>.oxoflow; _default: the shared scope)")  # fmt: skip
+    v.add_argument("--secrets-prefix", help="the stack's SecretsPrefix (default: $SECRETS_PREFIX, else oxoflow-notify/)")
     v.set_defaults(run=cmd_validate)
 
     u = sub.add_parser("upload", help="validate a .oxoflow file, then put it where the Lambda reads it",
@@ -408,6 +479,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--workflow", help="workflow name (default: [workflow] name in the file)")
     u.add_argument("--bucket", help=f"config bucket (default: ${BUCKET_ENV})")
     u.add_argument("--prefix", default=os.environ.get("CONFIG_PREFIX", "workflows/"), help="key prefix (default: workflows/)")
+    u.add_argument("--secrets-prefix", help="the stack's SecretsPrefix (default: $SECRETS_PREFIX, else oxoflow-notify/)")
     u.set_defaults(run=cmd_upload)
 
     s = sub.add_parser("verify", help="check a webhook signature (for debugging a receiver)",
@@ -428,7 +500,9 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="re-deliver dead letters, deleting only what succeeded",
                        description="Reads the dead-letter queue, filters, re-delivers each once with the current config and "
-                                   "deletes only what succeeded. Reads the functions' settings from the environment.")  # fmt: skip
+                                   "deletes only what succeeded. Reads the functions' settings from the environment. "
+                                   "With --on-failure, publishes the event of each Lambda on-failure record to the topic "
+                                   "again, keeping its event id (so its delivery ids), and deletes only what was published.")  # fmt: skip
     r.add_argument(
         "--queue-url", default=os.environ.get("DEAD_LETTER_QUEUE_URL"), help="dead-letter queue (default: $DEAD_LETTER_QUEUE_URL)"
     )
@@ -440,6 +514,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--newer-than", type=_age, help="only letters newer than this")
     r.add_argument("--limit", type=int, help="look at no more than this many messages")
     r.add_argument("--dry-run", action="store_true", help="show what would be replayed; send and delete nothing")
+    r.add_argument("--on-failure", action="store_true",
+                   help="recover Lambda on-failure records (whole events the dispatcher failed on): publish each event "
+                        "again with its original event id; needs the topic, not the functions' settings")  # fmt: skip
+    r.add_argument("--topic-arn", help=f"with --on-failure: the topic (default: ${TOPIC_ENV})")
     r.set_defaults(run=cmd_replay)
 
     f = sub.add_parser("follow", help="tail a run's JSON-lines execution log and publish each event",

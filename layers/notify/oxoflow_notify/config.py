@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 import tomli
 
 from .errors import ConfigError, did_you_mean, shown
-from .events import EVENT_NAMES, canonical_event_name, unknown_event_message
+from .events import EVENT_NAMES, WORKFLOW_NAME, canonical_event_name, unknown_event_message
 from .formats import FORMATS
 
 WEBHOOK_KEYS = ("url", "events", "format", "secret", "signature", "id", "headers", "timeout", "max_attempts", "method", "signature_scheme")
@@ -79,7 +80,9 @@ _SINGULAR_LINE = re.compile(r"^\s*\[\s*webhook\s*\]")
 
 @dataclass(frozen=True)
 class Webhook:
-    """One valid webhook. ``id`` is stable across deploys: retries find the webhook by it."""
+    """One valid webhook. ``id`` is stable across deploys: retries find the webhook by it. It is
+    the entry's explicit ``id`` or ``wh_`` + a digest of format and URL, never its position, and
+    no other entry of the file answers to it (parse_config refuses entries whose ids clash)."""
 
     id: str
     url: str
@@ -137,11 +140,136 @@ class Config:
     problems: tuple[ConfigProblem, ...] = ()
 
     def find(self, webhook_id: str) -> Webhook | None:
+        """The valid webhook with this id, if the file has one."""
         return next((w for w in self.webhooks if w.id == webhook_id), None)
+
+    def problem_for(self, webhook_id: str) -> ConfigProblem | None:
+        """Why the entry with this id is refused, if the file has such an entry: a retry whose
+        webhook was made invalid is dead-lettered with this problem rather than as removed.
+
+        An entry's id is its explicit ``id`` when that is valid, whatever else is wrong with it,
+        else the one derived from its url and format, so a webhook broken by an edit keeps the id
+        its pending retries carry. No id is both a webhook's and a problem's (``find`` and this
+        never both answer); entries refused together for sharing an id have the same reason."""
+        return next((p for p in self.problems if p.webhook_id == webhook_id), None)
 
 
 def is_reference(value: str) -> bool:
     return value.startswith(("ssm:", "secretsmanager:"))
+
+
+# -- secret scopes ------------------------------------------------------------------------------
+# Several teams share one deployment, each writing its own workflows' files: a file may reference
+# only its own names. <ConfigPrefix><workflow>.oxoflow: <SecretsPrefix>workflows/<workflow>/...;
+# <ConfigPrefix>_default.oxoflow (read for every workflow): <SecretsPrefix>shared/...
+DEFAULT_CONFIG_NAME = "_default"  # <prefix>_default.oxoflow: the org-wide file
+CONFIG_SUFFIX = ".oxoflow"
+WORKFLOWS_SCOPE = "workflows"
+SHARED_SCOPE = "shared"
+DEFAULT_SECRETS_PREFIX = "oxoflow-notify/"
+# The URL schemes a reason may name; any other scheme of a URL is not shown (it may be a
+# fragment of a secret read from SSM or Secrets Manager).
+NAMED_SCHEMES = ("http", "https", "ftp", "ftps", "sftp", "ssh", "ws", "wss", "file", "gopher", "mailto", "data")
+
+
+def reference_segments(reference: str) -> tuple[str, ...] | None:
+    """The path segments of the name a reference reads (``ssm:/a/b`` and ``secretsmanager:a/b#key``:
+    ("a", "b")), or None for a name no scope can hold: not a valid reference, an empty segment
+    (``//``, a trailing ``/``, a Secrets Manager name starting with ``/``), ``.`` or ``..``.
+    Scopes are compared on these segments, so no spelling reaches outside its prefix."""
+    if not _REFERENCE.match(reference):
+        return None
+    if reference.startswith("ssm:"):
+        segments = reference[len("ssm:/") :].split("/")
+    else:
+        segments = reference[len("secretsmanager:") :].split("#", 1)[0].split("/")
+    if any(segment in ("", ".", "..") for segment in segments):
+        return None
+    return tuple(segments)
+
+
+def prefix_segments(prefix: str) -> tuple[str, ...]:
+    """SECRETS_PREFIX as path segments ('oxoflow-notify/' -> ("oxoflow-notify",)); ValueError for a
+    prefix with an empty, '.' or '..' segment."""
+    segments = tuple(prefix.strip("/").split("/"))
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise ValueError(f"the secrets prefix must be path segments separated by '/', without '.' or '..' (got {prefix!r})")
+    return segments
+
+
+def in_config_scopes(reference: str, secrets_prefix: str) -> bool:
+    """Whether a reference names a secret in some config's scope: under <prefix>workflows/<workflow>/
+    or <prefix>shared/. The only names the dispatch and retry functions may read."""
+    segments = reference_segments(reference)
+    base = prefix_segments(secrets_prefix)
+    if segments is None or segments[: len(base)] != base:
+        return False
+    rest = segments[len(base) :]
+    if rest[:1] == (SHARED_SCOPE,):
+        return len(rest) >= 2
+    return rest[:1] == (WORKFLOWS_SCOPE,) and len(rest) >= 3 and bool(WORKFLOW_NAME.match(rest[1]))
+
+
+def workflow_of(source: str, config_prefix: str | None = None) -> str | None:
+    """The workflow a config file belongs to: '<config_prefix><workflow>.oxoflow' (an S3 key), or,
+    with no config prefix, the file name's '<workflow>.oxoflow' (a local file); '_default' for the
+    org-wide file; None when the name says neither."""
+    if config_prefix is not None:
+        if not source.startswith(config_prefix):
+            return None
+        name = source[len(config_prefix) :]
+    else:
+        name = re.split(r"[\\/]", source)[-1]
+    if not name.endswith(CONFIG_SUFFIX):
+        return None
+    workflow = name[: -len(CONFIG_SUFFIX)]
+    return workflow if workflow == DEFAULT_CONFIG_NAME or WORKFLOW_NAME.match(workflow) else None
+
+
+@dataclass(frozen=True)
+class SecretScope:
+    """The names the references of one config file may read.
+
+    ``segments`` is <SecretsPrefix>workflows/<workflow> for a workflow's file, <SecretsPrefix>shared
+    for _default.oxoflow, and empty when the file's workflow is not known (nothing is allowed)."""
+
+    source: str
+    segments: tuple[str, ...]
+    shared: bool = False
+
+    def allows(self, reference: str) -> bool:
+        """Whether the reference names a secret strictly inside this scope (compared on path
+        segments of a normalised name: no '..', no '//', no trailing '/', no prefix of a segment)."""
+        segments = reference_segments(reference)
+        if not self.segments or segments is None:
+            return False
+        return len(segments) > len(self.segments) and segments[: len(self.segments)] == self.segments
+
+    def under(self, reference: str) -> str:
+        """Where this scope is, spelled as a reference of the same kind: ssm:/a/b/ or secretsmanager:a/b/."""
+        path = "/".join(self.segments) + "/"
+        return f"secretsmanager:{path}" if reference.startswith("secretsmanager:") else f"ssm:/{path}"
+
+    def rule(self, reference: str) -> str:
+        """Why a reference is refused: the rule only. The reference is never quoted (it may be a
+        probe of another team's names)."""
+        if not self.segments:
+            return (f"a reference in {self.source} is refused: the file's workflow, and so its scope, is not known "
+                    f"(name the file <workflow>{CONFIG_SUFFIX}, or pass --workflow)")  # fmt: skip
+        whose = "the shared scope, as _default.oxoflow is read for every workflow" if self.shared else "the workflow's scope"
+        return f"a reference in {self.source} may only name secrets under {self.under(reference)} ({whose})"
+
+
+def secret_scope(source: str, secrets_prefix: str, config_prefix: str | None = None, workflow: str | None = None) -> SecretScope:
+    """The scope of the config file ``source``: for ``workflow`` when given, else for the workflow
+    its name says (workflow_of)."""
+    base = prefix_segments(secrets_prefix)
+    name = workflow if workflow is not None else workflow_of(source, config_prefix)
+    if name == DEFAULT_CONFIG_NAME:
+        return SecretScope(source, (*base, SHARED_SCOPE), shared=True)
+    if name is not None and WORKFLOW_NAME.match(name):
+        return SecretScope(source, (*base, WORKFLOWS_SCOPE, name))
+    return SecretScope(source, ())
 
 
 def check_whsec(secret: str) -> str | None:
@@ -174,8 +302,11 @@ def check_url(url: str) -> str | None:
     except ValueError:  # its text quotes the host: not repeated
         return "is not a valid URL (its host cannot be parsed; a host in [brackets] must be an IPv6 address)"
     if parts.scheme not in ("http", "https"):
-        scheme = parts.scheme if parts.scheme and len(parts.scheme) <= 10 else "missing"
-        return f"must use http or https (scheme is {scheme})"
+        if not parts.scheme:
+            return "must use http or https (scheme is missing)"
+        if parts.scheme in NAMED_SCHEMES:
+            return f"must use http or https (scheme is {parts.scheme})"
+        return "must use http or https (another scheme)"  # not named: it may be part of a secret
     if not parts.hostname:
         return "has no host"
     if parts.username is not None or parts.password is not None:
@@ -204,6 +335,10 @@ def check_host(host: str, bracketed: bool = False) -> str | None:
         return None
     except ValueError:
         pass
+    if not host.isascii():
+        # Encoders disagree on international names (IDNA 2003 here, IDNA 2008 in urllib3, or none
+        # where the idna package is missing): refuse them here rather than fail at send time.
+        return "has characters outside ASCII; write an international name in its xn-- (punycode) form"
     name = host[:-1] if _DOTS.fullmatch(host[-1:]) else host  # one trailing dot: a fully qualified name
     labels = _DOTS.split(name)
     if any(not label for label in labels):
@@ -264,9 +399,12 @@ def too_long_number(source: str, text: str) -> ConfigError:
     return ConfigError(f"{source}: {what} an integer too long to read, at line {line} (integers have at most 4,300 digits)")
 
 
-def parse_config(raw: str | bytes, source: str) -> Config:
+def parse_config(raw: str | bytes, source: str, scope: SecretScope | None = None) -> Config:
     """Parse one .oxoflow file. Raises ConfigError only when the whole file is unusable: not UTF-8,
-    a TOML syntax error, or over a limit (MAX_CONFIG_BYTES, MAX_NESTING, MAX_WEBHOOKS)."""
+    a TOML syntax error, or over a limit (MAX_CONFIG_BYTES, MAX_NESTING, MAX_WEBHOOKS).
+
+    With a ``scope`` (secret_scope: what the file's workflow may read), a webhook whose ``url`` or
+    ``secret`` references a name outside it is refused here, before anything is read from AWS."""
     if isinstance(raw, str) and len(raw) > MAX_CONFIG_BYTES:
         raise too_big(source, None)
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
@@ -298,28 +436,80 @@ def parse_config(raw: str | bytes, source: str) -> Config:
     if count > MAX_WEBHOOKS:
         first_extra = f" (webhook #{MAX_WEBHOOKS + 1} is at line {lines[MAX_WEBHOOKS]})" if len(lines) > MAX_WEBHOOKS else ""
         raise ConfigError(f"{source}: has {count:,} webhooks; at most {MAX_WEBHOOKS} are allowed in one file{first_extra}")
-    located: list[tuple[Any, str]] = []
+    located: list[tuple[Any, str]] = []  # (entry, label: "[[webhooks]] #3 (line 20)" or "[webhook] (line 9)")
     for index, entry in enumerate(entries, start=1):
         line = lines[index - 1] if len(lines) == len(entries) else None
-        located.append((entry, f"{source}: [[webhooks]] #{index}" + (f" (line {line})" if line else "")))
+        located.append((entry, f"[[webhooks]] #{index}" + (f" (line {line})" if line else "")))
     if "webhook" in document:
         singular = document["webhook"]
         line = next((i for i, t in enumerate(text.splitlines(), start=1) if _SINGULAR_LINE.match(t)), None)
-        where = f"{source}: [webhook]" + (f" (line {line})" if line else "")
+        label = "[webhook]" + (f" (line {line})" if line else "")
         if isinstance(singular, list):
-            raise ConfigError(f"{where}: oxo-flow's [webhook] is a single table; for several webhooks use [[webhooks]]")
-        located.append((_from_oxoflow(singular) if isinstance(singular, Mapping) else singular, where))
+            raise ConfigError(f"{source}: {label}: oxo-flow's [webhook] is a single table; for several webhooks use [[webhooks]]")
+        located.append((_from_oxoflow(singular) if isinstance(singular, Mapping) else singular, label))
+    results = [_parse_webhook(entry, f"{source}: {label}", source, index, scope) for index, (entry, label) in enumerate(located, start=1)]
+    clashes = _identity_clashes([entry for entry, _ in located], [label for _, label in located])
     webhooks: list[Webhook] = []
     problems: list[ConfigProblem] = []
-    seen_ids: set[str] = set()
-    for index, (entry, where) in enumerate(located, start=1):
-        result = _parse_webhook(entry, where, source, index, seen_ids)
+    for position, result in enumerate(results):
+        clash = clashes.get(position)
+        if clash is not None:  # refused whatever else it holds: its id could name another entry
+            webhook_id = result.id if isinstance(result, Webhook) else result.webhook_id
+            result = ConfigProblem(source, position + 1, webhook_id, f"{source}: {located[position][1]}: {clash}", result.events)
         if isinstance(result, Webhook):
-            seen_ids.add(result.id)
             webhooks.append(result)
         else:
             problems.append(result)
     return Config(source=source, webhooks=tuple(webhooks), problems=tuple(problems))
+
+
+def _identity(entry: Any) -> tuple[str | None, str | None]:
+    """(its explicit id when that is valid, the id derived from its url and format when its url is
+    a string) for one entry, valid or not: the ids its problem or its webhook is known by."""
+    if not isinstance(entry, Mapping):
+        return None, None
+    explicit, url = entry.get("id"), entry.get("url")
+    derived = webhook_id_for(url, str(entry.get("format", DEFAULT_FORMAT))) if isinstance(url, str) else None
+    return (explicit if isinstance(explicit, str) and _ID.match(explicit) else None), derived
+
+
+def _identity_clashes(entries: list[Any], labels: list[str]) -> dict[int, str]:
+    """Entries (by 0-based position) that must all be refused because their ids would clash, and
+    why. Retries find a webhook by its id alone, so an id two entries could answer to (the same
+    url and format with a derived id, or the same id twice) would let pending retries reach the
+    wrong one (with its headers and secret) once the file changes; keeping the first or numbering
+    the second would make the id depend on the entry's position. An entry that is refused for
+    another reason counts too: its problem carries the same id."""
+    identities = [_identity(entry) for entry in entries]
+    by_derived: dict[str, list[int]] = {}
+    by_id: dict[str, list[int]] = {}
+    for position, (explicit, derived) in enumerate(identities):
+        if derived is not None:
+            by_derived.setdefault(derived, []).append(position)
+        if explicit or derived:
+            by_id.setdefault(str(explicit or derived), []).append(position)
+    clashes: dict[int, str] = {}
+    for group in by_derived.values():
+        if len(group) > 1 and not all(identities[position][0] for position in group):
+            reason = (f"key 'url': {_listed(labels, group)} have the same url and format; "
+                      "give each an explicit `id` so pending retries cannot reach the wrong one")  # fmt: skip
+            for position in group:
+                clashes.setdefault(position, reason)
+    for webhook_id, group in by_id.items():
+        if len(group) > 1:
+            reason = (f"key 'id': {_listed(labels, group)} have the same id '{webhook_id}'; "
+                      "ids must be unique in a file so pending retries cannot reach the wrong one")  # fmt: skip
+            for position in group:
+                clashes.setdefault(position, reason)
+    return clashes
+
+
+def _listed(labels: list[str], group: list[int]) -> str:
+    """'[[webhooks]] #3 (line 20), #5 (line 31) and [webhook] (line 40)'."""
+    first, *rest = (labels[position] for position in group)
+    # [[webhooks]] entries come first and [webhook] last, so "#5 (line 31)" reads as one of the first's kind
+    names = [first, *(label.removeprefix("[[webhooks]] ") for label in rest)]
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _check_nesting(document: dict[str, Any], source: str, text: str) -> None:
@@ -448,16 +638,25 @@ def _from_oxoflow(table: Mapping[str, Any]) -> _Oxoflow:
     return entry
 
 
-def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: set[str]) -> Webhook | ConfigProblem:
+def _invalid_id(entry: Any) -> str:
+    """The id of an entry no webhook can come from (not a table, or no string url): a digest of
+    what it holds, so that, like every other id, it does not depend on the entry's position."""
+    held = json.dumps(entry, sort_keys=True, default=str, ensure_ascii=False)
+    return "wh_invalid_" + hashlib.sha256(held.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def _parse_webhook(entry: Any, where: str, source: str, index: int, scope: SecretScope | None = None) -> Webhook | ConfigProblem:
+    """One entry as a Webhook, or the first problem found in it. Its id (the problem's too) is its
+    explicit ``id`` when that is valid, whatever else is wrong, else the one derived from its url
+    and format; whether ids clash between entries is parse_config's to check."""
     if not isinstance(entry, Mapping):
-        return ConfigProblem(source, index, f"wh_invalid_{index}", f"{where}: must be a table, got {type(entry).__name__}", None)
+        return ConfigProblem(source, index, _invalid_id(entry), f"{where}: must be a table, got {type(entry).__name__}", None)
 
     events, events_error = _parse_events(entry.get("events"))
     url = entry.get("url")
     fmt = entry.get("format", DEFAULT_FORMAT)
-    fallback_id = webhook_id_for(url, str(fmt)) if isinstance(url, str) else f"wh_invalid_{index}"
-    explicit_id = entry.get("id")
-    webhook_id = explicit_id if isinstance(explicit_id, str) and _ID.match(explicit_id) else fallback_id
+    explicit_id, derived_id = _identity(entry)
+    webhook_id = explicit_id or derived_id or _invalid_id(entry)
 
     def problem(message: str) -> ConfigProblem:
         return ConfigProblem(source, index, webhook_id, f"{where}: {message}", events)
@@ -478,6 +677,8 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
     if is_reference(url):
         if not _REFERENCE.match(url):
             return problem("key 'url' is not a valid reference (ssm:/path/name or secretsmanager:name[#key])")
+        if scope is not None and not scope.allows(url):
+            return problem(f"key 'url': {scope.rule(url)}")
     else:
         url_error = check_url(url)
         if url_error:
@@ -489,6 +690,11 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
     secrets, secrets_error = _parse_secrets(entry.get("secret"))
     if secrets_error:
         return problem(f"key 'secret' {secrets_error}")
+    if scope is not None:
+        for number, secret in enumerate(secrets, start=1):
+            if is_reference(secret) and not scope.allows(secret):
+                entry_number = f" (entry {number})" if isinstance(entry.get("secret"), list) else ""
+                return problem(f"key 'secret'{entry_number}: {scope.rule(secret)}")
     signature = entry.get("signature", "hub-sha256")
     if signature not in SIGNATURES:
         text = shown(signature) if isinstance(signature, str) else type(signature).__name__
@@ -525,13 +731,8 @@ def _parse_webhook(entry: Any, where: str, source: str, index: int, seen_ids: se
         return problem(f"key 'signature_scheme': unknown scheme '{text}'{hint}; use hmac-sha256")
     if scheme is not None and not secrets:
         return problem("key 'signature_scheme' needs a secret to sign with")
-    if explicit_id is not None:
-        if not isinstance(explicit_id, str) or not _ID.match(explicit_id):
-            return problem("key 'id' must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
-        if explicit_id in seen_ids:
-            return problem(f"key 'id': '{explicit_id}' is already used by another webhook in this file")
-    elif webhook_id in seen_ids:
-        webhook_id = f"{webhook_id}_{index}"  # same URL and format twice: keep both addressable
+    if "id" in entry and explicit_id is None:
+        return problem("key 'id' must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
     return Webhook(
         id=webhook_id,
         url=url,

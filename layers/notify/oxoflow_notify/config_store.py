@@ -6,14 +6,17 @@ conditional GET (If-None-Match) that costs no transfer when the file did not cha
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3.exceptions
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import MAX_CONFIG_BYTES, Config, parse_config, too_big
+from .config import DEFAULT_SECRETS_PREFIX, MAX_CONFIG_BYTES, Config, parse_config, secret_scope, too_big
 from .errors import ConfigError
 from .observability import logger
 
@@ -21,6 +24,10 @@ DEFAULT_NAME = "_default"
 # Only a missing key means "no webhooks". NoSuchBucket is also a 404, but it is a deployment
 # fault that must fail loudly (and be retried), not silence every workflow.
 _MISSING = ("NoSuchKey",)
+# What reading an object can fail with besides an answer from S3 (ClientError): botocore's own
+# errors (the call's, and a body stream's: ResponseStreamingError, IncompleteReadError,
+# ReadTimeoutError), urllib3's and http.client's where they are not wrapped, and the socket's.
+_READ_FAULTS: tuple[type[Exception], ...] = (BotoCoreError, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
 
 @dataclass
@@ -38,12 +45,16 @@ class ConfigStore:
         prefix: str = "workflows/",
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        secrets_prefix: str = DEFAULT_SECRETS_PREFIX,
     ) -> None:
+        """``secrets_prefix`` (SECRETS_PREFIX): each file's references are checked against its
+        workflow's scope under it (config.secret_scope) as the file is parsed."""
         self.s3 = s3
         self.bucket = bucket
         self.prefix = prefix
         self.ttl = ttl
         self.clock = clock
+        self.secrets_prefix = secrets_prefix
         self.get_calls = 0
         self._cache: dict[str, _Entry] = {}
 
@@ -85,13 +96,17 @@ class ConfigStore:
                 self._cache[key] = _Entry(None, None, now)
                 return None
             return self._stale(key, entry, exc)
-        except BotoCoreError as exc:
+        except _READ_FAULTS as exc:
             return self._stale(key, entry, exc)
         result: Config | ConfigError
         try:
-            result = parse_config(self._read(response, key), key)
+            result = parse_config(self._read(response, key), key, secret_scope(key, self.secrets_prefix, self.prefix))
         except ConfigError as exc:
             result = exc
+        except _READ_FAULTS as exc:  # a 200 whose body broke off: as unreadable as a failed call
+            with contextlib.suppress(Exception):
+                response["Body"].close()
+            return self._stale(key, entry, exc)
         self._cache[key] = _Entry(response.get("ETag"), result, now)
         return result
 
@@ -118,7 +133,8 @@ class ConfigStore:
         return b"".join(chunks)
 
     def _stale(self, key: str, entry: _Entry | None, exc: Exception) -> Config | ConfigError | None:
-        """S3 trouble: serve what we had (logged), else let the invocation fail and be retried."""
+        """S3 trouble (the call, or the body it streamed): serve what we had (logged), else let the
+        invocation fail and be retried. The entry is left as it was: the next load asks S3 again."""
         if entry is None:
             raise exc
         logger.warning("serving cached config: S3 read failed", extra={"config_key": key, "error": type(exc).__name__})

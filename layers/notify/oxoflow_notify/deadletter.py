@@ -22,6 +22,7 @@ INVALID_WEBHOOK = "invalid_webhook"
 PERMANENT_FAILURE = "permanent_failure"
 RETRIES_EXHAUSTED = "retries_exhausted"
 WEBHOOK_REMOVED = "webhook_removed"
+UNSUBSCRIBED = "unsubscribed"  # a pending retry whose webhook no longer subscribes to its event: replay to deliver anyway
 MALFORMED_RETRY = "malformed_retry"
 INTERNAL_ERROR = "internal_error"  # a surprise in our own code: the event or delivery is kept for replay
 

@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from urllib3 import PoolManager, Timeout
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
+    LocationValueError,
     NameResolutionError,
     NewConnectionError,
     ProtocolError,
@@ -35,19 +36,18 @@ from .guard import BlockedTarget, InvalidHost, TargetGuard
 from .signing import OXOFLOW_SIGNATURE_HEADER, SIGNATURE_HEADER, hmac_sha256_hex, standard_headers
 from .transport import DeadlineExceeded, deadline, guarded_pool_classes, tls_context
 
-SUCCESS = "success"
-RETRYABLE = "retryable"
-PERMANENT = "permanent"
-HELD = "held"  # nothing was sent (too little time left, another run's claim, already delivered): no attempt spent
+# Outcome.error values for attempts that sent nothing (answers.decide turns them into holds).
 OUT_OF_TIME = "out_of_time"  # the invocation has too little time left for this delivery's deadline
-# Outcome.error values the delivery ledger produces.
-ALREADY_DELIVERED = "already_delivered"  # a 2xx is on record for this delivery id: not posted again
-IN_PROGRESS = "delivery_in_progress"  # another run holds the claim (or a crashed run's claim has not expired)
+ALREADY_DELIVERED = "already_delivered"  # the ledger holds a 2xx for this delivery id: not posted again
+IN_PROGRESS = "delivery_in_progress"  # another run holds the delivery's claim (or a crashed run's, until it expires)
+DUPLICATE_ATTEMPT = "duplicate_attempt"  # this attempt number was already handed on by another run
 HOLD_ERRORS = frozenset({OUT_OF_TIME, IN_PROGRESS})
 # Refusals of ours: retrying cannot help, the config must change.
 PERMANENT_ERRORS = frozenset(
     {"blocked_target", "https_required", "unresolvable_reference", "invalid_host", "invalid_request", "render_error"}
 )
+# Failures that say nothing about the receiver's health: the circuit breaker does not learn from them.
+OUR_ERRORS = PERMANENT_ERRORS | HOLD_ERRORS | {"secret_unavailable", "request_error", ALREADY_DELIVERED, DUPLICATE_ATTEMPT}
 # Errors that mean "no answer in time": the retry waits at least the throttle floor.
 TIMEOUT_ERRORS = frozenset({"read_timeout", "connect_timeout", "deadline_exceeded"})
 # Why a certificate was refused, by OpenSSL's verify code (the message itself may quote names).
@@ -68,9 +68,11 @@ RESPONSE_SNIPPET = 512
 RESPONSE_LIMIT = 64 * 1024
 
 
-def delivery_id_for(event_id: str, config_key: str, webhook_id: str) -> str:
-    """Deterministic, so a redelivered SNS message or a retry carries the same id."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{event_id}\n{config_key}\n{webhook_id}"))
+def delivery_id_for(event: Event, config_key: str, webhook_id: str) -> str:
+    """Deterministic, so a redelivered SNS message or a retry carries the same id. It covers the
+    event's content as well as its id: publishers choose ids, and a different event that reuses
+    one (squatting it before the real one) is a delivery of its own, not "already delivered"."""
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{event.id}\n{event.digest}\n{config_key}\n{webhook_id}"))
 
 
 @dataclass(frozen=True)
@@ -115,23 +117,11 @@ class Outcome:
     retry_after: str | None = None
     snippet: str = ""  # start of the response body, for receivers that explain themselves
     detail: str | None = None  # why a delivery was refused before sending (safe to log)
-
-    @property
-    def verdict(self) -> str:
-        if self.error in HOLD_ERRORS:
-            return HELD
-        if self.error in PERMANENT_ERRORS:
-            return PERMANENT
-        if self.error is not None or self.status is None:
-            return RETRYABLE
-        if 200 <= self.status < 300:
-            return SUCCESS
-        if self.status in RETRYABLE_STATUS:
-            return RETRYABLE
-        return PERMANENT
+    recovered: bool = False  # read back from the hand-off log (posted by a run that died), not posted now
 
     def describe(self) -> str:
-        """A failure without an answer, in words (answers.judge words the ones with a status)."""
+        """A failure without an answer, in words (answers.judge words the ones with a status).
+        What it means — delivered, held, retry, give up — is decided in one place: answers.decide."""
         return self.detail or (self.error or "no answer").replace("_", " ")
 
 
@@ -250,6 +240,9 @@ class HttpSender:
                     retries=False,
                     preload_content=False,
                 )
+            except LocationValueError:
+                # A host urllib3 cannot encode (IDNA 2008 refuses some that the config's check lets by).
+                return Outcome(None, "invalid_host", _ms_since(started), detail="the URL's host cannot be encoded as a host name")
             except (HTTPError, OSError) as exc:
                 return Outcome(None, error_class(exc), _ms_since(started), detail=failure_detail(exc))
             except (UnicodeError, ValueError, TypeError) as exc:
@@ -259,6 +252,8 @@ class HttpSender:
             except Exception as exc:  # noqa: BLE001 - one webhook's surprise must not end the fan-out
                 return Outcome(None, "request_error", _ms_since(started), detail=f"unexpected {type(exc).__name__} while sending")
             try:
+                if response.status < 200:  # 101 (or worse) to a POST that asked for no upgrade: drop the connection
+                    raise ConnectionAbortedError("no final answer")
                 # Read a bounded amount: enough to explain a failure, never a hostile multi-GB body.
                 raw = response.read(RESPONSE_LIMIT, decode_content=True) or b""
                 if response.read(1):
@@ -273,7 +268,7 @@ class HttpSender:
             error=None,
             latency_ms=_ms_since(started),
             retry_after=response.headers.get("Retry-After"),
-            snippet=raw[:RESPONSE_SNIPPET].decode("utf-8", "replace"),
+            snippet=redact(raw.decode("utf-8", "replace"), prepared)[:RESPONSE_SNIPPET],
         )
 
     def send_all(self, batch: Sequence[Prepared], send: Callable[[Prepared], Outcome] | None = None) -> list[Outcome]:
@@ -286,6 +281,27 @@ class HttpSender:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="deliver")
         return list(self._executor.map(send, batch))
+
+
+REDACTED = "<redacted>"
+
+
+def redact(text: str, prepared: Prepared) -> str:
+    """A receiver's answer, with everything secret it could echo back removed: every header value
+    we sent (Authorization, signatures), the URL and its path, query and user info, and the webhook's
+    secrets, also in their percent-decoded forms. The rest may enter logs and dead letters."""
+    webhook = prepared.webhook
+    parts = urlsplit(webhook.url)
+    sent = [value for name, value in prepared.headers.items() if name.lower() in _SECRET_HEADERS]
+    candidates = {webhook.url, parts.path, parts.query, parts.netloc, *(v for _, v in webhook.headers), *sent, *webhook.secrets}
+    candidates |= {unquote(c) for c in candidates}
+    for secret in sorted((c for c in candidates if len(c) >= 4), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+# Headers of ours whose values carry a secret's work (ours are otherwise the event name, the delivery id, ...).
+_SECRET_HEADERS = frozenset({"x-hub-signature-256", "x-oxoflow-signature", "webhook-signature"})
 
 
 def _ms_since(started: float) -> float:

@@ -6,6 +6,7 @@ the same rules by hand so every rejection names the field and the problem in pla
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -82,6 +83,13 @@ class Event:
     @property
     def is_rule_event(self) -> bool:
         return self.event in RULE_EVENTS
+
+    @property
+    def digest(self) -> str:
+        """A digest of what the event says (everything but its timestamp, which defaults to when SNS
+        received it): part of each delivery id, so a different event reusing an id is a new delivery."""
+        content = {k: v for k, v in self.to_payload().items() if k != "timestamp"}
+        return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
     def to_payload(self) -> dict[str, Any]:
         """The seed's JSON shape, in a fixed key order so bodies are byte-stable."""

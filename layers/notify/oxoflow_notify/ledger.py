@@ -15,17 +15,17 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .answers import judge
-from .delivery import ALREADY_DELIVERED, IN_PROGRESS, SUCCESS, Outcome, Prepared
+from .delivery import ALREADY_DELIVERED, IN_PROGRESS, Outcome, Prepared
 from .observability import logger
 
 __all__ = ["ALREADY_DELIVERED", "IN_PROGRESS", "IdempotencyLedger", "Ledger", "NoLedger"]
 
 Send = Callable[[Prepared], Outcome]
+Delivered = Callable[[Outcome], bool]  # whether an outcome is the delivery's 2xx (answers.delivered decides)
 
 
 class Ledger(Protocol):
-    def once(self, prepared: Prepared, send: Send, now: float) -> Outcome: ...
+    def once(self, prepared: Prepared, send: Send, delivered: Delivered) -> Outcome: ...
 
     def register(self, context: Any) -> None: ...
 
@@ -33,7 +33,7 @@ class Ledger(Protocol):
 class NoLedger:
     """No table configured (unit tests, a deliberately ledger-less deployment): post every time."""
 
-    def once(self, prepared: Prepared, send: Send, now: float) -> Outcome:
+    def once(self, prepared: Prepared, send: Send, delivered: Delivered) -> Outcome:
         return send(prepared)
 
     def register(self, context: Any) -> None:
@@ -77,20 +77,23 @@ class IdempotencyLedger:
         self._config: Any = None
         self._errors: tuple[type[Exception], ...] = ()
         self._in_progress: type[Exception] = Exception
+        self._context: Any = None
 
     def register(self, context: Any) -> None:
-        """The invocation's context: a claim left by a crashed run expires when that run would have timed out."""
-        self._built()
-        self._config.register_lambda_context(context)
+        """The invocation's context: a claim left by a crashed run expires when that run would have
+        timed out. Only noted here; Powertools is imported and wired on the first delivery."""
+        self._context = context
+        if self._config is not None:
+            self._config.register_lambda_context(context)
 
-    def once(self, prepared: Prepared, send: Send, now: float) -> Outcome:
+    def once(self, prepared: Prepared, send: Send, delivered: Delivered) -> Outcome:
         run = self._built()
         posted: list[Outcome] = []
 
         def post() -> dict[str, Any]:
             outcome = send(prepared)
             posted.append(outcome)
-            if judge(prepared.webhook.format, outcome, now).kind != SUCCESS:
+            if not delivered(outcome):
                 raise _NotDelivered(outcome)
             return {"status": outcome.status}
 
@@ -146,7 +149,8 @@ class IdempotencyLedger:
                     key_prefix="oxoflow-delivery",
                 )  # fmt: skip
 
-                self._config.register_lambda_context(_Budget(DEFAULT_BUDGET_MS))  # until a handler registers its own
+                # The invocation's context when a handler registered one; outside Lambda, a fixed budget.
+                self._config.register_lambda_context(self._context or _Budget(DEFAULT_BUDGET_MS))
                 self._in_progress = IdempotencyAlreadyInProgressError
                 self._errors = (IdempotencyPersistenceLayerError, IdempotencyItemAlreadyExistsError, IdempotencyValidationError)
                 self._run = run

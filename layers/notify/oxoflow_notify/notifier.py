@@ -15,30 +15,19 @@ from datetime import datetime
 from typing import Any
 
 from . import deadletter as dl
-from .answers import judge
-from .breaker import CircuitBreaker, endpoint_of
+from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, judge
+from .breaker import CircuitBreaker, target_of
 from .config import Config, ConfigProblem, Webhook, is_reference
 from .config_store import ConfigStore
-from .delivery import (
-    HELD,
-    OUT_OF_TIME,
-    PERMANENT,
-    RETRYABLE,
-    SUCCESS,
-    TIMEOUT_ERRORS,
-    HttpSender,
-    Outcome,
-    Prepared,
-    delivery_id_for,
-    prepare,
-)
+from .delivery import ALREADY_DELIVERED, DUPLICATE_ATTEMPT, OUT_OF_TIME, HttpSender, Outcome, Prepared, delivery_id_for, prepare
 from .errors import ConfigError, EventError, is_infrastructure
 from .events import Event, event_from_payload, parse_event
-from .ledger import ALREADY_DELIVERED, IN_PROGRESS, Ledger, NoLedger
-from .observability import ALREADY, DEAD_LETTERED, DELIVERED, FAILED, RETRIED, MetricsTally, logger
+from .handoff import HANDED, HandoffLog, Mark, NoHandoffLog
+from .ledger import Ledger, NoLedger
+from .observability import ALREADY, DEAD_LETTERED, DELIVERED, DUPLICATE, FAILED, HELD_METRIC, RETRIED, MetricsTally, logger
 from .queues import MessageQueue
 from .references import ReferenceProblem, References
-from .retry import RetryMessageError, RetryTask, next_delay, sqs_delay
+from .retry import RetryMessageError, RetryTask, sqs_delay
 from .settings import Settings
 
 
@@ -70,6 +59,7 @@ class Report:
     retrying: int = 0
     dead_lettered: int = 0
     already_delivered: int = 0
+    held: int = 0  # of `retrying`: queued again without spending an attempt
     events: int = 0
     deliveries: list[dict[str, Any]] = field(default_factory=list)
 
@@ -80,6 +70,7 @@ class Report:
             "retrying": self.retrying,
             "dead_lettered": self.dead_lettered,
             "already_delivered": self.already_delivered,
+            "held": self.held,
             "deliveries": self.deliveries,
         }
 
@@ -96,10 +87,13 @@ class Notifier:
         references: References | None = None,
         breaker: CircuitBreaker | None = None,
         ledger: Ledger | None = None,
+        handoffs: HandoffLog | None = None,
     ) -> None:
         self.references = references
         self.ledger = ledger or NoLedger()
+        self.handoffs = handoffs or NoHandoffLog()
         self.breaker = breaker or CircuitBreaker(settings.circuit_threshold, settings.circuit_cooldown)
+        self.policy = Policy(settings.retry_schedule, settings.retry_jitter, settings.throttle_floor, settings.claim_wait)
         self.settings = settings
         self.store = store
         self.sender = sender
@@ -176,7 +170,7 @@ class Notifier:
         if not targets:
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
             return
-        attempts = [Attempt(event, w, delivery_id_for(event.id, source, w.id), 1) for w, source in targets]
+        attempts = [Attempt(event, w, delivery_id_for(event, source, w.id), 1) for w, source in targets]
         errors = [e for e in self._deliver(attempts, report, tally) if e is not None]
         if errors:
             raise errors[0]
@@ -188,7 +182,7 @@ class Notifier:
             problem.message,
             event=event.to_payload(),
             webhook={"id": problem.webhook_id, "format": None, "host": None, "source": problem.source},
-            delivery_id=delivery_id_for(event.id, problem.source, problem.webhook_id),
+            delivery_id=delivery_id_for(event, problem.source, problem.webhook_id),
         )
         self._dead_letter(letter, report, tally, "none")
 
@@ -247,7 +241,7 @@ class Notifier:
             report.retrying += 1
             return None
 
-        webhook, code, reason = self._current_webhook(task.config_key, task.webhook_id)
+        webhook, code, reason = self._current_webhook(task.config_key, task.webhook_id, event.event)
         if webhook is None:
             letter = dl.dead_letter(
                 code,
@@ -263,39 +257,47 @@ class Notifier:
 
     # -- replay -----------------------------------------------------------------------------
 
-    def attempt_once(self, event: dict[str, Any], config_key: str, webhook_id: str, delivery_id: str, attempt: int) -> tuple[str, str]:
+    def attempt_once(self, event: dict[str, Any], config_key: str, webhook_id: str, delivery_id: str, attempt: int) -> tuple[Kind, str]:
         """One delivery, one attempt, nothing queued: for replaying dead letters by hand.
 
-        Returns (verdict, reason). The current config decides the URL and secret, as for retries."""
-        webhook, _, reason = self._current_webhook(config_key, webhook_id)
+        Returns what the attempt came to and why. The current config decides the URL and secret,
+        as for retries; the ledger still stops a delivery that already got a 2xx."""
+        webhook, _, reason = self._current_webhook(config_key, webhook_id, None)
         if webhook is None:
-            return PERMANENT, reason
+            return Kind.GIVE_UP, reason
         try:
             webhook = self._resolved(webhook)
         except ReferenceProblem as exc:
-            return (PERMANENT if exc.permanent else RETRYABLE), str(exc)
+            return (Kind.GIVE_UP if exc.permanent else Kind.RETRY), str(exc)
         prepared = prepare(event_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
-        outcome = self._post(prepared)
-        if outcome.error == ALREADY_DELIVERED:
-            return SUCCESS, outcome.describe()
-        judged = judge(webhook.format, outcome, self.clock())
-        return judged.kind, judged.reason
+        outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
+        verdict = judge(webhook.format, outcome, self.clock())
+        return verdict.kind, verdict.reason
 
     # -- shared -----------------------------------------------------------------------------
 
-    def _current_webhook(self, config_key: str, webhook_id: str) -> tuple[Webhook | None, str, str]:
+    def _current_webhook(self, config_key: str, webhook_id: str, event: str | None) -> tuple[Webhook | None, str, str]:
         """The webhook as the config says now (retries and replays follow edits), or why not:
-        (None, reason code, reason)."""
+        (None, reason code, reason). ``event``: the event it must still subscribe to."""
         config = self.store.load(config_key)
         if isinstance(config, ConfigError):
             return None, dl.INVALID_CONFIG, str(config)
         webhook = config.find(webhook_id) if isinstance(config, Config) else None
         if webhook is None:
+            problem = config.problem_for(webhook_id) if isinstance(config, Config) else None
+            if problem is not None:
+                return None, dl.INVALID_WEBHOOK, problem.message
             return None, dl.WEBHOOK_REMOVED, f"webhook {webhook_id} is no longer in {config_key}"
+        if event is not None and not webhook.matches(event):
+            return (
+                None,
+                dl.UNSUBSCRIBED,
+                f"webhook {webhook_id} no longer subscribes to {event} in {config_key}; replay it to deliver anyway",
+            )
         return webhook, "", ""
 
     def _deliver(self, attempts: list[Attempt], report: Report, tally: MetricsTally) -> list[Exception | None]:
-        """Resolve references, render, sign and POST every attempt at once; settle each result.
+        """Resolve references, render, sign and POST every attempt at once; act on each decision.
 
         One webhook's trouble (a reference, rendering, signing, sending) ends as its own retry or
         dead letter. Returns, per attempt, an infrastructure fault to raise, else None."""
@@ -309,15 +311,16 @@ class Notifier:
                 continue
             if prepared is not None:
                 ready.append((index, prepared[0], prepared[1]))
-        outcomes = self.sender.send_all([prepared for _, _, prepared in ready], self._post)
+        # One read of the hand-off log for the whole fan-out, before any POST.
+        marks = self.handoffs.lookup_many([(p.delivery_id, p.attempt) for _, _, p in ready]) if ready else {}
+        outcomes = self.sender.send_all(
+            [prepared for _, _, prepared in ready], lambda p: self._post(p, marks.get((p.delivery_id, p.attempt)))
+        )
         for (index, attempt, _), outcome in zip(ready, outcomes, strict=True):
             try:
-                verdict = self._settle(attempt, outcome, report, tally)
+                self._settle(attempt, outcome, report, tally)
             except Exception as exc:  # noqa: BLE001 - contained to this delivery
                 errors[index] = self._contain(attempt, exc, report, tally)
-                continue
-            if verdict != HELD:  # holds and redeliveries say nothing about the endpoint's health
-                self.breaker.record(endpoint_of(attempt.webhook.url), failed=verdict == RETRYABLE)
         return errors
 
     def _prepare(self, attempt: Attempt, report: Report, tally: MetricsTally) -> tuple[Attempt, Prepared] | None:
@@ -330,9 +333,9 @@ class Notifier:
             self._settle(attempt, Outcome(None, error, 0.0, detail=str(exc)), report, tally)
             return None
         resolved = attempt if webhook is attempt.webhook else dataclasses.replace(attempt, webhook=webhook)
-        wait = self.breaker.blocked_for(endpoint_of(webhook.url))
+        wait = self.breaker.blocked_for(target_of(webhook.url))
         if wait > 0:
-            self._requeue(resolved, wait, "circuit_open", report, tally)
+            self._act(resolved, None, circuit_open(wait), report, tally)
             return None
         try:
             prepared = prepare(attempt.event, webhook, attempt.delivery_id, attempt.number, now=self.clock())
@@ -363,37 +366,38 @@ class Notifier:
             return again
         return None
 
-    def _post(self, prepared: Prepared) -> Outcome:
-        """One POST through the ledger (a delivery id that already got a 2xx is not posted again),
-        started only if its whole deadline fits in what is left of the invocation. Never raises."""
+    def _post(self, prepared: Prepared, mark: Mark | None) -> Outcome:
+        """One attempt, at most once: not started when its deadline does not fit in what is left
+        of the invocation; not posted when the hand-off log (``mark``) says another run already
+        handed this attempt on (or recorded its outcome), nor when the ledger holds a 2xx for the
+        delivery. A failed outcome is recorded before anything acts on it. Never raises."""
         budget = self.sender.budget(prepared.webhook)
         left = self._time_left()
         if left is not None and left < budget:
             return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
         try:
-            return self.ledger.once(prepared, lambda p: self.sender.send(p, budget), self.clock())
+            if mark is not None and mark.state == HANDED:
+                return Outcome(None, DUPLICATE_ATTEMPT, 0.0, detail=f"attempt {prepared.attempt} was already handed on; not posted again")
+            if mark is not None and mark.outcome is not None:
+                return dataclasses.replace(mark.outcome, recovered=True)  # posted by a run that died: hand it on, do not post again
+            fmt = prepared.webhook.format
+            outcome = self.ledger.once(prepared, lambda p: self._send_in_time(p, budget), lambda o: delivered(fmt, o, self.clock()))
+            if judge(fmt, outcome, self.clock()).kind in (Kind.RETRY, Kind.GIVE_UP) and not self.handoffs.posted(
+                prepared.delivery_id, prepared.attempt, outcome
+            ):
+                return Outcome(
+                    None, DUPLICATE_ATTEMPT, 0.0, detail=f"attempt {prepared.attempt} was posted by another run at the same time"
+                )
+            return outcome
         except Exception as exc:  # noqa: BLE001 - the ledger's own surprise is this delivery's retry
             return Outcome(None, "request_error", 0.0, detail=f"unexpected {type(exc).__name__} around the POST")
 
-    def _requeue(self, attempt: Attempt, wait: float, why: str, report: Report, tally: MetricsTally) -> None:
-        """Held, not failed (circuit open, or not enough invocation time left): queue the delivery
-        for later without spending an attempt."""
-        now = self.clock()
-        self._enqueue_retry(attempt, attempt.number, list(attempt.history), now + wait, now)
-        message = {
-            "circuit_open": "endpoint circuit open, delivery queued",
-            OUT_OF_TIME: "too little time left, delivery queued",
-            IN_PROGRESS: "another run holds this delivery's claim, delivery queued",
-        }
-        logger.warning(
-            message.get(why, "delivery held"),
-            extra={"event_id": attempt.event.id, "delivery_id": attempt.delivery_id, "webhook_id": attempt.webhook.id,
-                   "host": attempt.webhook.host, "retry_in_seconds": round(wait, 1)},
-        )  # fmt: skip
-        tally.count(RETRIED, attempt.webhook.format)
-        report.retrying += 1
-        report.deliveries.append({"delivery_id": attempt.delivery_id, "webhook_id": attempt.webhook.id, "attempt": attempt.number,
-                                  "status": None, "error": why, "result": "retrying"})  # fmt: skip
+    def _send_in_time(self, prepared: Prepared, budget: float) -> Outcome:
+        """The POST itself, checked against the clock once more: the ledger's claim took time too."""
+        left = self._time_left()
+        if left is not None and left < budget:
+            return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
+        return self.sender.send(prepared, budget)
 
     def _enqueue_retry(self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, now: float) -> None:
         task = RetryTask(
@@ -415,20 +419,15 @@ class Notifier:
             raise ReferenceProblem("this webhook uses ssm:/secretsmanager: references, which are not configured here", permanent=True)
         return webhook
 
-    def _settle(self, attempt: Attempt, outcome: Outcome, report: Report, tally: MetricsTally) -> str:
-        """Put one attempt's result where it belongs: done, retry queue, or dead letters.
+    def _settle(self, attempt: Attempt, outcome: Outcome, report: Report, tally: MetricsTally) -> None:
+        """Decide what one attempt's outcome means (answers.decide, the one place) and act on it."""
+        decision = decide(attempt.webhook.format, outcome, attempt.number, attempt.webhook.max_attempts, self.policy, self.clock())
+        self._act(attempt, outcome, decision, report, tally)
 
-        Returns the verdict it acted on, so the circuit breaker learns from the same judgement
-        (HELD when nothing was sent: it learns nothing)."""
+    def _act(self, attempt: Attempt, outcome: Outcome | None, decision: Decision, report: Report, tally: MetricsTally) -> None:
+        """Put one attempt where its decision says: done, held or retried (retry queue), or dead
+        letters. Metrics, logs, the breaker, the queues and the hand-off log all follow the decision."""
         webhook = attempt.webhook
-        if outcome.error == OUT_OF_TIME:
-            self._requeue(attempt, 0.0, OUT_OF_TIME, report, tally)
-            return HELD
-        if outcome.error == IN_PROGRESS:
-            # Another run holds this delivery's claim; a crashed run's claim expires when that run
-            # would have timed out. Look again then, without spending an attempt or blaming the endpoint.
-            self._requeue(attempt, self.settings.claim_wait, IN_PROGRESS, report, tally)
-            return HELD
         now = self.clock()
         log = {
             "event_id": attempt.event.id,
@@ -437,36 +436,43 @@ class Notifier:
             "host": webhook.host,
             "format": webhook.format,
             "attempt": attempt.number,
-            "status": outcome.status,
-            "error": outcome.error,
-            "latency_ms": round(outcome.latency_ms, 1),
+            "status": outcome.status if outcome else None,
+            "error": outcome.error if outcome else decision.code,
+            "decision": decision.kind.value,
         }
-        summary = {
-            "delivery_id": attempt.delivery_id,
-            "webhook_id": webhook.id,
-            "attempt": attempt.number,
-            "status": outcome.status,
-            "error": outcome.error,
-        }
-        if outcome.error == ALREADY_DELIVERED:
-            # A redelivered SNS message or retry message: this webhook already answered 2xx.
-            logger.info("already delivered, not posted again", extra=log)
-            tally.count(ALREADY, webhook.format)
-            report.already_delivered += 1
-            report.deliveries.append({**summary, "result": "already_delivered"})
-            return HELD
-        tally.latency(webhook.format, outcome.latency_ms)
-        judged = judge(webhook.format, outcome, now)
-        verdict = judged.kind
-        if verdict == SUCCESS:
+        summary = {k: log[k] for k in ("delivery_id", "webhook_id", "attempt", "status", "error")}
+        if decision.endpoint_failed is not None:
+            self.breaker.record(target_of(webhook.url), failed=decision.endpoint_failed)
+        if outcome is not None and decision.spends_attempt and not outcome.recovered:
+            tally.latency(webhook.format, outcome.latency_ms)
+            log["latency_ms"] = round(outcome.latency_ms, 1)
+
+        if decision.kind is Kind.DELIVERED:
             # DEBUG: at volume a line per success is the dispatcher's largest cost and log bill;
             # successes are counted in metrics, and failures are always logged.
             logger.debug("delivered", extra=log)
             tally.count(DELIVERED, webhook.format)
             report.delivered += 1
             report.deliveries.append({**summary, "result": "delivered"})
-            return verdict
+            return
+        if decision.kind is Kind.ALREADY_DELIVERED:
+            # A redelivered SNS or retry message: this attempt (or the delivery) was already seen to.
+            logger.info("already handled, not posted again", extra={**log, "reason": decision.reason})
+            tally.count(ALREADY if outcome is not None and outcome.error == ALREADY_DELIVERED else DUPLICATE, webhook.format)
+            report.already_delivered += 1
+            report.deliveries.append({**summary, "result": "already_delivered"})
+            return
+        if decision.kind is Kind.HELD:
+            # Nothing was sent: the same attempt number waits in the retry queue, unspent.
+            self._enqueue_retry(attempt, attempt.number, list(attempt.history), now + decision.wait, now)
+            logger.warning("delivery held", extra={**log, "reason": decision.reason, "retry_in_seconds": round(decision.wait, 1)})
+            tally.count(HELD_METRIC, webhook.format)
+            report.retrying += 1
+            report.held += 1
+            report.deliveries.append({**summary, "result": "held"})
+            return
 
+        assert outcome is not None  # RETRY and GIVE_UP come from an attempt that was made
         tally.count(FAILED, webhook.format)
         attempts = [
             *attempt.history,
@@ -478,42 +484,26 @@ class Notifier:
                 "latency_ms": round(outcome.latency_ms, 1),
             },
         ]
-        delay = None
-        if verdict != PERMANENT:
-            delay = next_delay(
-                self.settings.retry_schedule,
-                attempt.number,
-                judged.retry_after,
-                max_attempts=webhook.max_attempts,
-                throttled=outcome.status == 429 or outcome.error in TIMEOUT_ERRORS,
-                throttle_floor=self.settings.throttle_floor,
-                jitter=self.settings.retry_jitter,
-            )
-        if delay is not None:
-            self._enqueue_retry(attempt, attempt.number + 1, attempts, now + delay, now)
-            logger.warning("delivery failed, will retry", extra={**log, "reason": judged.reason, "retry_in_seconds": delay})
+        if decision.kind is Kind.RETRY:
+            self._enqueue_retry(attempt, attempt.number + 1, attempts, now + decision.wait, now)
+            logger.warning("delivery failed, will retry", extra={**log, "reason": decision.reason, "retry_in_seconds": decision.wait})
             tally.count(RETRIED, webhook.format)
             report.retrying += 1
             report.deliveries.append({**summary, "result": "retrying"})
-            return verdict
-
-        if verdict == PERMANENT:
-            code, reason = dl.PERMANENT_FAILURE, f"{judged.reason} is a permanent failure; not retried"
         else:
-            code, reason = dl.RETRIES_EXHAUSTED, f"gave up after {attempt.number} attempts; last: {judged.reason}"
-        logger.error("delivery dead-lettered", extra={**log, "reason": reason})
-        letter = dl.dead_letter(
-            code,
-            reason,
-            event=attempt.event.to_payload(),
-            webhook=dl.webhook_ref(webhook),
-            delivery_id=attempt.delivery_id,
-            attempts=attempts,
-            now=now,
-        )
-        self._dead_letter(letter, report, tally, webhook.format)
-        report.deliveries.append({**summary, "result": "dead_lettered"})
-        return verdict
+            logger.error("delivery dead-lettered", extra={**log, "reason": decision.reason})
+            letter = dl.dead_letter(
+                decision.code or dl.PERMANENT_FAILURE,
+                decision.reason,
+                event=attempt.event.to_payload(),
+                webhook=dl.webhook_ref(webhook),
+                delivery_id=attempt.delivery_id,
+                attempts=attempts,
+                now=now,
+            )
+            self._dead_letter(letter, report, tally, webhook.format)
+            report.deliveries.append({**summary, "result": "dead_lettered"})
+        self.handoffs.handed(attempt.delivery_id, attempt.number)
 
     def _dead_letter(self, letter: dict[str, Any], report: Report, tally: MetricsTally, fmt: str) -> None:
         self.dead_letters.send(letter)

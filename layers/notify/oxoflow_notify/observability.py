@@ -16,6 +16,8 @@ FAILED = "Failed"  # any attempt that did not succeed, whatever happens next
 RETRIED = "Retried"
 DEAD_LETTERED = "DeadLettered"
 ALREADY = "AlreadyDelivered"  # a redelivery the ledger stopped from posting twice
+DUPLICATE = "DuplicateAttempt"  # a re-run of an attempt already handed on (SQS or SNS redelivery): nothing sent
+HELD_METRIC = "Held"  # queued again without spending an attempt (no time left, another run's claim, circuit open)
 LATENCY = "DeliveryLatency"
 
 
@@ -44,7 +46,7 @@ class MetricsTally:
         self.latencies: dict[str, list[float]] = defaultdict(list)
 
     def count(self, name: str, fmt: str, value: float = 1) -> None:
-        self.counts[fmt][name] += value
+        self.counts[str(fmt)][name] += value
 
     def latency(self, fmt: str, milliseconds: float) -> None:
         self.latencies[fmt].append(milliseconds)

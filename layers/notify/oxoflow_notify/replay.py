@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .answers import Kind
 from .deadletter import DEAD_LETTER_SCHEMA
-from .delivery import SUCCESS
 from .retry import RETRY_SCHEMA
 
 SCAN_VISIBILITY = 300  # seconds a scanned message stays hidden: the replay finishes within it
@@ -53,7 +53,9 @@ class Letter:
 
     def why_not_replayable(self) -> str | None:
         if self.body.get("schema") not in (DEAD_LETTER_SCHEMA, RETRY_SCHEMA):
-            return "not an oxoflow-notify message (e.g. a Lambda on-failure record): re-publish its SNS message"
+            if "requestContext" in self.body and "requestPayload" in self.body:
+                return "a Lambda on-failure record (a whole event): recover it with replay --on-failure, which keeps its event id"
+            return "not an oxoflow-notify message: re-publish its SNS message"
         if not self.event:
             return "holds no valid event (the published message was rejected): fix and re-publish it"
         if not self.webhook_id or not self.config_key or str(self.webhook_id).startswith("wh_invalid_"):
@@ -168,7 +170,7 @@ def _replay_each(
             verdict, detail = notifier.attempt_once(
                 letter.event, str(letter.config_key), str(letter.webhook_id), str(letter.body.get("delivery_id")), len(attempts) + 1
             )
-            if verdict == SUCCESS:
+            if verdict in (Kind.DELIVERED, Kind.ALREADY_DELIVERED):
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=letter.receipt)
                 deleted.add(letter.message_id)
                 summary.add(letter, "delivered", detail)

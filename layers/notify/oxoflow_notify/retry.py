@@ -120,6 +120,17 @@ class RetryTask:
             task = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
         except TypeError as exc:
             raise RetryMessageError(f"retry message is missing fields: {exc}") from None
-        if not isinstance(task.event, dict) or not isinstance(task.attempt, int) or not isinstance(task.attempts, list):
+        texts = (task.config_key, task.webhook_id, task.format, task.delivery_id)
+        if (
+            not isinstance(task.event, dict)
+            or not all(isinstance(t, str) for t in texts)
+            or isinstance(task.attempt, bool)
+            or not isinstance(task.attempt, int)
+            or task.attempt < 1
+            or isinstance(task.not_before, bool)
+            or not isinstance(task.not_before, (int, float))
+            or not math.isfinite(task.not_before)
+            or not isinstance(task.attempts, list)
+        ):
             raise RetryMessageError("retry message has fields of the wrong type")
         return task

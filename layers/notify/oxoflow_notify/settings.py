@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .config import DEFAULT_SECRETS_PREFIX, prefix_segments
 from .errors import SettingsError
 from .guard import IPNetwork, parse_allowlist
 from .retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
@@ -61,7 +62,7 @@ class Settings:
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
     max_concurrency: int = 64
-    secrets_prefix: str = "oxoflow-notify/"
+    secrets_prefix: str = DEFAULT_SECRETS_PREFIX
     secrets_max_age: int = 300
     target_allowlist: tuple[IPNetwork, ...] = ()
     require_https: bool = True
@@ -88,7 +89,7 @@ class Settings:
             connect_timeout=_number(env, "CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60),
             read_timeout=_number(env, "READ_TIMEOUT_SECONDS", 10.0, 0.1, 300),
             max_concurrency=int(_number(env, "MAX_CONCURRENCY", 64, 1, 256)),
-            secrets_prefix=env.get("SECRETS_PREFIX", "").strip() or "oxoflow-notify/",
+            secrets_prefix=_secrets_prefix(env.get("SECRETS_PREFIX", "")),
             secrets_max_age=int(_number(env, "SECRETS_CACHE_SECONDS", 300, 0, 86400)),
             target_allowlist=_allowlist(env.get("TARGET_ALLOWLIST", "")),
             require_https=_flag(env, "REQUIRE_HTTPS", True),
@@ -97,6 +98,16 @@ class Settings:
             invocation_reserve=_number(env, "INVOCATION_RESERVE_SECONDS", INVOCATION_RESERVE_SECONDS, 0, 60),
             claim_wait=_number(env, "CLAIM_WAIT_SECONDS", 60.0, 0, 900),
         )
+
+
+def _secrets_prefix(text: str) -> str:
+    """SECRETS_PREFIX as the config scopes use it: path segments ending in '/' ('oxoflow-notify/')."""
+    if not text.strip():
+        return DEFAULT_SECRETS_PREFIX
+    try:
+        return "/".join(prefix_segments(text.strip())) + "/"
+    except ValueError as exc:
+        raise SettingsError(f"SECRETS_PREFIX: {exc}") from None
 
 
 def _allowlist(text: str) -> tuple[IPNetwork, ...]:

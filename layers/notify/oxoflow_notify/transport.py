@@ -19,14 +19,17 @@ Three things real receivers need and a plain connection pool does not give:
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -56,6 +59,45 @@ def deadline(seconds: float) -> Iterator[None]:
 def _time_left() -> float | None:
     at: float | None = getattr(_local, "at", None)
     return None if at is None else at - time.monotonic()
+
+
+T = TypeVar("T")
+# Name lookups run here so the deadline bounds them too (getaddrinfo takes no timeout, and the
+# receiver's DNS server decides how long it takes). A lookup abandoned at the deadline finishes
+# in the background; with every worker stuck, later lookups wait their turn and time out as well.
+_RESOLVERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+
+
+def within_deadline(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, abandoned with DeadlineExceeded when the thread's deadline passes first."""
+    left = _time_left()
+    if left is None:
+        return call(*args)
+    if left <= 0:
+        raise DeadlineExceeded("the delivery's deadline passed")
+    future = _RESOLVERS.submit(call, *args)
+    try:
+        return future.result(timeout=left)
+    except FutureTimeout:
+        raise DeadlineExceeded("the delivery's deadline passed while resolving the host") from None
+
+
+class FinalResponse(http.client.HTTPResponse):
+    """Reads past interim answers (102 Processing, 103 Early Hints, ...), as RFC 9110 asks.
+
+    http.client skips only 100 Continue and would take a 103 for the answer, leaving the real one
+    on the kept-alive connection for the next request to read as its own."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(20):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 102 <= status < 200:
+                return version, status, reason
+            for _ in range(http.client._MAXHEADERS + 1):  # type: ignore[attr-defined]
+                line = self.fp.readline(http.client._MAXLINE + 1)  # type: ignore[attr-defined]
+                if line in (b"\r\n", b"\n", b""):
+                    break
+        raise http.client.HTTPException("more than 20 interim answers")
 
 
 class _Bounded:
@@ -118,14 +160,10 @@ def tls_context() -> ssl.SSLContext:
     ``SSL_CERT_FILE``'s. Built once per sender: every connection shares it."""
     context = create_urllib3_context()  # CERT_REQUIRED, check_hostname, urllib3's ciphers and minimum version
     defaults = ssl.get_default_verify_paths()
-    # The compiled-in bundle, even when SSL_CERT_FILE is set (OpenSSL would otherwise read that file
-    # *instead*): the variable adds a CA, it does not take away the public ones.
-    if defaults.openssl_cafile and os.path.isfile(defaults.openssl_cafile):
+    context.load_default_certs()  # the platform's CAs; with SSL_CERT_FILE set, OpenSSL reads that file *instead*
+    if os.environ.get("SSL_CERT_FILE", "").strip() and defaults.openssl_cafile and os.path.isfile(defaults.openssl_cafile):
+        # SSL_CERT_FILE adds a CA here; it does not take away the public ones.
         context.load_verify_locations(cafile=defaults.openssl_cafile)
-    context.load_default_certs()  # honours SSL_CERT_FILE / SSL_CERT_DIR, and the default directory
-    extra = os.environ.get("SSL_CERT_FILE", "").strip()
-    if extra and os.path.isfile(extra):
-        context.load_verify_locations(cafile=extra)
     if not context.cert_store_stats().get("x509_ca") and not _has_ca_dir(defaults.openssl_capath):
         try:
             import certifi
@@ -164,9 +202,11 @@ def _guarded(base: type[HTTPConnection], guard: TargetGuard) -> type[HTTPConnect
     class Guarded(base):  # type: ignore[valid-type,misc]
         """Dials the guard's vetted addresses; the hostname stays for TLS, SNI and ``Host``."""
 
+        response_class = FinalResponse
+
         def _new_conn(self) -> socket.socket:
             try:
-                addresses = guard.vetted_addresses(self._dns_host, self.port)
+                addresses = within_deadline(guard.vetted_addresses, self._dns_host, self.port)
                 return _dial(addresses, self.timeout, self.socket_options)
             except BlockedTarget as exc:
                 raise NewConnectionError(self, "refused by the outbound guard") from exc

@@ -14,11 +14,12 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from .config import is_reference
+from .config import in_config_scopes, is_reference, prefix_segments, reference_segments
 from .config_store import ConfigStore
 from .delivery import HttpSender
 from .errors import SettingsError
 from .guard import TargetGuard
+from .handoff import DynamoHandoffLog, NoHandoffLog
 from .ingest import Ingest, secrets_from
 from .ledger import IdempotencyLedger, NoLedger
 from .notifier import Notifier
@@ -37,7 +38,19 @@ def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
         raise SettingsError("environment variables TOPIC_ARN and INGEST_SECRET are required")
     if not is_reference(secret):
         raise SettingsError("INGEST_SECRET must name where the secret is kept (ssm:/... or secretsmanager:...), not hold it")
-    references = _references(env.get("SECRETS_PREFIX", "").strip() or Settings.secrets_prefix, Settings.secrets_max_age)
+    if reference_segments(secret) is None:
+        raise SettingsError("INGEST_SECRET is not a valid reference (ssm:/path/name or secretsmanager:name[#key], no '..' or '//')")
+    prefix = env.get("SECRETS_PREFIX", "").strip() or Settings.secrets_prefix
+    try:
+        prefix = "/".join(prefix_segments(prefix)) + "/"
+    except ValueError as exc:
+        raise SettingsError(f"SECRETS_PREFIX: {exc}") from None
+    if in_config_scopes(secret, prefix):
+        # a config could reference it as a webhook's secret and have bodies signed with it
+        raise SettingsError(f"INGEST_SECRET must be outside every config's scope ({prefix}workflows/ and {prefix}shared/ under "
+                            "SECRETS_PREFIX); keep it in its own name, e.g. ssm:/oxoflow-notify-ingest/secret")  # fmt: skip
+    # This function reads its own secret and nothing else (the template grants it that one name).
+    references = _references(prefix, Settings.secrets_max_age, only=secret)
     sns = _Lazy(lambda: boto3.client("sns", config=_BOTO))
     dead_letters = env.get("DEAD_LETTER_QUEUE_URL", "").strip()
     keep = SqsQueue(_Lazy(lambda: boto3.client("sqs", config=_BOTO)), dead_letters) if dead_letters else None
@@ -48,9 +61,12 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
     settings = Settings.from_env(env)
     s3 = boto3.client("s3", config=_BOTO)
     sqs = _Lazy(lambda: boto3.client("sqs", config=_BOTO))
+    dynamodb = _Lazy(lambda: boto3.client("dynamodb", config=_BOTO))  # the ledger and the hand-off log share it
     return Notifier(
         settings=settings,
-        store=ConfigStore(s3, settings.config_bucket, settings.config_prefix, settings.config_cache_seconds),
+        store=ConfigStore(
+            s3, settings.config_bucket, settings.config_prefix, settings.config_cache_seconds, secrets_prefix=settings.secrets_prefix
+        ),
         sender=HttpSender(
             settings.connect_timeout,
             settings.read_timeout,
@@ -59,22 +75,24 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         ),
         retry_queue=SqsQueue(sqs, settings.retry_queue_url),
         dead_letters=SqsQueue(sqs, settings.dead_letter_queue_url),
-        ledger=(
-            IdempotencyLedger(settings.ledger_table, settings.ledger_ttl_seconds, lambda: boto3.client("dynamodb", config=_BOTO))
-            if settings.ledger_table
-            else NoLedger()
+        ledger=IdempotencyLedger(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else NoLedger(),
+        handoffs=(
+            DynamoHandoffLog(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else NoHandoffLog()
         ),
-        references=_references(settings.secrets_prefix, settings.secrets_max_age),
+        references=_references(settings.secrets_prefix, settings.secrets_max_age, config_prefix=settings.config_prefix),
     )
 
 
-def _references(prefix: str, max_age: int) -> References:
-    """ssm:/secretsmanager: resolution within the prefix; Powertools and its clients built on first use."""
+def _references(prefix: str, max_age: int, config_prefix: str = "workflows/", only: str | None = None) -> References:
+    """ssm:/secretsmanager: resolution: each config's references within its scope under the prefix
+    (or ``only`` that one reference); Powertools and its clients built on first use."""
     return References(
         ssm=lambda: _parameters().SSMProvider(boto3_client=boto3.client("ssm", config=_BOTO)),
         secrets=lambda: _parameters().SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_BOTO)),
         prefix=prefix,
         max_age=max_age,
+        config_prefix=config_prefix,
+        only=only,
     )
 
 

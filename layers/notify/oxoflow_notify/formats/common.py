@@ -89,6 +89,42 @@ def code_block(text: str) -> str:
     return "```\n" + defuse_fences(text) + "\n```"
 
 
+# -- mentions and links ----------------------------------------------------------------------
+# Event text must never ping anyone or show one thing while linking to another. Every chat format
+# breaks the sigils its receivers parse by putting a WORD JOINER (U+2060) right after each one: it
+# is invisible and no line-break opportunity, so the text reads and wraps as sent; it is not a
+# letter, digit, space or punctuation, so no receiver's mention, channel, link or reference syntax
+# continues across it (Mattermost splits words on it, Rocket.Chat's names are [0-9a-zA-Z-_.],
+# CommonMark needs "](" and "]:" adjacent, Slack and Google Chat need "<" then the target).
+# Inserting *after* the sigil means a cut (fit, fit_tail) can never separate the two into a live
+# form: the sigil is followed by its joiner, by the cut's "…", or by nothing. Each substitution is
+# idempotent, so text broken twice reads the same. docs/formats.md has the table per format.
+
+WORD_JOINER = "\u2060"
+_MENTION_SIGIL = re.compile(r"@(?!\u2060)|[#~](?=\w)")  # @here @all @name; #channel (Slack, Rocket.Chat); ~channel (Mattermost)
+_LINK_CLOSE = re.compile(r"\](?!\u2060)")  # [t](u), ![a](u), [t][r] and the definition [r]: u all need "]" then ( [ :
+_ANGLE = re.compile(r"<(?!\u2060)")  # <!here> <@U1> <#C1> <!subteam^S1> <users/all> <url|text> <https://…> <at>
+_CHARACTER_REFERENCE = re.compile(r"&(?=[#A-Za-z])")  # &#64;here is @here to Mattermost once decoded
+
+
+def break_mentions(text: str) -> str:
+    """A word joiner after every @, and after # or ~ that starts a name."""
+    return _MENTION_SIGIL.sub(lambda m: m.group() + WORD_JOINER, text)
+
+
+def break_links(text: str) -> str:
+    """A word joiner after every ]: no markdown link, image, reference or reference definition."""
+    return _LINK_CLOSE.sub("]" + WORD_JOINER, text)
+
+
+def neutralise(text: str) -> str:
+    """Everything a chat receiver could turn into a mention or a link, broken; for text that has no
+    escape syntax of its own (Teams, the text format, Slack's plain_text header, Discord's title,
+    footer and code blocks). Angle forms and character references are broken as well."""
+    text = _CHARACTER_REFERENCE.sub("&" + WORD_JOINER, _ANGLE.sub("<" + WORD_JOINER, text))
+    return break_links(break_mentions(text))
+
+
 def _scalar(value: Any) -> str | None:
     if value is None or isinstance(value, (dict, list)):
         return None

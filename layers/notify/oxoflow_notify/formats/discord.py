@@ -2,7 +2,11 @@
 
 Limits (discord.com/developers/docs/resources/message#embed-object-embed-limits): title 256,
 description 4,096, 25 fields, field name 256 and value 1,024, footer 2,048, and 6,000 for all of
-an embed's text together. ``allowed_mentions`` is empty, so no text can ping @everyone or anyone.
+an embed's text together. ``allowed_mentions`` is empty, so no text can ping @everyone or anyone:
+that is Discord's own guarantee. On top of it nothing even *looks* like a mention or a link: the
+markdown of the description and field values is backslash-escaped (Discord honours a backslash
+before any ASCII punctuation: no masked link, no <@id>, <#id> or <t:…>) and each @ gets a word
+joiner; the title, footer and stderr code block, where a backslash would show, get ``neutralise``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from .common import STYLES, code_block, facts, fit, fit_tail, footer, message_of, stderr_of, subject, units
+from .common import STYLES, break_mentions, code_block, facts, fit, fit_tail, footer, message_of, neutralise, stderr_of, subject, units
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -26,24 +30,25 @@ _LINE_START = re.compile(r"(?m)^(\s*)([>#-])")
 
 
 def escape(text: str) -> str:
-    """Markdown shown as itself: event text cannot format, make a masked link, quote or list."""
-    return _LINE_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", text))
+    """Markdown shown as itself: event text cannot format, make a masked link, quote, list or
+    mention (the word joiner after @ is what discord.py's escape_mentions does with U+200B)."""
+    return break_mentions(_LINE_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", text)))
 
 
 def _description(event: Event, message_max: int, stderr_max: int) -> str:
     text = fit(escape(message_of(event)), message_max)
     stderr = stderr_of(event)
     if stderr and stderr_max > 0:
-        text += "\n" + code_block(fit_tail(stderr, stderr_max))
+        text += "\n" + code_block(fit_tail(neutralise(stderr), stderr_max))
     return text
 
 
 def render_discord(event: Event) -> dict[str, Any]:
     style = STYLES[event.event]
-    title = fit(f"{style.symbol} {subject(event)}", TITLE_MAX)
+    title = fit(f"{style.symbol} {neutralise(subject(event))}", TITLE_MAX)
     pairs = [(label, fit(escape(value), FIELD_VALUE_MAX)) for label, value in facts(event)[:25]]
     fields = [{"name": label, "value": value, "inline": True} for label, value in pairs]
-    foot = fit(footer(event), FOOTER_MAX)
+    foot = fit(neutralise(footer(event)), FOOTER_MAX)
     fixed = units(title) + units(foot) + sum(units(label) + units(value) for label, value in pairs)
     room = min(DESCRIPTION_MAX, TOTAL_MAX - fixed)
     message_max = min(2000, max(0, room - 16))

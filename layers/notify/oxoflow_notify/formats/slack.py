@@ -2,14 +2,32 @@
 
 Limits (api.slack.com/reference/block-kit/blocks): header text 150, section text 3,000, a field
 2,000, 10 fields per section, 50 blocks per message. Slack's control characters &, <, > are
-escaped so event text can never become a mention (<!channel>) or a link.
+escaped so event text can never become a mention (<!here>, <@U1>, <!subteam^S1>), a channel
+(<#C1>) or a link (<url|text>); a word joiner after each @ and each #name keeps the plain forms
+(@here, @channel, #general) from being linked by clients that parse them, and one after each ]
+keeps markdown link syntax dead. The plain_text header, which has no escapes, gets the word
+joiner treatment for < and & as well.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .common import STYLES, code_block, defuse_fences, facts, fit, fit_tail, footer, message_of, stderr_of, subject
+from .common import (
+    STYLES,
+    break_links,
+    break_mentions,
+    code_block,
+    defuse_fences,
+    facts,
+    fit,
+    fit_tail,
+    footer,
+    message_of,
+    neutralise,
+    stderr_of,
+    subject,
+)
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -23,7 +41,9 @@ STDERR_MAX = 2500  # leaves room for the fence inside a 3,000-unit section
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters, and code fences (event text must not open a block)."""
+    """Slack's three control characters, plain @ and # mentions, markdown links, and code fences
+    (event text must not open a block). Word joiners first: they must not split an entity."""
+    text = break_links(break_mentions(text))
     return defuse_fences(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
@@ -61,8 +81,9 @@ def render_slack(event: Event) -> dict[str, Any]:
     if stderr:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": code_block(_escaped_tail(stderr, STDERR_MAX))}})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escaped_fit(footer(event), FIELD_MAX)}]})
+    header = fit(f"{style.emoji} {neutralise(headline)}", HEADER_MAX)  # plain_text: no escapes, only word joiners
     return {
         "text": _escaped_fit(f"{headline}: {message}", FALLBACK_MAX),
-        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": fit(f"{style.emoji} {headline}", HEADER_MAX), "emoji": True}}],
+        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}],
         "attachments": [{"color": COLOURS[style.outcome], "blocks": blocks}],
     }

@@ -2,13 +2,19 @@
 
 Teams accepts cards up to about 28 KB; the whole payload is kept under 27,000 bytes. No actions:
 nothing in an event needs a button, and Teams rejects Action.Submit from webhooks.
+
+TextBlocks and Fact values are rendered as markdown (links included), so every piece of event text
+goes through ``neutralise``: a word joiner after each @, <, ], & and #/~ name, which no Teams client
+reads as link or mention syntax. Backslash escapes are not used: Teams' mobile clients have shown
+them literally and ignored them (AdaptiveCards issues 5590, 4677), which would leave
+``\\[x\\](url)`` a live link there. Mentions need ``msteams.entities``, which the card never has.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .common import STYLES, encoded_size, facts, fit, fit_tail, footer, message_of, stderr_of, subject
+from .common import STYLES, encoded_size, facts, fit, fit_tail, footer, message_of, neutralise, stderr_of, subject
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -29,7 +35,7 @@ def _card(event: Event, message_max: int, stderr_max: int) -> dict[str, Any]:
             "items": [
                 {
                     "type": "TextBlock",
-                    "text": fit(f"{style.symbol} {subject(event)}", 400),
+                    "text": fit(f"{style.symbol} {neutralise(subject(event))}", 400),
                     "weight": "Bolder",
                     "size": "Medium",
                     "color": TEXT_COLOUR[style.outcome],
@@ -37,13 +43,14 @@ def _card(event: Event, message_max: int, stderr_max: int) -> dict[str, Any]:
                 }
             ],
         },
-        {"type": "TextBlock", "text": fit(message_of(event), message_max), "wrap": True},
-        {"type": "FactSet", "facts": [{"title": label, "value": fit(value, FACT_MAX)} for label, value in facts(event)]},
+        {"type": "TextBlock", "text": fit(neutralise(message_of(event)), message_max), "wrap": True},
+        {"type": "FactSet", "facts": [{"title": label, "value": fit(neutralise(value), FACT_MAX)} for label, value in facts(event)]},
     ]
     stderr = stderr_of(event)
     if stderr and stderr_max > 0:
-        body.append({"type": "TextBlock", "text": fit_tail(stderr, stderr_max), "fontType": "Monospace", "wrap": True, "size": "Small"})
-    body.append({"type": "TextBlock", "text": footer(event), "isSubtle": True, "size": "Small", "wrap": True})
+        tail = fit_tail(neutralise(stderr), stderr_max)
+        body.append({"type": "TextBlock", "text": tail, "fontType": "Monospace", "wrap": True, "size": "Small"})
+    body.append({"type": "TextBlock", "text": neutralise(footer(event)), "isSubtle": True, "size": "Small", "wrap": True})
     return {
         "type": "message",
         "attachments": [
