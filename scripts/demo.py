@@ -17,8 +17,10 @@ import hashlib
 import hmac
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -130,189 +132,296 @@ def verified(receiver: Receiver) -> int:
     return sum(1 for r in receiver.requests if r.answered == 200)
 
 
-def main() -> int:
-    LOG.parent.mkdir(exist_ok=True)
-    failures: list[str] = []
+# -- the narrative: each step does one thing and says what it did ---------------------------------
 
-    def expect(what: str, condition: bool) -> None:
+LABELS = {  # the receivers, as the report names them
+    "lims": "lims (json, signed)",
+    "slack": "team-slack (slack)",
+    "teams": "team-teams (teams)",
+    "discord": "team-discord (discord)",
+    "flaky": "flaky (503 once)",
+    "gone": "retired (404)",
+    "org": "platform (_default, slack)",
+}
+
+
+def start_stack(ctx: contextlib.ExitStack) -> Stack:
+    endpoint = ctx.enter_context(moto_server())
+    use_local_aws(endpoint)
+    say(f"moto server (SNS, S3, SQS) on {endpoint}")
+    stack = Stack(overrides={"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "DEBUG"}).provision()
+    say(f"created from template.yaml: topic, config bucket '{stack.bucket}', retry queue, dead-letter queue")
+    return stack
+
+
+def start_receivers(ctx: contextlib.ExitStack) -> dict[str, Receiver]:
+    # Chat receivers answer like the real service, after checking the shape it requires.
+    behaviours = {
+        "lims": verify_hub(SECRET),
+        "slack": service("slack"),
+        "teams": service("teams"),
+        "discord": service("discord"),
+        "flaky": fail_first(1, 503),
+        "gone": always(404, b"no such hook"),
+        "org": service("slack"),
+    }
+    names = {"org": "platform"}
+    named = {key: ctx.enter_context(Receiver(behaviour, names.get(key, key))) for key, behaviour in behaviours.items()}
+    say("receivers on https://localhost (TLS from a throwaway CA the functions trust through SSL_CERT_FILE; REQUIRE_HTTPS on):")
+    say("  " + ", ".join(LABELS.values()))
+    return named
+
+
+def upload_configs(stack: Stack, named: dict[str, Receiver]) -> None:
+    for workflow, text in configs(named).items():
+        stack.put_config(workflow, text)
+    say("configs uploaded: workflows/variant-calling.oxoflow, workflows/_default.oxoflow, workflows/rnaseq.oxoflow (broken on purpose)")
+
+
+def publish_events(stack: Stack) -> None:
+    samples = sorted(repo_path("events", "messages").glob("*.json"))
+    for path in samples:
+        stack.publish(path.read_text(encoding="utf-8"))
+    stack.publish({"event": "WorkflowFailed", "workflow": "rnaseq", "message": "STAR ran out of memory"})
+    stack.publish({"event": "RuleFaild", "workflow": "variant-calling", "rule": "align_reads"})
+    stack.publish("this is not JSON")
+    published = len(samples) + 3
+    say(
+        f"\npublished {published} events to the SNS topic "
+        f"({len(samples)} samples from events/messages/, 1 for the broken config, 2 malformed)"
+    )
+
+
+def dispatch_and_retry(stack: Stack) -> list[dict[str, Any]]:
+    """Carry the published events to the dispatcher, drain the retry queue; the dead letters."""
+    reports: list[dict[str, Any]] = stack.carry_published()
+    delivered = sum(r["delivered"] for r in reports)
+    retrying = sum(r["retrying"] for r in reports)
+    dead = sum(r["dead_lettered"] for r in reports)
+    say(f"dispatch: {len(reports)} invocations -> {delivered} delivered, {retrying} to the retry queue, {dead} dead-lettered")
+    handled = stack.drain_retries()
+    say(f"retry: {handled} retry-queue messages handled (schedule compressed to 0,0,0 seconds)")
+    return stack.drain(stack.dead_letter_queue_url)
+
+
+def show_receivers(named: dict[str, Receiver]) -> None:
+    say("\nwhat each receiver got")
+    say(f"  {'receiver':28} {'requests':>8} {'2xx':>5}  answers")
+    for key, label in LABELS.items():
+        receiver = named[key]
+        answers = ", ".join(str(r.answered) for r in receiver.requests)
+        say(f"  {label:28} {len(receiver.requests):>8} {len(receiver.successes()):>5}  {answers}")
+
+
+def show_signed_delivery(lims: Receiver) -> None:
+    sample = next(r for r in lims.requests if r.header("X-OxoFlow-Event") == "RuleFailed")
+    say("\none signed delivery, as lims received it")
+    say(f"  over https://localhost:{lims.port}: TLS SNI {lims.handshakes[0]!r}, certificate verified for that name")
+    for name in ("Host", "User-Agent", "X-OxoFlow-Event", "X-OxoFlow-Delivery", "X-Hub-Signature-256"):
+        say(f"  {name}: {sample.header(name)}")
+    say(f"  body: {sample.body.decode()[:160]}...")
+
+
+def show_what_people_see(named: dict[str, Receiver]) -> None:
+    card = json.loads(named["teams"].requests[0].body)["attachments"][0]["content"]["body"]
+    embed = json.loads(named["discord"].requests[0].body)["embeds"][0]
+    say("\nwhat people see")
+    say(f"  slack:   {json.loads(named['slack'].requests[0].body)['text'][:110]}")
+    say(f"  teams:   {card[0]['items'][0]['text']} | " + ", ".join(f"{f['title']}: {f['value']}" for f in card[2]["facts"])[:70])
+    say(f"  discord: {embed['title']} (colour #{embed['color']:06x}) | {embed['description'][:50]!r}")
+
+
+def show_dead_letters(letters: list[dict[str, Any]]) -> None:
+    say("\ndead-letter queue")
+    for letter in letters:
+        webhook = (letter.get("webhook") or {}).get("id") or "-"
+        say(f"  [{letter['reason_code']}] webhook {webhook}: {letter['reason'][:150]}")
+
+
+@dataclass
+class OxoflowRun:
+    """oxo-flow's own webhook through the ingest function: what ingest answered, and the receiver."""
+
+    ingest_answers: list[dict[str, Any]]  # the signed POST and oxo-flow's retry of it
+    unsigned: dict[str, Any]
+    receiver: Receiver
+
+
+def oxoflow_itself(ctx: contextlib.ExitStack, stack: Stack) -> OxoflowRun:
+    say("\noxo-flow itself: its signed webhook POST -> IngestFunction -> topic -> its [webhook] receiver")
+    import boto3
+
+    boto3.client("ssm").put_parameter(Name="/oxoflow-notify-ingest/secret", Value=INGEST_SECRET, Type="SecureString", Overwrite=True)
+    oxo = ctx.enter_context(Receiver(verify_oxoflow(OXO_SECRET), "oxo"))
+    stack.put_config("wgs", f'[workflow]\nname = "wgs"\n\n[webhook]\nurl = "{oxo.url}"\nsecret = "{OXO_SECRET}"\n')
+    counts = {"total_rules": 40, "succeeded": 39, "failed": 1, "skipped": 0, "duration_ms": 5400000}
+    native = {
+        "event": "workflow_completed",
+        "workflow_name": "wgs",
+        "timestamp": "2026-05-18T13:00:00Z",
+        "data": counts,
+        "version": "0.14.2",
+    }
+    signed = oxoflow_post(native, INGEST_SECRET)
+    ingest_answers = [stack.invoke("IngestFunction", signed) for _ in range(2)]  # oxo-flow retries the same POST
+    unsigned = stack.invoke("IngestFunction", oxoflow_post(native, None))
+    statuses = [a["statusCode"] for a in ingest_answers]
+    say(f"  ingest answered {statuses} to the signed POST and its retry, {unsigned['statusCode']} unsigned")
+    ingested = stack.carry_published()
+    say(f"  dispatch: {sum(r['delivered'] for r in ingested)} delivered, {sum(r['already_delivered'] for r in ingested)} "
+        "already delivered (the ledger)")  # fmt: skip
+    if oxo.requests:
+        got = oxo.requests[0]
+        say(f"  oxo received: X-OxoFlow-Signature: {got.header('X-OxoFlow-Signature')}")
+        say(f"  body: {got.body.decode()[:150]}...")
+    return OxoflowRun(ingest_answers, unsigned, oxo)
+
+
+# -- the checks: what must have happened, each a name and a predicate over the run ---------------
+
+
+@dataclass
+class Run:
+    """Everything the narrative produced, for the checks to read."""
+
+    stack: Stack
+    named: dict[str, Receiver]
+    letters: list[dict[str, Any]]
+    log: TextIO  # the Lambda log, flushed before a check reads it
+    oxoflow: OxoflowRun
+
+    def codes(self) -> list[str]:
+        return sorted(letter["reason_code"] for letter in self.letters)
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return LOG.read_text(encoding="utf-8")
+
+
+def lims_got_every_sample_signed(run: Run) -> bool:
+    lims = run.named["lims"]
+    return verified(lims) == 8 and len(lims.requests) == 8
+
+
+def lims_saw_every_event_type(run: Run) -> bool:
+    events_at_lims = sorted(json.loads(r.body)["event"] for r in run.named["lims"].requests)
+    return len(set(events_at_lims)) == 8
+
+
+def slack_bodies_are_complete(run: Run) -> bool:
+    return all({"text", "blocks", "attachments"} <= set(json.loads(r.body)) for r in run.named["slack"].requests)
+
+
+def flaky_got_its_retry(run: Run) -> bool:
+    flaky = run.named["flaky"].requests
+    return [r.answered for r in flaky] == [503, 200] and len({r.header("X-OxoFlow-Delivery") for r in flaky}) == 1
+
+
+def platform_got_both_workflows(run: Run) -> bool:
+    texts = (json.loads(r.body)["text"] for r in run.named["org"].successes())
+    return sorted(text.split(":")[1].strip().split(" ")[0] for text in texts) == ["rnaseq", "variant-calling"]
+
+
+def did_you_mean_in_dead_letter(run: Run) -> bool:
+    return any("did you mean 'RuleFailed'" in letter["reason"] for letter in run.letters if letter["reason_code"] == "invalid_webhook")
+
+
+def broken_config_names_line_and_column(run: Run) -> bool:
+    return any(
+        "line" in letter["reason"] and "column" in letter["reason"] for letter in run.letters if letter["reason_code"] == "invalid_config"
+    )
+
+
+def every_delivery_over_https(run: Run) -> bool:
+    receivers = run.named.values()
+    return all(set(r.handshakes) == {"localhost"} for r in receivers) and all(
+        got.header("Host") == f"localhost:{r.port}" for r in receivers for got in r.requests
+    )
+
+
+def no_secret_in_dead_letters(run: Run) -> bool:
+    return not [
+        letter for letter in run.letters if SECRET in json.dumps(letter) or any(r.url in json.dumps(letter) for r in run.named.values())
+    ]
+
+
+def no_secret_in_logs(run: Run) -> bool:
+    log_text = run.log_text()
+    return all(x not in log_text for x in (SECRET, INGEST_SECRET, OXO_SECRET, "/hook/"))
+
+
+def ingest_accepted_signed_refused_unsigned(run: Run) -> bool:
+    oxo = run.oxoflow
+    return [a["statusCode"] for a in oxo.ingest_answers] == [202, 202] and oxo.unsigned["statusCode"] == 401
+
+
+def oxoflow_receiver_got_it_once(run: Run) -> bool:
+    requests = run.oxoflow.receiver.requests
+    return [r.answered for r in requests] == [200] and json.loads(requests[0].body)["data"]["failed"] == 1
+
+
+CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
+    ("lims got all 8 sample events, each with a valid X-Hub-Signature-256", lims_got_every_sample_signed),
+    ("lims saw every event type once", lims_saw_every_event_type),
+    ("team-slack got the 3 Slack messages it subscribed to", lambda run: len(run.named["slack"].successes()) == 3),
+    ("slack bodies carry text, blocks and a coloured attachment", slack_bodies_are_complete),
+    (
+        "team-teams got 2 Adaptive Cards, answered 202 by a receiver checking Teams' shape",
+        lambda run: [r.answered for r in run.named["teams"].requests] == [202] * 2,
+    ),
+    (
+        "team-discord got 2 embeds, answered 204 by a receiver checking Discord's limits",
+        lambda run: [r.answered for r in run.named["discord"].requests] == [204] * 2,
+    ),
+    ("flaky answered 503 once, then got the retry (same delivery id)", flaky_got_its_retry),
+    ("platform got the org-wide WorkflowFailed of both workflows from _default.oxoflow", platform_got_both_workflows),
+    (
+        "404 from the retired endpoint is dead-lettered, not retried",
+        lambda run: run.codes().count("permanent_failure") == 1 and len(run.named["gone"].requests) == 1,
+    ),
+    ("the webhook with an unknown event name is dead-lettered with a did-you-mean", did_you_mean_in_dead_letter),
+    ("the broken rnaseq.oxoflow dead-letters its event with line and column", broken_config_names_line_and_column),
+    ("both malformed messages are dead-lettered with their reason", lambda run: run.codes().count("invalid_event") == 2),
+    ("every delivery went over HTTPS: each handshake's SNI and each request's Host named localhost", every_delivery_over_https),
+    ("no secret or webhook URL in any dead letter", no_secret_in_dead_letters),
+    ("no secret or webhook URL in the Lambda logs", no_secret_in_logs),
+    ("oxo-flow's signed POST was accepted and its unsigned twin refused (401)", ingest_accepted_signed_refused_unsigned),
+    (
+        "the oxo-flow-style receiver got oxo-flow's payload once, with a valid X-OxoFlow-Signature (retry not re-posted)",
+        oxoflow_receiver_got_it_once,
+    ),
+    ("retry queue is empty at the end", lambda run: run.stack.depth(run.stack.retry_queue_url)["visible"] == 0),
+]
+
+
+def run_checks(run: Run) -> list[str]:
+    """Say each check's result, in order; the names of those that did not hold."""
+    say("\nchecks")
+    failures: list[str] = []
+    for what, holds in CHECKS:
+        condition = holds(run)
         say(f"  {'ok  ' if condition else 'FAIL'} {what}")
         if not condition:
             failures.append(what)
+    return failures
 
+
+def main() -> int:
+    LOG.parent.mkdir(exist_ok=True)
     with contextlib.ExitStack() as ctx:
         log = ctx.enter_context(open(LOG, "w", encoding="utf-8"))
         ctx.enter_context(contextlib.redirect_stdout(log))  # Lambda's JSON logs and EMF metrics
-        endpoint = ctx.enter_context(moto_server())
-        use_local_aws(endpoint)
-        say(f"moto server (SNS, S3, SQS) on {endpoint}")
-        stack = Stack(overrides={"RETRY_SCHEDULE": "0,0,0", "POWERTOOLS_LOG_LEVEL": "DEBUG"}).provision()
-        say(f"created from template.yaml: topic, config bucket '{stack.bucket}', retry queue, dead-letter queue")
-
-        # Chat receivers answer like the real service, after checking the shape it requires.
-        lims = ctx.enter_context(Receiver(verify_hub(SECRET), "lims"))
-        slack = ctx.enter_context(Receiver(service("slack"), "slack"))
-        teams = ctx.enter_context(Receiver(service("teams"), "teams"))
-        discord = ctx.enter_context(Receiver(service("discord"), "discord"))
-        flaky = ctx.enter_context(Receiver(fail_first(1, 503), "flaky"))
-        gone = ctx.enter_context(Receiver(always(404, b"no such hook"), "gone"))
-        org = ctx.enter_context(Receiver(service("slack"), "platform"))
-        receivers = {
-            "lims (json, signed)": lims,
-            "team-slack (slack)": slack,
-            "team-teams (teams)": teams,
-            "team-discord (discord)": discord,
-            "flaky (503 once)": flaky,
-            "retired (404)": gone,
-            "platform (_default, slack)": org,
-        }
-        say("receivers on https://localhost (TLS from a throwaway CA the functions trust through SSL_CERT_FILE; REQUIRE_HTTPS on):")
-        say("  " + ", ".join(receivers))
-
-        named = {"lims": lims, "slack": slack, "teams": teams, "discord": discord, "flaky": flaky, "gone": gone, "org": org}
-        for workflow, text in configs(named).items():
-            stack.put_config(workflow, text)
-        say("configs uploaded: workflows/variant-calling.oxoflow, workflows/_default.oxoflow, workflows/rnaseq.oxoflow (broken on purpose)")
-
-        samples = sorted(repo_path("events", "messages").glob("*.json"))
-        for path in samples:
-            stack.publish(path.read_text(encoding="utf-8"))
-        stack.publish({"event": "WorkflowFailed", "workflow": "rnaseq", "message": "STAR ran out of memory"})
-        stack.publish({"event": "RuleFaild", "workflow": "variant-calling", "rule": "align_reads"})
-        stack.publish("this is not JSON")
-        published = len(samples) + 3
-        say(
-            f"\npublished {published} events to the SNS topic "
-            f"({len(samples)} samples from events/messages/, 1 for the broken config, 2 malformed)"
-        )
-
-        reports: list[dict[str, Any]] = stack.carry_published()
-        delivered = sum(r["delivered"] for r in reports)
-        retrying = sum(r["retrying"] for r in reports)
-        dead = sum(r["dead_lettered"] for r in reports)
-        say(f"dispatch: {len(reports)} invocations -> {delivered} delivered, {retrying} to the retry queue, {dead} dead-lettered")
-        handled = stack.drain_retries()
-        say(f"retry: {handled} retry-queue messages handled (schedule compressed to 0,0,0 seconds)")
-        letters = stack.drain(stack.dead_letter_queue_url)
-
-        say("\nwhat each receiver got")
-        say(f"  {'receiver':28} {'requests':>8} {'2xx':>5}  answers")
-        for label, receiver in receivers.items():
-            answers = ", ".join(str(r.answered) for r in receiver.requests)
-            say(f"  {label:28} {len(receiver.requests):>8} {len(receiver.successes()):>5}  {answers}")
-
-        sample = next(r for r in lims.requests if r.header("X-OxoFlow-Event") == "RuleFailed")
-        say("\none signed delivery, as lims received it")
-        say(f"  over https://localhost:{lims.port}: TLS SNI {lims.handshakes[0]!r}, certificate verified for that name")
-        for name in ("Host", "User-Agent", "X-OxoFlow-Event", "X-OxoFlow-Delivery", "X-Hub-Signature-256"):
-            say(f"  {name}: {sample.header(name)}")
-        say(f"  body: {sample.body.decode()[:160]}...")
-
-        card = json.loads(teams.requests[0].body)["attachments"][0]["content"]["body"]
-        embed = json.loads(discord.requests[0].body)["embeds"][0]
-        say("\nwhat people see")
-        say(f"  slack:   {json.loads(slack.requests[0].body)['text'][:110]}")
-        say(f"  teams:   {card[0]['items'][0]['text']} | " + ", ".join(f"{f['title']}: {f['value']}" for f in card[2]["facts"])[:70])
-        say(f"  discord: {embed['title']} (colour #{embed['color']:06x}) | {embed['description'][:50]!r}")
-
-        say("\ndead-letter queue")
-        for letter in letters:
-            webhook = (letter.get("webhook") or {}).get("id") or "-"
-            say(f"  [{letter['reason_code']}] webhook {webhook}: {letter['reason'][:150]}")
-
-        say("\noxo-flow itself: its signed webhook POST -> IngestFunction -> topic -> its [webhook] receiver")
-        import boto3
-
-        boto3.client("ssm").put_parameter(Name="/oxoflow-notify-ingest/secret", Value=INGEST_SECRET, Type="SecureString", Overwrite=True)
-        oxo = ctx.enter_context(Receiver(verify_oxoflow(OXO_SECRET), "oxo"))
-        stack.put_config("wgs", f'[workflow]\nname = "wgs"\n\n[webhook]\nurl = "{oxo.url}"\nsecret = "{OXO_SECRET}"\n')
-        counts = {"total_rules": 40, "succeeded": 39, "failed": 1, "skipped": 0, "duration_ms": 5400000}
-        native = {
-            "event": "workflow_completed",
-            "workflow_name": "wgs",
-            "timestamp": "2026-05-18T13:00:00Z",
-            "data": counts,
-            "version": "0.14.2",
-        }
-        signed = oxoflow_post(native, INGEST_SECRET)
-        ingest_answers = [stack.invoke("IngestFunction", signed) for _ in range(2)]  # oxo-flow retries the same POST
-        unsigned = stack.invoke("IngestFunction", oxoflow_post(native, None))
-        statuses = [a["statusCode"] for a in ingest_answers]
-        say(f"  ingest answered {statuses} to the signed POST and its retry, {unsigned['statusCode']} unsigned")
-        ingested = stack.carry_published()
-        say(f"  dispatch: {sum(r['delivered'] for r in ingested)} delivered, {sum(r['already_delivered'] for r in ingested)} "
-            "already delivered (the ledger)")  # fmt: skip
-        if oxo.requests:
-            got = oxo.requests[0]
-            say(f"  oxo received: X-OxoFlow-Signature: {got.header('X-OxoFlow-Signature')}")
-            say(f"  body: {got.body.decode()[:150]}...")
-
-        say("\nchecks")
-        expect("lims got all 8 sample events, each with a valid X-Hub-Signature-256", verified(lims) == 8 and len(lims.requests) == 8)
-        events_at_lims = sorted(json.loads(r.body)["event"] for r in lims.requests)
-        expect("lims saw every event type once", len(set(events_at_lims)) == 8)
-        expect("team-slack got the 3 Slack messages it subscribed to", len(slack.successes()) == 3)
-        expect(
-            "slack bodies carry text, blocks and a coloured attachment",
-            all({"text", "blocks", "attachments"} <= set(json.loads(r.body)) for r in slack.requests),
-        )
-        expect(
-            "team-teams got 2 Adaptive Cards, answered 202 by a receiver checking Teams' shape",
-            [r.answered for r in teams.requests] == [202] * 2,
-        )
-        expect(
-            "team-discord got 2 embeds, answered 204 by a receiver checking Discord's limits",
-            [r.answered for r in discord.requests] == [204] * 2,
-        )
-        expect(
-            "flaky answered 503 once, then got the retry (same delivery id)",
-            [r.answered for r in flaky.requests] == [503, 200] and len({r.header("X-OxoFlow-Delivery") for r in flaky.requests}) == 1,
-        )
-        expect(
-            "platform got the org-wide WorkflowFailed of both workflows from _default.oxoflow",
-            sorted(json.loads(r.body)["text"].split(":")[1].strip().split(" ")[0] for r in org.successes())
-            == ["rnaseq", "variant-calling"],
-        )
-        codes = sorted(letter["reason_code"] for letter in letters)
-        expect(
-            "404 from the retired endpoint is dead-lettered, not retried", codes.count("permanent_failure") == 1 and len(gone.requests) == 1
-        )
-        expect(
-            "the webhook with an unknown event name is dead-lettered with a did-you-mean",
-            any("did you mean 'RuleFailed'" in letter["reason"] for letter in letters if letter["reason_code"] == "invalid_webhook"),
-        )
-        expect(
-            "the broken rnaseq.oxoflow dead-letters its event with line and column",
-            any(
-                "line" in letter["reason"] and "column" in letter["reason"]
-                for letter in letters
-                if letter["reason_code"] == "invalid_config"
-            ),
-        )
-        expect("both malformed messages are dead-lettered with their reason", codes.count("invalid_event") == 2)
-        expect(
-            "every delivery went over HTTPS: each handshake's SNI and each request's Host named localhost",
-            all(set(r.handshakes) == {"localhost"} for r in named.values())
-            and all(got.header("Host") == f"localhost:{r.port}" for r in named.values() for got in r.requests),
-        )
-        secret_leaks = [
-            letter for letter in letters if SECRET in json.dumps(letter) or any(r.url in json.dumps(letter) for r in named.values())
-        ]
-        expect("no secret or webhook URL in any dead letter", not secret_leaks)
-        log.flush()
-        log_text = LOG.read_text(encoding="utf-8")
-        expect(
-            "no secret or webhook URL in the Lambda logs",
-            all(x not in log_text for x in (SECRET, INGEST_SECRET, OXO_SECRET, "/hook/")),
-        )
-        expect(
-            "oxo-flow's signed POST was accepted and its unsigned twin refused (401)",
-            [a["statusCode"] for a in ingest_answers] == [202, 202] and unsigned["statusCode"] == 401,
-        )
-        expect(
-            "the oxo-flow-style receiver got oxo-flow's payload once, with a valid X-OxoFlow-Signature (retry not re-posted)",
-            [r.answered for r in oxo.requests] == [200] and json.loads(oxo.requests[0].body)["data"]["failed"] == 1,
-        )
-        expect("retry queue is empty at the end", stack.depth(stack.retry_queue_url)["visible"] == 0)
+        stack = start_stack(ctx)
+        named = start_receivers(ctx)
+        upload_configs(stack, named)
+        publish_events(stack)
+        letters = dispatch_and_retry(stack)
+        show_receivers(named)
+        show_signed_delivery(named["lims"])
+        show_what_people_see(named)
+        show_dead_letters(letters)
+        oxoflow = oxoflow_itself(ctx, stack)
+        failures = run_checks(Run(stack, named, letters, log, oxoflow))  # while the stack still runs
 
     say(f"\nLambda logs and EMF metrics (JSON lines): {LOG.relative_to(repo_path())}")
     if failures:

@@ -1,11 +1,15 @@
-"""Shared fixtures: sample events from events/, the signature vectors in tests/vectors/, loopback receivers,
-and require_tool() for tests that run a command-line tool (node, openssl)."""
+"""Shared fixtures: sample events from events/, the signature vectors in tests/vectors/, loopback receivers
+(and in_flight_counter() to see how many requests they hold at once), and require_tool() for tests that
+run a command-line tool (node, openssl)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from oxolocal.receivers import Behaviour, Receiver, trust_local_ca
+from oxolocal.receivers import Answer, Behaviour, Receiver, trust_local_ca
 from oxolocal.stack import LOCAL_ALLOWLIST
 
 # Every sender built in the tests trusts the receivers' throwaway CA the way a private-CA user
@@ -98,6 +102,28 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
         receiver.stop()
 
 
+def in_flight_counter() -> tuple[Callable[[float], Behaviour], dict[str, int]]:
+    """Receivers that hold each request for a while and count how many are held at once, across all
+    of them: ``seen["most"]`` is how many requests were in flight together (concurrency, asserted by
+    what the receivers saw rather than by the wall clock)."""
+    lock = threading.Lock()
+    seen = {"now": 0, "most": 0}
+
+    def holding(seconds: float) -> Behaviour:
+        def behave(n: int, r: object) -> Answer:
+            with lock:
+                seen["now"] += 1
+                seen["most"] = max(seen["most"], seen["now"])
+            time.sleep(seconds)
+            with lock:
+                seen["now"] -= 1
+            return Answer(200)
+
+        return behave
+
+    return holding, seen
+
+
 @pytest.fixture
 def restore_environ() -> Iterator[None]:
     """Handlers read os.environ at import; put it back after the test."""
@@ -105,6 +131,29 @@ def restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+def names_a_field(text: str, raw: str | bytes) -> bool:
+    """Whether an EventError's message names the field it is about, as the parser quotes it (one of
+    the event's fields, or a key found in ``raw``, alone or as the head of a path like
+    details.runs[3]; an entry of a top-level array as [0]), or says the message as a whole is wrong
+    ("message is not valid JSON", ...)."""
+    from oxoflow_notify.errors import shown
+    from oxoflow_notify.events import FIELDS, scrub
+
+    if text.startswith("message "):
+        return True
+    source = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    keys: set[str] = set(FIELDS)
+    for quoted in re.findall(r'"((?:[^"\\]|\\.)*)"\s*:', source):  # every key in the text, at any depth
+        try:
+            keys.add(json.loads(f'"{quoted}"'))
+        except ValueError:
+            keys.add(quoted)
+    quoted_keys = {shown(k) for k in keys} | {shown(scrub(k)) for k in keys}
+    if source.lstrip().startswith("[") and re.search(r"field '\[\d+\]", text):
+        return True
+    return any(re.search("field '" + re.escape(q) + r"['.\[…]", text) for q in quoted_keys)
 
 
 def local_guard(require_https: bool = True) -> Any:

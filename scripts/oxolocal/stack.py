@@ -277,11 +277,49 @@ class Stack:
                 self.sqs.delete_message(QueueUrl=self.tap_url, ReceiptHandle=message["ReceiptHandle"])
         return results
 
-    def drain_retries(self, function: str = "RetryFunction", rounds: int = 20, settle: float = 0.0) -> int:
+    def drain_retries(
+        self,
+        function: str = "RetryFunction",
+        rounds: int = 20,
+        settle: float = 0.0,
+        *,
+        timeout_seconds: float | None = None,
+        on_crash: tuple[type[BaseException], ...] = (),
+        until_empty: float | None = None,
+    ) -> int:
         """Feed the retry queue to the retry handler until it is empty (or `rounds` runs out).
 
         Deletes what the handler accepted and leaves its batchItemFailures for SQS to redeliver,
-        as the event source mapping does. Returns the number of records handled."""
+        as the event source mapping does. Returns the number of records handled.
+
+        ``timeout_seconds`` bounds each invocation's context (default: the template's timeout).
+        A handler that raises one of ``on_crash`` died: its whole batch failed, and SQS delivers it
+        again. With ``until_empty`` (seconds), `rounds` and `settle` do not apply: the drain goes
+        on until the queue holds nothing, delayed and in-flight messages included (three empty
+        looks in a row, 0.2 s apart), and what failed is made visible again at once rather than
+        after the queue's visibility timeout. TimeoutError if the queue is not empty in time."""
+        if until_empty is None:
+            return self._drain_rounds(function, rounds, settle, timeout_seconds, on_crash)
+        handled, idle, give_up = 0, 0, time.monotonic() + until_empty
+        while idle < 3:
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"the retry queue is not empty after {until_empty:.0f} s: {self.depth(self.retry_queue_url)}")
+            batch = self.receive(self.retry_queue_url, wait=0)
+            if not batch:
+                idle = idle + 1 if not any(self.depth(self.retry_queue_url).values()) else 0
+                time.sleep(0.2)
+                continue
+            idle = 0
+            for message in self._retry_batch(function, batch, timeout_seconds, on_crash):
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.retry_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            handled += len(batch)
+        return handled
+
+    def _drain_rounds(
+        self, function: str, rounds: int, settle: float, timeout_seconds: float | None, on_crash: tuple[type[BaseException], ...]
+    ) -> int:
         handled = 0
         for _ in range(rounds):
             batch = self.receive(self.retry_queue_url, wait=0)
@@ -291,13 +329,24 @@ class Stack:
                     batch = self.receive(self.retry_queue_url, wait=0)
                 if not batch:
                     break
-            result = self.invoke(function, sqs_event(batch, self.physical["RetryQueue"]["Arn"]))
-            failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-            for message in batch:
-                if message["MessageId"] not in failed:
-                    self.sqs.delete_message(QueueUrl=self.retry_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self._retry_batch(function, batch, timeout_seconds, on_crash)  # what failed stays in flight
             handled += len(batch)
         return handled
+
+    def _retry_batch(
+        self, function: str, batch: list[dict[str, Any]], timeout_seconds: float | None, on_crash: tuple[type[BaseException], ...]
+    ) -> list[dict[str, Any]]:
+        """One invocation of the retry handler on a received batch, as the event source mapping makes
+        it: deletes the messages it accepted, returns those that failed (all of them if it crashed)."""
+        try:
+            result = self.invoke(function, sqs_event(batch, self.physical["RetryQueue"]["Arn"]), timeout_seconds=timeout_seconds)
+            failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+        except on_crash:  # the function died: SQS delivers the whole batch again
+            failed = {message["MessageId"] for message in batch}
+        for message in batch:
+            if message["MessageId"] not in failed:
+                self.sqs.delete_message(QueueUrl=self.retry_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return [message for message in batch if message["MessageId"] in failed]
 
 
 def sns_event(envelope: dict[str, Any], subscription: str = "local") -> dict[str, Any]:

@@ -12,7 +12,7 @@ from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from oxoflow_notify.config import Config
 from oxoflow_notify.config_store import ConfigStore
-from oxoflow_notify.errors import ConfigError
+from oxoflow_notify.errors import ConfigError, InfrastructureError, is_infrastructure
 from oxoflow_notify.observability import logger
 from oxolocal.stack import Stack
 
@@ -231,6 +231,8 @@ def test_a_body_that_breaks_mid_read_serves_the_cached_config_and_without_one_ra
     assert len(store.load("workflows/wf.oxoflow").webhooks) == 2  # type: ignore[union-attr]
     # and a file never read before, whose body breaks, is an infrastructure fault: it raises, so the invocation is retried
     s3.broken = True
-    with pytest.raises(type(fault)):
+    with pytest.raises((InfrastructureError, type(fault))) as raised:
         store.load("workflows/never-read.oxoflow")
+    assert is_infrastructure(raised.value)  # so the handler raises it and Lambda retries
+    assert isinstance(raised.value, type(fault)) or isinstance(raised.value.__cause__, type(fault))
     assert s3.bodies[-1].closed

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable
 
-from oxolocal.receivers import Answer, Behaviour, Receiver, always, drip, ok
+from oxolocal.receivers import Receiver, always, drip, ok
 from oxolocal.stack import Stack, sqs_event
-from tests.conftest import sns_event
+from tests.conftest import in_flight_counter, sns_event
 
 
 def config(*hooks: str) -> str:
@@ -44,26 +42,6 @@ def test_a_delivery_that_cannot_finish_in_time_is_held_not_spending_an_attempt(s
     assert stack.drain_retries() == 1
     (got,) = receiver.requests
     assert got.header("X-OxoFlow-Attempt") == "1"
-
-
-def in_flight_counter() -> tuple[Callable[[float], Behaviour], dict[str, int]]:
-    """Receivers that hold each request for a while and count how many are held at once, across all of them."""
-    lock = threading.Lock()
-    seen = {"now": 0, "most": 0}
-
-    def holding(seconds: float) -> Behaviour:
-        def behave(n: int, r: object) -> Answer:
-            with lock:
-                seen["now"] += 1
-                seen["most"] = max(seen["most"], seen["now"])
-            time.sleep(seconds)
-            with lock:
-                seen["now"] -= 1
-            return Answer(200)
-
-        return behave
-
-    return holding, seen
 
 
 def test_the_retry_function_posts_its_whole_batch_at_once(stack: Stack, receivers: Callable[..., Receiver]) -> None:

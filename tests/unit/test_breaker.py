@@ -16,7 +16,7 @@ class Clock:
 
 def test_opens_after_the_threshold_closes_after_a_successful_trial() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(threshold=3, cooldown=30, clock=clock)
+    breaker = CircuitBreaker(threshold=3, cooldown=30, clock=clock, window=6)
     key = target_of("https://a.example.org/hook")
     for _ in range(2):
         breaker.record(key, failed=True)
@@ -25,8 +25,9 @@ def test_opens_after_the_threshold_closes_after_a_successful_trial() -> None:
     assert breaker.blocked_for(key) == 30
     clock.now += 29
     assert breaker.blocked_for(key) == 1
-    clock.now += 2  # cool-down over: one trial may pass
+    clock.now += 2  # cool-down over: one trial may pass, the others wait for its result
     assert breaker.blocked_for(key) == 0
+    assert breaker.blocked_for(key) == 30
     breaker.record(key, failed=True)  # the trial failed: open again at once
     assert breaker.blocked_for(key) == 30
     clock.now += 31
@@ -37,9 +38,10 @@ def test_opens_after_the_threshold_closes_after_a_successful_trial() -> None:
 
 def test_a_dead_path_on_a_shared_host_does_not_hold_its_neighbours() -> None:
     # given two Slack webhooks on the same host, one of them dead
-    breaker = CircuitBreaker(threshold=1, cooldown=10, clock=Clock())
+    breaker = CircuitBreaker(threshold=1, cooldown=10, clock=Clock(), window=2)
     dead, alive = "https://hooks.slack.com/services/T/B/DEAD", "https://hooks.slack.com/services/T/B/ALIVE"
     # when the dead one fails
+    breaker.record(target_of(dead), failed=True)
     breaker.record(target_of(dead), failed=True)
     # then only it is held
     assert breaker.blocked_for(target_of(dead)) == 10
@@ -66,6 +68,18 @@ def test_a_mostly_healthy_receiver_is_never_held() -> None:
 def test_a_dead_receiver_is_held_after_a_sustained_failure() -> None:
     breaker = CircuitBreaker(threshold=5, cooldown=30, clock=Clock())
     key = target_of("https://dead.example.org/hook")
-    for _ in range(5):
+    for _ in range(9):
         breaker.record(key, failed=True)
+    assert breaker.blocked_for(key) == 0  # five in a row, but too few answers yet to call it sustained
+    breaker.record(key, failed=True)
     assert breaker.blocked_for(key) == 30
+
+
+def test_one_blip_in_a_fresh_container_does_not_open_the_circuit() -> None:
+    # given a new container whose first fan-out to a healthy target failed all at once
+    breaker = CircuitBreaker(threshold=5, cooldown=30, clock=Clock())
+    key = target_of("https://healthy.example.org/hook")
+    for _ in range(6):
+        breaker.record(key, failed=True)
+    # then the target is still called
+    assert breaker.blocked_for(key) == 0

@@ -39,13 +39,16 @@ def test_one_style_per_event_and_one_renderer_per_format() -> None:
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_golden_payloads(kind: str, fmt: str) -> None:
     """tests/golden/<format>/<kind>.json holds each body, pretty-printed for review; the body sent
-    must be exactly its compact UTF-8 form. Regenerate with UPDATE_GOLDEN=1 and review the diff."""
+    must be exactly its compact UTF-8 form. Regenerate with UPDATE_GOLDEN=1, review the diff, and
+    run again without it: a run that rewrote the goldens always fails, so it is never green."""
     body = render(event_of(message(kind)), fmt)
     path = GOLDEN / fmt / f"{kind}.json"
     pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False) + "\n"
     if UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(pretty, encoding="utf-8")
+        assert problems_of(fmt, body) == []
+        pytest.fail("goldens rewritten: review the diff and run again without UPDATE_GOLDEN", pytrace=False)
     golden = path.read_text(encoding="utf-8")
     assert golden == pretty, f"{path} differs from what {fmt} renders now"
     assert json.dumps(json.loads(golden), ensure_ascii=False, separators=(",", ":")).encode() == body

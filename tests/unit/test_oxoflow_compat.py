@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from oxoflow_notify.config import parse_config
+from oxoflow_notify.config_parse import parse_config
 from oxoflow_notify.delivery import prepare
 from oxoflow_notify.errors import ConfigError, EventError
 from oxoflow_notify.events import event_from_payload, parse_event

@@ -4,16 +4,17 @@ rejection says what is wrong."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oxoflow_notify.config import parse_config
+from oxoflow_notify.config_parse import parse_config
 from oxoflow_notify.errors import ConfigError, EventError
 from oxoflow_notify.events import FIELDS, parse_event
 from oxoflow_notify.retry import next_delay
-from tests.conftest import RECEIVED_AT
+from tests.conftest import RECEIVED_AT, names_a_field
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 json_values = st.recursive(
@@ -37,8 +38,7 @@ def test_the_event_parser_accepts_or_names_the_problem(raw: Any) -> None:
     try:
         event = parse_event(raw, message_id="m", received_at=RECEIVED_AT)
     except EventError as exc:
-        text = str(exc)
-        assert text and ("field" in text or "message" in text), text
+        assert names_a_field(str(exc), raw), str(exc)
     else:
         assert event.workflow and event.id and event.timestamp.endswith("Z")
         json.dumps(event.to_payload(), ensure_ascii=False).encode("utf-8")  # always encodable
@@ -66,7 +66,9 @@ def test_the_config_parser_accepts_or_names_file_and_problem(text: str) -> None:
     try:
         config = parse_config(text, "workflows/wf.oxoflow")
     except ConfigError as exc:
+        # the file, then where in it: a line (TOML syntax), the key or table at fault, or the encoding
         assert str(exc).startswith("workflows/wf.oxoflow: ")
+        assert re.search(r"\bline \d+|'webhooks?'|\[webhook\]|key '|not UTF-8 text", str(exc)), str(exc)
         return
     for problem in config.problems:
         assert problem.message.startswith(("workflows/wf.oxoflow: [[webhooks]] #", "workflows/wf.oxoflow: [webhook]"))
@@ -131,15 +133,36 @@ def test_oxoflows_payloads_and_log_records_map_or_name_the_problem(payload: Any)
     def from_log(record: Any) -> dict[str, Any] | None:
         return from_log_record(record, "wgs")
 
-    for mapper in (from_native, from_log):
+    for mapper, names_the_key in ((from_native, native_key_named), (from_log, log_key_named)):
         try:
             message = mapper(payload)
         except EventError as exc:
-            assert str(exc)
+            assert names_the_key(str(exc), payload), str(exc)
             continue
         if message is None:
             continue
+        raw = json.dumps(message)
         try:
-            parse_event(json.dumps(message), message_id="m", received_at=RECEIVED_AT)
+            parse_event(raw, message_id="m", received_at=RECEIVED_AT)
         except EventError as exc:
-            assert str(exc)  # a rejection always says what is wrong
+            assert names_a_field(str(exc), raw), str(exc)  # a rejection names the field at fault
+
+
+def native_key_named(text: str, payload: Any) -> bool:
+    """from_native's rejection names the key that is wrong ('event', 'workflow_name' or 'data'), or
+    says the payload is not an object."""
+    if not isinstance(payload, dict):
+        return "must be a JSON object" in text
+    named = re.search(r"'(event|workflow_name|data)'", text)
+    if named is None:
+        return False
+    key = named.group(1)
+    value = payload.get(key)
+    return not isinstance(value, dict) if key == "data" else not (isinstance(value, str) and value)
+
+
+def log_key_named(text: str, payload: Any) -> bool:
+    """from_log_record's rejection names the 'event' string it needs, or else the workflow it lacks."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
+        return "'event' string" in text
+    return "names no workflow" in text

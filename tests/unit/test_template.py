@@ -32,6 +32,14 @@ def test_the_pipeline_resources_are_declared() -> None:
     assert len(of_type("AWS::Serverless::LayerVersion")) == 1
 
 
+def test_tracing_is_a_parameter_off_by_default() -> None:
+    # the code records no X-Ray segments of its own (no Powertools Tracer): Active is a choice, not the default
+    tracing = TEMPLATE["Parameters"]["Tracing"]
+    assert tracing["Default"] == "PassThrough" and tracing["AllowedValues"] == ["Active", "PassThrough"]
+    assert TEMPLATE["Globals"]["Function"]["Tracing"] == {"Ref": "Tracing"}
+    assert all("Tracing" not in spec["Properties"] for spec in of_type("AWS::Serverless::Function").values())
+
+
 def test_functions_run_a_current_python_on_arm64_with_the_layer() -> None:
     glob = TEMPLATE["Globals"]["Function"]
     assert glob["Runtime"] in ("python3.12", "python3.13")
@@ -250,7 +258,8 @@ def test_the_policy_templates_replaced_by_inline_statements_grant_too_much() -> 
 
 
 def test_the_managed_policies_sam_attaches_are_the_known_ones() -> None:
-    # Tracing: Active adds X-Ray (star-only actions); every role gets basic execution; the SQS event the poller
+    # Tracing (any mode but Disabled, so the default PassThrough too) adds X-Ray (star-only actions); every role gets
+    # basic execution; the retry function's SQS event adds the poller's
     for function in FUNCTIONS:
         for name in SAM["implicit_managed_policies"][function]:
             for statement in SAM["managed_policy_documents"][name]:

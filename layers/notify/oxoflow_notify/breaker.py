@@ -3,10 +3,12 @@
 Keyed by the webhook's whole target (scheme, host, port and path), not the host: every Slack
 webhook lives on hooks.slack.com, and one dead channel must not hold the healthy ones. It opens
 only on a sustained failure — ``threshold`` retryable failures in a row *and* at least
-``min_failure_rate`` of the last ``window`` answers failed — so a mostly healthy receiver that
-fails now and then is never held. While open (``cooldown`` seconds) the target's deliveries wait
-in the retry queue without spending an attempt, one queue send each; then one delivery is let
-through, and its result closes or reopens the circuit.
+``min_failure_rate`` of the last answers failed, over at least half a ``window`` of them — so a
+mostly healthy receiver that fails now and then is never held, and one blip in a fresh container
+(a whole fan-out failing at once) does not open it either. While open (``cooldown`` seconds) the
+target's deliveries wait in the retry queue without spending an attempt, one queue send each;
+then one delivery is let through as the trial (the others keep waiting), and its result closes
+or reopens the circuit.
 
 The state lives in one warm container: other instances of the function learn on their own.
 """
@@ -30,30 +32,39 @@ class CircuitBreaker:
         threshold: int = 5,
         cooldown: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        window: int = 20,
+        window: int | None = None,
         min_failure_rate: float = 0.8,
     ) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
         self.clock = clock
-        self.window = max(window, threshold)
+        self.window = window or 4 * threshold  # 20 answers for the default threshold of 5
         self.min_failure_rate = min_failure_rate
         self._streak: dict[str, int] = {}
         self._recent: dict[str, deque[bool]] = {}
         self._open_until: dict[str, float] = {}
+        self._trial: dict[str, float] = {}  # target -> when its half-open trial was let through
 
     def blocked_for(self, target: str) -> float:
         """Seconds the target stays closed to us; 0 when it may be called."""
+        now = self.clock()
+        trial = self._trial.get(target)
+        if trial is not None:
+            if now - trial < self.cooldown:
+                return self.cooldown  # a trial is under way: the others wait for its result
+            del self._trial[target]  # the trial never reported back: let another through
         until = self._open_until.get(target)
         if until is None:
             return 0.0
-        remaining = until - self.clock()
+        remaining = until - now
         if remaining <= 0:
-            del self._open_until[target]  # half-open: the next delivery is the trial
+            del self._open_until[target]  # half-open: this delivery is the trial
+            self._trial[target] = now
             return 0.0
         return remaining
 
     def record(self, target: str, failed: bool) -> None:
+        self._trial.pop(target, None)
         recent = self._recent.setdefault(target, deque(maxlen=self.window))
         recent.append(failed)
         if not failed:
@@ -62,6 +73,7 @@ class CircuitBreaker:
         streak = self._streak.get(target, 0) + 1
         self._streak[target] = streak
         rate = sum(recent) / len(recent)
-        if streak >= self.threshold and rate >= self.min_failure_rate and self.cooldown > 0:
+        sustained = streak >= self.threshold and len(recent) >= self.window // 2 and rate >= self.min_failure_rate
+        if sustained and self.cooldown > 0:
             self._open_until[target] = self.clock() + self.cooldown
             self._streak[target] = self.threshold - 1  # a failed trial reopens at once

@@ -150,7 +150,10 @@ def check_config(path: str, workflow: str | None = None, secrets_prefix: str = "
     """The Lambda's own validation of one .oxoflow file, as a report. References are checked
     against the scope of ``workflow`` (default: the one the file name says, <workflow>.oxoflow;
     _default.oxoflow: the shared scope) under ``secrets_prefix``, as the Lambda checks them."""
-    from .config import MAX_CONFIG_BYTES, parse_config, secret_scope, too_big
+    from .config import MAX_CONFIG_BYTES
+    from .config_limits import too_big
+    from .config_parse import parse_config
+    from .scopes import secret_scope
 
     scope = secret_scope(path, secrets_prefix, workflow=workflow)
     report: dict[str, Any] = {"file": path, "ok": False, "workflow": None, "webhooks": 0, "problems": [],
@@ -197,8 +200,8 @@ def workflow_name(raw: bytes) -> str | None:
 
 def _scope_options(args: argparse.Namespace, command: str) -> tuple[str | None, str]:
     """--workflow and --secrets-prefix, checked: the scope the Lambda would apply."""
-    from .config import DEFAULT_CONFIG_NAME, DEFAULT_SECRETS_PREFIX, prefix_segments
     from .events import WORKFLOW_NAME
+    from .scopes import DEFAULT_CONFIG_NAME, DEFAULT_SECRETS_PREFIX, prefix_segments
 
     workflow = args.workflow
     if workflow is not None and workflow != DEFAULT_CONFIG_NAME and not WORKFLOW_NAME.match(workflow):

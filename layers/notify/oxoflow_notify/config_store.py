@@ -16,9 +16,12 @@ from typing import Any
 import urllib3.exceptions
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import DEFAULT_SECRETS_PREFIX, MAX_CONFIG_BYTES, Config, parse_config, secret_scope, too_big
-from .errors import ConfigError
+from .config import MAX_CONFIG_BYTES, Config
+from .config_limits import too_big
+from .config_parse import parse_config
+from .errors import ConfigError, InfrastructureError
 from .observability import logger
+from .scopes import DEFAULT_SECRETS_PREFIX, secret_scope
 
 DEFAULT_NAME = "_default"
 # Only a missing key means "no webhooks". NoSuchBucket is also a 404, but it is a deployment
@@ -48,7 +51,7 @@ class ConfigStore:
         secrets_prefix: str = DEFAULT_SECRETS_PREFIX,
     ) -> None:
         """``secrets_prefix`` (SECRETS_PREFIX): each file's references are checked against its
-        workflow's scope under it (config.secret_scope) as the file is parsed."""
+        workflow's scope under it (scopes.secret_scope) as the file is parsed."""
         self.s3 = s3
         self.bucket = bucket
         self.prefix = prefix
@@ -136,6 +139,8 @@ class ConfigStore:
         """S3 trouble (the call, or the body it streamed): serve what we had (logged), else let the
         invocation fail and be retried. The entry is left as it was: the next load asks S3 again."""
         if entry is None:
-            raise exc
+            if isinstance(exc, (BotoCoreError, ClientError)):
+                raise exc
+            raise InfrastructureError(f"S3 read of {key} failed ({type(exc).__name__}) and nothing is cached") from exc
         logger.warning("serving cached config: S3 read failed", extra={"config_key": key, "error": type(exc).__name__})
         return entry.result

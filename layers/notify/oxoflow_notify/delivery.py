@@ -6,6 +6,9 @@ exception text of an HTTP client quotes the URL, and the URL may be a secret.
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import socket
 import ssl
 import time
@@ -14,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from urllib3 import PoolManager, Timeout
 from urllib3.exceptions import (
@@ -288,16 +291,27 @@ REDACTED = "<redacted>"
 
 def redact(text: str, prepared: Prepared) -> str:
     """A receiver's answer, with everything secret it could echo back removed: every header value
-    we sent (Authorization, signatures), the URL and its path, query and user info, and the webhook's
-    secrets, also in their percent-decoded forms. The rest may enter logs and dead letters."""
+    we sent that carries a secret (custom headers, signatures) and each word of it, the URL and
+    each of its path segments, query values and user info, and the webhook's secrets — in any
+    case, and in their percent-encoded, JSON-escaped and base64 forms. The rest may enter logs
+    and dead letters."""
     webhook = prepared.webhook
     parts = urlsplit(webhook.url)
     sent = [value for name, value in prepared.headers.items() if name.lower() in _SECRET_HEADERS]
-    candidates = {webhook.url, parts.path, parts.query, parts.netloc, *(v for _, v in webhook.headers), *sent, *webhook.secrets}
-    candidates |= {unquote(c) for c in candidates}
-    for secret in sorted((c for c in candidates if len(c) >= 4), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
+    values = [*(v for _, v in webhook.headers), *sent, *webhook.secrets]
+    pieces = {webhook.url, parts.netloc, parts.path, parts.query, *values}
+    pieces |= {word for value in values for word in value.replace(",", " ").split()}  # "Bearer <token>", "v1,<sig> v1,<sig>"
+    pieces |= set(unquote(parts.path).split("/")) | {v for pair in parse_qsl(parts.query) for v in pair}
+    pieces |= {parts.username or "", parts.password or ""}
+    forms: set[str] = set()
+    for piece in (p for p in pieces if len(p) >= 4):
+        forms |= {piece, unquote(piece), quote(piece, safe=""), json.dumps(piece)[1:-1], piece.replace("/", "\\/")}
+        forms.add(base64.b64encode(piece.encode()).decode().rstrip("="))
+    found = [f for f in forms if len(f) >= 4]
+    if not found:
+        return text
+    pattern = re.compile("|".join(re.escape(f) for f in sorted(found, key=len, reverse=True)), re.IGNORECASE)
+    return pattern.sub(REDACTED, text)
 
 
 # Headers of ours whose values carry a secret's work (ours are otherwise the event name, the delivery id, ...).

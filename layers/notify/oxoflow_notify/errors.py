@@ -62,7 +62,11 @@ class SettingsError(NotifyError):
     code = "invalid_settings"
 
 
+class InfrastructureError(Exception):
+    """An AWS service could not be used (e.g. S3's answer broke off and nothing is cached)."""
+
+
 def is_infrastructure(exc: BaseException) -> bool:
     """An AWS call failed (S3, SQS, ...): the one kind of fault a handler raises, because
     Lambda's own retry of the invocation is the design for it."""
-    return isinstance(exc, (BotoCoreError, ClientError))
+    return isinstance(exc, (BotoCoreError, ClientError, InfrastructureError))

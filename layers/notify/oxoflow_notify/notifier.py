@@ -19,7 +19,17 @@ from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, ju
 from .breaker import CircuitBreaker, target_of
 from .config import Config, ConfigProblem, Webhook, is_reference
 from .config_store import ConfigStore
-from .delivery import ALREADY_DELIVERED, DUPLICATE_ATTEMPT, OUT_OF_TIME, HttpSender, Outcome, Prepared, delivery_id_for, prepare
+from .delivery import (
+    ALREADY_DELIVERED,
+    DUPLICATE_ATTEMPT,
+    IN_PROGRESS,
+    OUT_OF_TIME,
+    HttpSender,
+    Outcome,
+    Prepared,
+    delivery_id_for,
+    prepare,
+)
 from .errors import ConfigError, EventError, is_infrastructure
 from .events import Event, event_from_payload, parse_event
 from .handoff import HANDED, HandoffLog, Mark, NoHandoffLog
@@ -101,11 +111,13 @@ class Notifier:
         self.dead_letters = dead_letters
         self.clock = clock
         self._remaining_ms: Callable[[], int] | None = None
+        self._capacity: float | None = None  # seconds for POSTs in a whole invocation of this function
 
     def bind(self, context: Any) -> None:
         """This invocation's Lambda context: no POST starts that could not finish before the
         function times out, and a crashed run's ledger claims expire with it."""
         self._remaining_ms = context.get_remaining_time_in_millis
+        self._capacity = self._remaining_ms() / 1000 - self.settings.invocation_reserve
         self.ledger.register(context)
 
     def _time_left(self) -> float | None:
@@ -157,15 +169,18 @@ class Notifier:
             return
 
         targets: list[tuple[Webhook, str]] = []
+        refusals: list[tuple[tuple[str, int], dict[str, Any]]] = []  # ((delivery id, attempt), dead letter): never deliverable
         for config in self.store.configs_for(event.workflow):
             if isinstance(config, ConfigError):
                 logger.error("config unusable", extra={"event_id": event.id, "reason": str(config)})
-                self._dead_letter(dl.dead_letter(dl.INVALID_CONFIG, str(config), event=event.to_payload()), report, tally, "none")
+                letter = dl.dead_letter(dl.INVALID_CONFIG, str(config), event=event.to_payload())
+                refusals.append(((delivery_id_for(event, str(config).split(":", 1)[0], "-"), 1), letter))
                 continue
             targets.extend((w, config.source) for w in config.webhooks if w.matches(event.event))
             for problem in config.problems:
                 if problem.matches(event.event):
-                    self._dead_letter_problem(event, problem, report, tally)
+                    refusals.append(self._refusal(event, problem))
+        self._refuse(refusals, report, tally)
 
         if not targets:
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
@@ -175,16 +190,30 @@ class Notifier:
         if errors:
             raise errors[0]
 
-    def _dead_letter_problem(self, event: Event, problem: ConfigProblem, report: Report, tally: MetricsTally) -> None:
+    @staticmethod
+    def _refusal(event: Event, problem: ConfigProblem) -> tuple[tuple[str, int], dict[str, Any]]:
         logger.error("webhook skipped", extra={"event_id": event.id, "webhook_id": problem.webhook_id, "reason": problem.message})
+        delivery_id = delivery_id_for(event, problem.source, problem.webhook_id)
         letter = dl.dead_letter(
             dl.INVALID_WEBHOOK,
             problem.message,
             event=event.to_payload(),
             webhook={"id": problem.webhook_id, "format": None, "host": None, "source": problem.source},
-            delivery_id=delivery_id_for(event, problem.source, problem.webhook_id),
+            delivery_id=delivery_id,
         )
-        self._dead_letter(letter, report, tally, "none")
+        return (delivery_id, 1), letter
+
+    def _refuse(self, refusals: list[tuple[tuple[str, int], dict[str, Any]]], report: Report, tally: MetricsTally) -> None:
+        """Dead-letter what cannot be delivered, once per (delivery, attempt): a redelivered SNS or
+        retry message finds the hand-off log's mark and writes no second letter."""
+        if not refusals:
+            return
+        marks = self.handoffs.lookup_many([key for key, _ in refusals])
+        for key, letter in refusals:
+            if key in marks:
+                continue
+            self._dead_letter(letter, report, tally, str((letter.get("webhook") or {}).get("format") or "none"))
+            self.handoffs.handed(*key)
 
     # -- retry (SQS) ------------------------------------------------------------------------
 
@@ -251,7 +280,7 @@ class Notifier:
                 delivery_id=task.delivery_id,
                 attempts=task.attempts,
             )
-            self._dead_letter(letter, report, tally, task.format)
+            self._refuse([((task.delivery_id, task.attempt), letter)], report, tally)
             return None
         return Attempt(event, webhook, task.delivery_id, task.attempt, tuple(task.attempts))
 
@@ -303,16 +332,25 @@ class Notifier:
         dead letter. Returns, per attempt, an infrastructure fault to raise, else None."""
         errors: list[Exception | None] = [None] * len(attempts)
         ready: list[tuple[int, Attempt, Prepared]] = []
+        # One read of the hand-off log for the whole fan-out or batch, before anything else.
+        marks = self.handoffs.lookup_many([(a.delivery_id, a.number) for a in attempts]) if attempts else {}
+        seen: set[tuple[str, int]] = set()
         for index, attempt in enumerate(attempts):
+            key = (attempt.delivery_id, attempt.number)
+            mark = marks.get(key)
             try:
+                if key in seen or (mark is not None and mark.state == HANDED):
+                    # Two copies of one attempt in a batch, or one another run handed on already.
+                    duplicate = Outcome(None, DUPLICATE_ATTEMPT, 0.0, detail=f"attempt {attempt.number} was already handed on")
+                    self._settle(attempt, duplicate, report, tally)
+                    continue
+                seen.add(key)
                 prepared = self._prepare(attempt, report, tally)
             except Exception as exc:  # noqa: BLE001 - contained to this delivery
                 errors[index] = self._contain(attempt, exc, report, tally)
                 continue
             if prepared is not None:
                 ready.append((index, prepared[0], prepared[1]))
-        # One read of the hand-off log for the whole fan-out, before any POST.
-        marks = self.handoffs.lookup_many([(p.delivery_id, p.attempt) for _, _, p in ready]) if ready else {}
         outcomes = self.sender.send_all(
             [prepared for _, _, prepared in ready], lambda p: self._post(p, marks.get((p.delivery_id, p.attempt)))
         )
@@ -371,7 +409,7 @@ class Notifier:
         of the invocation; not posted when the hand-off log (``mark``) says another run already
         handed this attempt on (or recorded its outcome), nor when the ledger holds a 2xx for the
         delivery. A failed outcome is recorded before anything acts on it. Never raises."""
-        budget = self.sender.budget(prepared.webhook)
+        budget = self._budget(prepared)
         left = self._time_left()
         if left is not None and left < budget:
             return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
@@ -382,15 +420,26 @@ class Notifier:
                 return dataclasses.replace(mark.outcome, recovered=True)  # posted by a run that died: hand it on, do not post again
             fmt = prepared.webhook.format
             outcome = self.ledger.once(prepared, lambda p: self._send_in_time(p, budget), lambda o: delivered(fmt, o, self.clock()))
-            if judge(fmt, outcome, self.clock()).kind in (Kind.RETRY, Kind.GIVE_UP) and not self.handoffs.posted(
-                prepared.delivery_id, prepared.attempt, outcome
-            ):
+            failed = judge(fmt, outcome, self.clock()).kind in (Kind.RETRY, Kind.GIVE_UP)
+            if failed and not self.handoffs.posted(prepared.delivery_id, prepared.attempt, outcome):
+                # Another run recorded this attempt first. If it handed it on, nothing is left to do;
+                # if not (it may have died), look again once it would have: never drop it unhanded.
+                key = (prepared.delivery_id, prepared.attempt)
+                again = self.handoffs.lookup_many([key]).get(key)
+                if again is not None and again.state == HANDED:
+                    return Outcome(None, DUPLICATE_ATTEMPT, 0.0, detail=f"attempt {prepared.attempt} was handed on by another run")
                 return Outcome(
-                    None, DUPLICATE_ATTEMPT, 0.0, detail=f"attempt {prepared.attempt} was posted by another run at the same time"
+                    None, IN_PROGRESS, 0.0, detail=f"another run recorded attempt {prepared.attempt} first; looked at again later"
                 )
             return outcome
         except Exception as exc:  # noqa: BLE001 - the ledger's own surprise is this delivery's retry
             return Outcome(None, "request_error", 0.0, detail=f"unexpected {type(exc).__name__} around the POST")
+
+    def _budget(self, prepared: Prepared) -> float:
+        """The delivery's deadline, cut to what a whole invocation can give (a function timeout set
+        below a webhook's timeout would otherwise hold that delivery for ever)."""
+        budget = self.sender.budget(prepared.webhook)
+        return budget if self._capacity is None else max(min(budget, self._capacity), 0.1)
 
     def _send_in_time(self, prepared: Prepared, budget: float) -> Outcome:
         """The POST itself, checked against the clock once more: the ledger's claim took time too."""

@@ -1,20 +1,29 @@
-"""oxo-flow's own webhook dialect (its 0.14 releases), both ways.
+"""oxo-flow's own webhook dialect (its 0.14 releases): its payload out, its payloads and logs in, its [webhook] table.
 
 - Out: the ``oxoflow`` format renders our event as the payload oxo-flow itself posts, so
   receivers written for oxo-flow keep working (its signature header is in ``signing``).
 - In: the ingest function and ``oxoflow-notify follow`` turn oxo-flow's native payloads and
   execution-log records into our events.
+- Config: its singular ``[webhook]`` table, translated to ``[[webhooks]]`` terms for parse_config.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from .errors import EventError
+from .errors import ConfigError, EventError
 from .events import Event, canonical_event_name, snake_name
+from .webhook_keys import Translated, unknown_keys
+from .webhook_values import seconds_problem
 
 DATA_FIELDS = ("total_rules", "succeeded", "failed", "skipped", "duration_ms", "rule", "exit_code", "error")
 _FAILED_STATUSES = frozenset({"failed", "failure", "error", "errored", "crashed", "timeout", "timed_out", "killed"})
+# oxo-flow's own singular [webhook] table (its 0.14 releases), accepted as it is written there.
+OXOFLOW_KEYS = ("url", "method", "headers", "events", "secret", "signature_scheme", "timeout_secs", "max_retries", "format", "id")
+OXOFLOW_DEFAULT_EVENTS = ["workflow_completed"]  # oxo-flow's default for [webhook]
+_SINGULAR_LINE = re.compile(r"^\s*\[\s*webhook\s*\]")
 
 
 def render_oxoflow(event: Event) -> dict[str, Any]:
@@ -99,3 +108,42 @@ def from_log_record(record: Any, workflow: str | None = None) -> dict[str, Any] 
     if isinstance(text, str) and text:
         message["message"] = text[:4096]
     return message
+
+
+def singular_webhook(document: Mapping[str, Any], text: str, source: str) -> tuple[Any, str] | None:
+    """A file's [webhook] table, translated (a value that is not a table as it is), and its label
+    ("[webhook] (line 9)"); None when the file has none. An array of them is a ConfigError."""
+    if "webhook" not in document:
+        return None
+    singular = document["webhook"]
+    line = next((i for i, t in enumerate(text.splitlines(), start=1) if _SINGULAR_LINE.match(t)), None)
+    label = "[webhook]" + (f" (line {line})" if line else "")
+    if isinstance(singular, list):
+        raise ConfigError(f"{source}: {label}: oxo-flow's [webhook] is a single table; for several webhooks use [[webhooks]]")
+    return (from_webhook_table(singular) if isinstance(singular, Mapping) else singular), label
+
+
+def from_webhook_table(table: Mapping[str, Any]) -> Translated:
+    """oxo-flow's spelling -> ours: its defaults (events = ["workflow_completed"], its own
+    payload, hmac-sha256 when there is a secret), timeout_secs -> timeout, max_retries -> max_attempts.
+    Mistakes in its own keys are named as written there; the key checks then leave those keys alone."""
+    entry = {k: v for k, v in table.items() if k not in ("timeout_secs", "max_retries")}
+    entry.setdefault("events", OXOFLOW_DEFAULT_EVENTS)
+    entry.setdefault("format", "oxoflow")
+    if "secret" in table:
+        entry.setdefault("signature_scheme", "hmac-sha256")
+    problems = unknown_keys(table, OXOFLOW_KEYS)
+    reported = {key for key in table if key not in OXOFLOW_KEYS}
+    if "timeout_secs" in table:
+        entry["timeout"] = table["timeout_secs"]
+        seconds = seconds_problem("timeout_secs", table["timeout_secs"])
+        if seconds:
+            problems.append(seconds)
+            reported.add("timeout")
+    retries = table.get("max_retries")
+    if retries is not None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 49:
+            problems.append("key 'max_retries' must be a whole number from 0 to 49")
+        else:
+            entry["max_attempts"] = retries + 1
+    return Translated(entry, problems, reported)

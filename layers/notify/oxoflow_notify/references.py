@@ -5,7 +5,7 @@
 
 Values are fetched with Powertools Parameters and cached per warm container for ``max_age``
 seconds. Several teams share one deployment, so each file reads only its own scope
-(config.secret_scope): ``<prefix><workflow>.oxoflow`` names under ``<SECRETS_PREFIX>workflows/<workflow>/``,
+(scopes.secret_scope): ``<prefix><workflow>.oxoflow`` names under ``<SECRETS_PREFIX>workflows/<workflow>/``,
 ``_default.oxoflow`` names under ``<SECRETS_PREFIX>shared/``. parse_config refuses a reference outside
 its file's scope (an ``invalid_webhook`` dead letter); this module checks it again before asking AWS,
 and the template grants the functions nothing outside ``workflows/*`` and ``shared/*``.
@@ -20,20 +20,19 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .config import (
+from .config import Webhook, is_reference
+from .errors import NotifyError
+from .scopes import (
     DEFAULT_SECRETS_PREFIX,
     SHARED_SCOPE,
     WORKFLOWS_SCOPE,
-    Webhook,
-    check_url,
-    check_whsec,
     in_config_scopes,
-    is_reference,
     prefix_segments,
     reference_segments,
     secret_scope,
 )
-from .errors import NotifyError
+from .urls import check_url
+from .webhook_values import check_whsec
 
 _MISSING = ("ParameterNotFound", "ResourceNotFoundException", "not found")
 

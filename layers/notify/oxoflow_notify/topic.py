@@ -14,5 +14,6 @@ def publish_message(sns: Any, topic_arn: str, message: dict[str, Any]) -> str:
         "event": {"DataType": "String", "StringValue": canonical_event_name(message["event"]) or message["event"]},
         "workflow": {"DataType": "String", "StringValue": message["workflow"]},
     }
-    body = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    # ASCII escapes: a lone surrogate (which the dispatcher accepts and scrubs) cannot be UTF-8 encoded.
+    body = json.dumps(message, ensure_ascii=True, separators=(",", ":"))
     return str(sns.publish(TopicArn=topic_arn, Message=body, MessageAttributes=attributes)["MessageId"])

@@ -60,6 +60,3 @@ def verify_standard(
         if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
             return True
     return False
-
-
-verify_hub_signature = verify_hub  # the name the signing module's tests used first

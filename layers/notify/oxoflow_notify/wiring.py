@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from .config import in_config_scopes, is_reference, prefix_segments, reference_segments
+from .config import is_reference
 from .config_store import ConfigStore
 from .delivery import HttpSender
 from .errors import SettingsError
@@ -25,6 +25,7 @@ from .ledger import IdempotencyLedger, NoLedger
 from .notifier import Notifier
 from .queues import SqsQueue
 from .references import References
+from .scopes import prefix_segments, reference_segments, under_config_grants
 from .settings import Settings
 
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
@@ -45,7 +46,7 @@ def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
         prefix = "/".join(prefix_segments(prefix)) + "/"
     except ValueError as exc:
         raise SettingsError(f"SECRETS_PREFIX: {exc}") from None
-    if in_config_scopes(secret, prefix):
+    if under_config_grants(secret, prefix):
         # a config could reference it as a webhook's secret and have bodies signed with it
         raise SettingsError(f"INGEST_SECRET must be outside every config's scope ({prefix}workflows/ and {prefix}shared/ under "
                             "SECRETS_PREFIX); keep it in its own name, e.g. ssm:/oxoflow-notify-ingest/secret")  # fmt: skip

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..format_names import FORMAT_NAMES
 from ..oxoflow import render_oxoflow
 from .common import STYLES, Style, facts
 from .discord import render_discord
@@ -25,6 +26,8 @@ FORMATS: dict[str, Callable[[Event], dict[str, Any]]] = {
     "text": render_text,
     "oxoflow": render_oxoflow,  # oxo-flow's own payload, for receivers written for oxo-flow
 }
+if tuple(FORMATS) != FORMAT_NAMES:  # config accepts FORMAT_NAMES without importing the renderers
+    raise RuntimeError(f"formats.FORMATS {tuple(FORMATS)} does not match format_names.FORMAT_NAMES {FORMAT_NAMES}")
 
 __all__ = ["FORMATS", "STYLES", "Style", "facts", "render"]
 
