@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "layers" / "notify")]
 
-from oxoflow_notify.ledger import NoLedger  # noqa: E402
+from oxoflow_notify.pipeline.ledger import NoLedger  # noqa: E402
 from oxolocal.receivers import Answer, Receiver, ok, trust_local_ca  # noqa: E402
 from oxolocal.stack import (  # noqa: E402
     LOCAL_ALLOWLIST,
@@ -484,7 +484,7 @@ def s3_calls(warm: Warm) -> list[Row]:
 def no_handoffs() -> Any:
     """The notifier's hand-off log turned off, where this version of the notifier has one."""
     try:
-        from oxoflow_notify.handoff import NoHandoffLog
+        from oxoflow_notify.pipeline.handoff import NoHandoffLog
     except ImportError:
         return None
     return NoHandoffLog()
@@ -535,8 +535,8 @@ class RawLedger:
 def record_requests(stack: Stack, events: list[dict[str, Any]]) -> list[tuple[bytes, dict[str, str]]]:
     """The body and headers the dispatcher builds for each event, without sending them."""
     from oxoflow_notify.config import Config
-    from oxoflow_notify.delivery import delivery_id_for, prepare
-    from oxoflow_notify.events import parse_event
+    from oxoflow_notify.inbound.events import parse_event
+    from oxoflow_notify.outbound.delivery import delivery_id_for, prepare
 
     store = stack.modules["DispatchFunction"].notifier.store
     out = []
@@ -583,8 +583,8 @@ def apprise_fanout(urls: list[str], ca_file: str) -> float | None:
 def cpu(setting: None) -> list[Row]:
     """Events filtered, rendered and signed per second of CPU, against json.dumps + HMAC alone."""
     from oxoflow_notify.config import Webhook
-    from oxoflow_notify.delivery import prepare
-    from oxoflow_notify.events import parse_event
+    from oxoflow_notify.inbound.events import parse_event
+    from oxoflow_notify.outbound.delivery import prepare
 
     event = parse_event(
         json.dumps(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "notify"))
 
-from oxoflow_notify.cli import main as cli
+from oxoflow_notify.tools.cli import main as cli
 
 
 def main(argv: list[str] | None = None) -> int:

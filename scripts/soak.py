@@ -33,9 +33,9 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "layers" / "notify")]
 
-from oxoflow_notify.delivery import Outcome, Prepared, delivery_id_for  # noqa: E402
-from oxoflow_notify.events import parse_event, parse_timestamp  # noqa: E402
-from oxoflow_notify.ledger import ALREADY_DELIVERED  # noqa: E402
+from oxoflow_notify.inbound.events import parse_event, parse_timestamp  # noqa: E402
+from oxoflow_notify.outbound.delivery import Outcome, Prepared, delivery_id_for  # noqa: E402
+from oxoflow_notify.pipeline.ledger import ALREADY_DELIVERED  # noqa: E402
 from oxolocal.receivers import Answer, Received, Receiver  # noqa: E402
 from oxolocal.stack import Stack, moto_server, sns_event, use_local_aws  # noqa: E402
 

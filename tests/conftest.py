@@ -139,7 +139,7 @@ def names_a_field(text: str, raw: str | bytes) -> bool:
     details.runs[3]; an entry of a top-level array as [0]), or says the message as a whole is wrong
     ("message is not valid JSON", ...)."""
     from oxoflow_notify.errors import shown
-    from oxoflow_notify.events import FIELDS, scrub
+    from oxoflow_notify.inbound.events import FIELDS, scrub
 
     if text.startswith("message "):
         return True
@@ -158,6 +158,6 @@ def names_a_field(text: str, raw: str | bytes) -> bool:
 
 def local_guard(require_https: bool = True) -> Any:
     """The guard as the local stack configures it: loopback allowed, https required (the default)."""
-    from oxoflow_notify.guard import TargetGuard, parse_allowlist
+    from oxoflow_notify.outbound.guard import TargetGuard, parse_allowlist
 
     return TargetGuard(parse_allowlist(LOCAL_ALLOWLIST), require_https=require_https)

@@ -138,7 +138,7 @@ HOSTILE_CONFIGS = {
 
 @pytest.mark.parametrize("kind", HOSTILE_CONFIGS)
 def test_validate_reports_hostile_files_exactly_as_the_lambda_would_without_a_traceback(tmp_path: Path, kind: str) -> None:
-    from oxoflow_notify.config_parse import parse_config
+    from oxoflow_notify.config.parse import parse_config
     from oxoflow_notify.errors import ConfigError
 
     # given a hostile file, and what the Lambda's parser says of it

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from oxoflow_notify.cli import checked_event, schema_problems
+from oxoflow_notify.tools.cli import checked_event, schema_problems
 from oxolocal.stack import Stack
 from tests.conftest import EVENTS, require_tool
 

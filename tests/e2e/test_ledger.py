@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from oxoflow_notify.answers import Kind
-from oxoflow_notify.delivery import delivery_id_for
-from oxoflow_notify.events import parse_event, parse_timestamp
+from oxoflow_notify.inbound.events import parse_event, parse_timestamp
+from oxoflow_notify.outbound.delivery import delivery_id_for
+from oxoflow_notify.pipeline.answers import Kind
 from oxolocal.receivers import Receiver, fail_first, ok
 from oxolocal.stack import Stack, sns_event, sqs_event
 

@@ -99,8 +99,8 @@ def test_no_canary_reaches_a_log_line_a_metric_a_retry_message_or_a_dead_letter(
             f'id = "ssm-scheme"\nurl = "ssm:/{scope}/scheme"',
         ),
     )
-    from oxoflow_notify.delivery import REDACTED
-    from oxoflow_notify.observability import logger
+    from oxoflow_notify.aws.observability import logger
+    from oxoflow_notify.outbound.delivery import REDACTED
 
     level = logger.log_level
     logger.setLevel("DEBUG")  # every line, successes and request details included

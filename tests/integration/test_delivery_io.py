@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.delivery import HttpSender, Outcome, prepare
+from oxoflow_notify.outbound.delivery import HttpSender, Outcome, prepare
 from oxolocal.receivers import Answer, Received, Receiver, always, ok, rate_limit, reset, stall
 from tests.conftest import in_flight_counter, local_guard
 from tests.unit.test_delivery import EVENT, PERMANENT, RETRYABLE, SUCCESS, hook, kind

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from oxoflow_notify.answers import Kind, judge
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.delivery import HttpSender, prepare
-from oxoflow_notify.events import parse_event
-from oxoflow_notify.guard import BlockedTarget, TargetGuard, parse_allowlist
+from oxoflow_notify.inbound.events import parse_event
+from oxoflow_notify.outbound.delivery import HttpSender, prepare
+from oxoflow_notify.outbound.guard import BlockedTarget, TargetGuard, parse_allowlist
+from oxoflow_notify.pipeline.answers import Kind, judge
 from oxolocal.receivers import Receiver, ok
 from tests.conftest import RECEIVED_AT, message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from oxoflow_notify.replay import Filters, parse_age, replay, scan
+from oxoflow_notify.tools.replay import Filters, parse_age, replay, scan
 from oxolocal.receivers import Answer, Received, Receiver
 from oxolocal.stack import Stack
 from tests.conftest import sns_event

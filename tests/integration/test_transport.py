@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from oxoflow_notify.answers import Kind, judge
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.delivery import HttpSender, prepare
-from oxoflow_notify.events import parse_event
-from oxoflow_notify.guard import TargetGuard
-from oxoflow_notify.transport import tls_context
+from oxoflow_notify.inbound.events import parse_event
+from oxoflow_notify.outbound.delivery import HttpSender, prepare
+from oxoflow_notify.outbound.guard import TargetGuard
+from oxoflow_notify.outbound.transport import tls_context
+from oxoflow_notify.pipeline.answers import Kind, judge
 from oxolocal.receivers import Answer, Receiver, drip, expired_cert, local_ca, ok, untrusted_cert, verify_hub, wrong_name_cert
 from tests.conftest import RECEIVED_AT, local_guard, message
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oxoflow_notify.answers import Kind, judge, snippet
-from oxoflow_notify.delivery import Outcome
+from oxoflow_notify.outbound.delivery import Outcome
+from oxoflow_notify.pipeline.answers import Kind, judge, snippet
 
 SUCCESS, RETRYABLE, PERMANENT = Kind.DELIVERED, Kind.RETRY, Kind.GIVE_UP
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from oxoflow_notify.breaker import CircuitBreaker, target_of
+from oxoflow_notify.outbound.breaker import CircuitBreaker, target_of
 
 
 class Clock:

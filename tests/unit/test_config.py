@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from oxoflow_notify.config import Config
-from oxoflow_notify.config_parse import parse_config
+from oxoflow_notify.config.parse import parse_config
+from oxoflow_notify.config.urls import check_url
+from oxoflow_notify.config.webhook_ids import webhook_id_for
 from oxoflow_notify.errors import ConfigError
-from oxoflow_notify.urls import check_url
-from oxoflow_notify.webhook_ids import webhook_id_for
 from tests.conftest import EVENTS
 
 SOURCE = "workflows/wf.oxoflow"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from oxoflow_notify.deadletter import DEAD_LETTER_SCHEMA, RAW_MESSAGE_MAX, dead_letter
+from oxoflow_notify.pipeline.deadletter import DEAD_LETTER_SCHEMA, RAW_MESSAGE_MAX, dead_letter
 
 
 def test_a_dead_letter_summarises_its_attempts() -> None:

@@ -11,10 +11,10 @@ import json
 import pytest
 
 from oxoflow_notify import USER_AGENT
-from oxoflow_notify.answers import Kind, judge
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.delivery import Outcome, delivery_id_for, prepare
-from oxoflow_notify.events import parse_event
+from oxoflow_notify.inbound.events import parse_event
+from oxoflow_notify.outbound.delivery import Outcome, delivery_id_for, prepare
+from oxoflow_notify.pipeline.answers import Kind, judge
 from tests.conftest import RECEIVED_AT, message
 
 SUCCESS, RETRYABLE, PERMANENT = Kind.DELIVERED, Kind.RETRY, Kind.GIVE_UP

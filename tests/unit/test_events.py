@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from oxoflow_notify.errors import EventError
-from oxoflow_notify.events import EVENT_NAMES, parse_event
+from oxoflow_notify.inbound.events import EVENT_NAMES, parse_event
 from tests.conftest import EVENT_KINDS, EVENTS, RECEIVED_AT, message, sns_event
 
 SCHEMA = json.loads((EVENTS / "event.schema.json").read_text(encoding="utf-8"))
@@ -155,7 +155,7 @@ def test_hostile_numbers_timestamps_and_nesting_are_event_errors_naming_the_fiel
 
 def test_nesting_is_allowed_up_to_the_documented_depth_and_no_further() -> None:
     # given details nested to exactly MAX_EVENT_NESTING levels, the message object counted as one
-    from oxoflow_notify.events import MAX_EVENT_NESTING
+    from oxoflow_notify.inbound.events import MAX_EVENT_NESTING
 
     inner: Any = 1
     for _ in range(MAX_EVENT_NESTING - 2):
@@ -219,7 +219,7 @@ def test_a_long_unknown_field_or_event_name_is_quoted_short_without_a_slow_did_y
 )
 def test_a_payload_coming_back_from_a_queue_is_checked_again(change: dict[str, Any], expected: str) -> None:
     # given the payload a retry message or a dead letter carries, mangled on the way
-    from oxoflow_notify.events import event_from_payload
+    from oxoflow_notify.inbound.events import event_from_payload
 
     payload = {**parse(message("rule-failed")).to_payload(), **change}
     # when it is rebuilt into an event / then it is an EventError (a ValueError too: the retry path
@@ -230,7 +230,7 @@ def test_a_payload_coming_back_from_a_queue_is_checked_again(change: dict[str, A
 
 
 def test_a_valid_payload_round_trips() -> None:
-    from oxoflow_notify.events import event_from_payload
+    from oxoflow_notify.inbound.events import event_from_payload
 
     event = parse({**message("rule-failed"), "run_id": "r1"})
     assert event_from_payload(event.to_payload()) == event

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from oxoflow_notify.errors import EventError
-from oxoflow_notify.follow import Follower
+from oxoflow_notify.tools.follow import Follower
 
 
 class Topic:

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from oxoflow_notify.errors import EventError
-from oxoflow_notify.events import EVENT_NAMES, parse_event
 from oxoflow_notify.formats import FORMATS, STYLES, render
 from oxoflow_notify.formats.common import fit, fit_bytes, fit_tail, units
+from oxoflow_notify.inbound.events import EVENT_NAMES, parse_event
 from oxolocal.shapes import problems_of
 from tests.conftest import EVENT_KINDS, RECEIVED_AT, ROOT, message
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from oxoflow_notify.guard import BlockedTarget, TargetGuard, parse_allowlist, why_blocked
+from oxoflow_notify.outbound.guard import BlockedTarget, TargetGuard, parse_allowlist, why_blocked
 
 
 @pytest.mark.parametrize(

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oxoflow_notify.cli import main
-from oxoflow_notify.config_parse import parse_config
+from oxoflow_notify.aws.queues import MemoryQueue
+from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.errors import ConfigError, EventError
-from oxoflow_notify.events import FIELDS, parse_event
 from oxoflow_notify.formats import FORMATS, facts, render
-from oxoflow_notify.ingest import Ingest
-from oxoflow_notify.queues import MemoryQueue
+from oxoflow_notify.inbound.events import FIELDS, parse_event
+from oxoflow_notify.inbound.ingest import Ingest
+from oxoflow_notify.tools.cli import main
 from tests.conftest import RECEIVED_AT, names_a_field
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -85,7 +85,7 @@ def test_a_huge_duration_falls_back_to_the_number_of_seconds() -> None:
 
 def test_render_refuses_to_write_a_non_finite_number_rather_than_send_invalid_json() -> None:
     # given an event built in Python (past the parser) that holds NaN
-    from oxoflow_notify.events import Event
+    from oxoflow_notify.inbound.events import Event
 
     event = Event("RuleFailed", "wf", "2026-05-18T12:00:00Z", "id", "m", rule="r", details={"x": math.nan})
     # when rendered / then it raises instead of sending "NaN", which JSON does not have

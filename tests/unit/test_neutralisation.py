@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from oxoflow_notify.errors import EventError
-from oxoflow_notify.events import EVENT_NAMES, parse_event
 from oxoflow_notify.formats import render
+from oxoflow_notify.inbound.events import EVENT_NAMES, parse_event
 from tests.conftest import RECEIVED_AT
 
 CHAT_FORMATS = ("slack", "teams", "discord", "text")

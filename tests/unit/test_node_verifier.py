@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from oxoflow_notify.signing import standard_headers
+from oxoflow_notify.outbound.signing import standard_headers
 from tests.conftest import ROOT, require_tool
 
 VERIFY_JS = ROOT / "docs" / "examples" / "verify.js"

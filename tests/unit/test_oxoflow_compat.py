@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from oxoflow_notify.config_parse import parse_config
-from oxoflow_notify.delivery import prepare
+from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.errors import ConfigError, EventError
-from oxoflow_notify.events import event_from_payload, parse_event
-from oxoflow_notify.oxoflow import from_log_record, from_native
-from oxoflow_notify.signing import oxoflow_signature
-from oxoflow_notify.verify import verify_oxoflow
+from oxoflow_notify.inbound.events import event_from_payload, parse_event
+from oxoflow_notify.inbound.oxoflow import from_log_record, from_native
+from oxoflow_notify.outbound.delivery import prepare
+from oxoflow_notify.outbound.signing import oxoflow_signature
+from oxoflow_notify.outbound.verify import verify_oxoflow
 
 SOURCE = "workflows/wgs.oxoflow"
 

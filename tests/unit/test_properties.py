@@ -10,10 +10,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oxoflow_notify.config_parse import parse_config
+from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.errors import ConfigError, EventError
-from oxoflow_notify.events import FIELDS, parse_event
-from oxoflow_notify.retry import next_delay
+from oxoflow_notify.inbound.events import FIELDS, parse_event
+from oxoflow_notify.pipeline.retry import next_delay
 from tests.conftest import RECEIVED_AT, names_a_field
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,7 +128,7 @@ native_like = st.fixed_dictionaries(
 @FAST
 @given(st.one_of(native_like, json_values))
 def test_oxoflows_payloads_and_log_records_map_or_name_the_problem(payload: Any) -> None:
-    from oxoflow_notify.oxoflow import from_log_record, from_native
+    from oxoflow_notify.inbound.oxoflow import from_log_record, from_native
 
     def from_log(record: Any) -> dict[str, Any] | None:
         return from_log_record(record, "wgs")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from oxoflow_notify.errors import EventError
-from oxoflow_notify.events import parse_event
-from oxoflow_notify.recovery import SnsRecord, is_on_failure_record, recovered_message, sns_records
+from oxoflow_notify.inbound.events import parse_event
+from oxoflow_notify.tools.recovery import SnsRecord, is_on_failure_record, recovered_message, sns_records
 from tests.conftest import RECEIVED_AT
 
 MESSAGE_ID = "5f3c2a8e-0d1b-5c7e-9a2f-3b4c5d6e7f80"

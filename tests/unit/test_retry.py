@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oxoflow_notify.errors import SettingsError
-from oxoflow_notify.retry import (
+from oxoflow_notify.pipeline.retry import (
     DEFAULT_RETRY_SCHEDULE,
     RetryMessageError,
     RetryTask,

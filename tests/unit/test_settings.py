@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.errors import SettingsError
-from oxoflow_notify.retry import DEFAULT_RETRY_SCHEDULE
-from oxoflow_notify.settings import Settings
+from oxoflow_notify.pipeline.retry import DEFAULT_RETRY_SCHEDULE
 
 BASE = {"CONFIG_BUCKET": "b", "RETRY_QUEUE_URL": "http://q/r", "DEAD_LETTER_QUEUE_URL": "http://q/d"}
 

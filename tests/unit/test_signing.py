@@ -10,10 +10,10 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.delivery import prepare
-from oxoflow_notify.events import parse_event
-from oxoflow_notify.signing import hub_signature, standard_headers, standard_signature
-from oxoflow_notify.verify import verify_hub, verify_standard
+from oxoflow_notify.inbound.events import parse_event
+from oxoflow_notify.outbound.delivery import prepare
+from oxoflow_notify.outbound.signing import hub_signature, standard_headers, standard_signature
+from oxoflow_notify.outbound.verify import verify_hub, verify_standard
 from tests.conftest import RECEIVED_AT, message
 
 NEW = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.config import TIMEOUT_RANGE
-from oxoflow_notify.settings import Settings
 from oxolocal import template as tpl
 
 CONFIG_READ_ALLOWANCE = 6.0  # two conditional S3 GETs within the SDK's timeouts and retries

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from oxoflow_notify.config import WEBHOOK_KEYS
-from oxoflow_notify.config_parse import parse_config
-from oxoflow_notify.format_names import FORMAT_NAMES
+from oxoflow_notify.config.format_names import FORMAT_NAMES
+from oxoflow_notify.config.parse import parse_config
+from oxoflow_notify.config.webhook_keys import KEY_CHECKS
 from oxoflow_notify.formats import FORMATS
-from oxoflow_notify.webhook_keys import KEY_CHECKS
 
 SOURCE = "workflows/wf.oxoflow"
 URL = "https://hooks.example.org/services/T0/B0/SECRETTOKEN"
@@ -28,7 +28,7 @@ def test_every_key_has_a_check() -> None:
 
 def test_config_accepts_the_formats_the_renderers_render_and_imports_none_of_them() -> None:
     assert tuple(FORMATS) == FORMAT_NAMES
-    code = "import sys, oxoflow_notify.config_parse; assert 'oxoflow_notify.formats' not in sys.modules"
+    code = "import sys, oxoflow_notify.config.parse; assert 'oxoflow_notify.formats' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

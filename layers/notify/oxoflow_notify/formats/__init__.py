@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..format_names import FORMAT_NAMES
-from ..oxoflow import render_oxoflow
+from oxoflow_notify.config.format_names import FORMAT_NAMES
+from oxoflow_notify.inbound.oxoflow import render_oxoflow
+
 from .common import STYLES, Style, facts
 from .discord import render_discord
 from .json_event import render_json
@@ -16,7 +17,7 @@ from .teams import render_teams
 from .text import render_text
 
 if TYPE_CHECKING:
-    from ..events import Event
+    from oxoflow_notify.inbound.events import Event
 
 FORMATS: dict[str, Callable[[Event], dict[str, Any]]] = {
     "json": render_json,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..events import Event
+    from oxoflow_notify.inbound.events import Event
 
 ELLIPSIS = "…"
 _BACKTICK_PAIR = re.compile(r"`(?=`)")  # a ZWSP after each such backtick: no run of three survives

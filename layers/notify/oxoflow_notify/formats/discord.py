@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .common import STYLES, break_mentions, code_block, facts, fit, fit_tail, footer, message_of, neutralise, stderr_of, subject, units
 
 if TYPE_CHECKING:
-    from ..events import Event
+    from oxoflow_notify.inbound.events import Event
 
 COLOURS = {"success": 0x2EB67D, "failure": 0xE01E5A, "neutral": 0x868E96, "warning": 0xECB22E}
 TITLE_MAX = 256

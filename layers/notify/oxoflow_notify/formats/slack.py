@@ -30,7 +30,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..events import Event
+    from oxoflow_notify.inbound.events import Event
 
 COLOURS = {"success": "#2eb67d", "failure": "#e01e5a", "neutral": "#868e96", "warning": "#ecb22e"}
 HEADER_MAX = 150

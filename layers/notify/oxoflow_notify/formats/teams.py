@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .common import STYLES, encoded_size, facts, fit, fit_tail, footer, message_of, neutralise, stderr_of, subject
 
 if TYPE_CHECKING:
-    from ..events import Event
+    from oxoflow_notify.inbound.events import Event
 
 CONTAINER_STYLE = {"success": "good", "failure": "attention", "neutral": "emphasis", "warning": "warning"}
 TEXT_COLOUR = {"success": "good", "failure": "attention", "neutral": "default", "warning": "warning"}

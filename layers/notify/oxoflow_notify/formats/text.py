@@ -32,7 +32,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..events import Event
+    from oxoflow_notify.inbound.events import Event
 
 TEXT_MAX = 4000
 TEXT_MAX_BYTES = 32_000

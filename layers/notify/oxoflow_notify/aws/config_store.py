@@ -16,12 +16,13 @@ from typing import Any
 import urllib3.exceptions
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import MAX_CONFIG_BYTES, Config
-from .config_limits import too_big
-from .config_parse import parse_config
-from .errors import ConfigError, InfrastructureError
+from oxoflow_notify.config import MAX_CONFIG_BYTES, Config
+from oxoflow_notify.config.limits import too_big
+from oxoflow_notify.config.parse import parse_config
+from oxoflow_notify.config.scopes import DEFAULT_SECRETS_PREFIX, secret_scope
+from oxoflow_notify.errors import ConfigError, InfrastructureError
+
 from .observability import logger
-from .scopes import DEFAULT_SECRETS_PREFIX, secret_scope
 
 DEFAULT_NAME = "_default"
 # Only a missing key means "no webhooks". NoSuchBucket is also a 404, but it is a deployment

@@ -20,9 +20,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .config import Webhook, is_reference
-from .errors import NotifyError
-from .scopes import (
+from oxoflow_notify.config import Webhook, is_reference
+from oxoflow_notify.config.scopes import (
     DEFAULT_SECRETS_PREFIX,
     SHARED_SCOPE,
     WORKFLOWS_SCOPE,
@@ -31,8 +30,9 @@ from .scopes import (
     reference_segments,
     secret_scope,
 )
-from .urls import check_url
-from .webhook_values import check_whsec
+from oxoflow_notify.config.urls import check_url
+from oxoflow_notify.config.webhook_values import check_whsec
+from oxoflow_notify.errors import NotifyError
 
 _MISSING = ("ParameterNotFound", "ResourceNotFoundException", "not found")
 

@@ -1,6 +1,6 @@
 """`oxoflow-notify`: publish events, check and upload configs, verify signatures, follow a run's log.
 
-Installed as a console script by `pip install .`; from a checkout, `python -m oxoflow_notify.cli`.
+Installed as a console script by `pip install .`; from a checkout, `python -m oxoflow_notify.tools.cli`.
 Every subcommand exits 0 on success, 1 when what it checked is wrong (an invalid event or config,
 a bad signature, a failed replay) and 2 when it could not run (no topic, no credentials, a
 missing file). Errors go to stderr and name the file, line or field.
@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import ConfigError, EventError, NotifyError
-from .topic import publish_message
+from oxoflow_notify import __version__
+from oxoflow_notify.errors import ConfigError, EventError, NotifyError
+from oxoflow_notify.inbound.topic import publish_message
 
 TOPIC_ENV = "OXOFLOW_NOTIFY_TOPIC_ARN"
 BUCKET_ENV = "OXOFLOW_NOTIFY_BUCKET"
-SCHEMA_PATH = Path(__file__).with_name("event.schema.json")
+SCHEMA_PATH = Path(__file__).parent.parent / "event.schema.json"
 
 
 class Usage(Exception):
@@ -59,7 +59,7 @@ def schema_problems(message: Any) -> list[str]:
 def checked_event(message: Any) -> dict[str, Any]:
     """Validate a message as the dispatcher will (its parser words problems best, with did-you-mean),
     then against the published JSON Schema, the contract every other publisher is held to."""
-    from .events import check_json, parse_event
+    from oxoflow_notify.inbound.events import check_json, parse_event
 
     if not isinstance(message, dict):
         raise EventError(f"an event is a JSON object, got {type(message).__name__}")
@@ -101,7 +101,7 @@ def _aws_errors() -> tuple[type[Exception], ...]:
 
 def _json(text: str, what: str) -> Any:
     """JSON from the command line; what it holds is checked with the event (``checked_event``)."""
-    from .events import MAX_EVENT_NESTING
+    from oxoflow_notify.inbound.events import MAX_EVENT_NESTING
 
     try:
         return json.loads(text)
@@ -150,10 +150,10 @@ def check_config(path: str, workflow: str | None = None, secrets_prefix: str = "
     """The Lambda's own validation of one .oxoflow file, as a report. References are checked
     against the scope of ``workflow`` (default: the one the file name says, <workflow>.oxoflow;
     _default.oxoflow: the shared scope) under ``secrets_prefix``, as the Lambda checks them."""
-    from .config import MAX_CONFIG_BYTES
-    from .config_limits import too_big
-    from .config_parse import parse_config
-    from .scopes import secret_scope
+    from oxoflow_notify.config import MAX_CONFIG_BYTES
+    from oxoflow_notify.config.limits import too_big
+    from oxoflow_notify.config.parse import parse_config
+    from oxoflow_notify.config.scopes import secret_scope
 
     scope = secret_scope(path, secrets_prefix, workflow=workflow)
     report: dict[str, Any] = {"file": path, "ok": False, "workflow": None, "webhooks": 0, "problems": [],
@@ -200,8 +200,8 @@ def workflow_name(raw: bytes) -> str | None:
 
 def _scope_options(args: argparse.Namespace, command: str) -> tuple[str | None, str]:
     """--workflow and --secrets-prefix, checked: the scope the Lambda would apply."""
-    from .events import WORKFLOW_NAME
-    from .scopes import DEFAULT_CONFIG_NAME, DEFAULT_SECRETS_PREFIX, prefix_segments
+    from oxoflow_notify.config.scopes import DEFAULT_CONFIG_NAME, DEFAULT_SECRETS_PREFIX, prefix_segments
+    from oxoflow_notify.inbound.events import WORKFLOW_NAME
 
     workflow = args.workflow
     if workflow is not None and workflow != DEFAULT_CONFIG_NAME and not WORKFLOW_NAME.match(workflow):
@@ -232,7 +232,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    from .events import WORKFLOW_NAME
+    from oxoflow_notify.inbound.events import WORKFLOW_NAME
 
     workflow, prefix = _scope_options(args, "upload")
     if workflow is None:  # the key it goes to decides the scope its references are checked against
@@ -267,7 +267,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_hub, verify_oxoflow, verify_standard
+    from oxoflow_notify.outbound.verify import verify_hub, verify_oxoflow, verify_standard
 
     secret = args.secret or os.environ.get("OXOFLOW_NOTIFY_SECRET")
     if args.secret_file:
@@ -347,8 +347,9 @@ def _print_summary(summary: Any, second: str, width: int = 20, detail_width: int
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from oxoflow_notify.aws.wiring import build_notifier
+
     from .replay import Filters, Summary, replay
-    from .wiring import build_notifier
 
     if not args.queue_url:
         raise Usage("replay: no dead-letter queue: pass --queue-url or set DEAD_LETTER_QUEUE_URL (a stack output)")

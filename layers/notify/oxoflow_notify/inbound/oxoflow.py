@@ -13,10 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError, EventError
+from oxoflow_notify.config.webhook_keys import Translated, unknown_keys
+from oxoflow_notify.config.webhook_values import seconds_problem
+from oxoflow_notify.errors import ConfigError, EventError
+
 from .events import Event, canonical_event_name, snake_name
-from .webhook_keys import Translated, unknown_keys
-from .webhook_values import seconds_problem
 
 DATA_FIELDS = ("total_rules", "succeeded", "failed", "skipped", "duration_ms", "rule", "exit_code", "error")
 _FAILED_STATUSES = frozenset({"failed", "failure", "error", "errored", "crashed", "timeout", "timed_out", "killed"})
@@ -28,7 +29,7 @@ _SINGULAR_LINE = re.compile(r"^\s*\[\s*webhook\s*\]")
 
 def render_oxoflow(event: Event) -> dict[str, Any]:
     """Our event as oxo-flow's WebhookPayload: event, workflow_name, timestamp, data, version."""
-    from . import __version__
+    from oxoflow_notify import __version__
 
     data: dict[str, Any] = {}
     for key in ("total_rules", "succeeded", "failed", "skipped", "duration_ms"):  # oxo-flow reads these as unsigned

@@ -14,12 +14,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import deadletter as dl
-from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, judge
-from .breaker import CircuitBreaker, target_of
-from .config import Config, ConfigProblem, Webhook, is_reference
-from .config_store import ConfigStore
-from .delivery import (
+from oxoflow_notify.aws.config_store import ConfigStore
+from oxoflow_notify.aws.observability import (
+    ALREADY,
+    DEAD_LETTERED,
+    DELIVERED,
+    DUPLICATE,
+    FAILED,
+    HELD_METRIC,
+    RETRIED,
+    MetricsTally,
+    logger,
+)
+from oxoflow_notify.aws.queues import MessageQueue
+from oxoflow_notify.aws.references import ReferenceProblem, References
+from oxoflow_notify.aws.settings import Settings
+from oxoflow_notify.config import Config, ConfigProblem, Webhook, is_reference
+from oxoflow_notify.errors import ConfigError, EventError, is_infrastructure
+from oxoflow_notify.inbound.events import Event, event_from_payload, parse_event
+from oxoflow_notify.outbound.breaker import CircuitBreaker, target_of
+from oxoflow_notify.outbound.delivery import (
     ALREADY_DELIVERED,
     DUPLICATE_ATTEMPT,
     IN_PROGRESS,
@@ -30,15 +44,12 @@ from .delivery import (
     delivery_id_for,
     prepare,
 )
-from .errors import ConfigError, EventError, is_infrastructure
-from .events import Event, event_from_payload, parse_event
+
+from . import deadletter as dl
+from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, judge
 from .handoff import HANDED, HandoffLog, Mark, NoHandoffLog
 from .ledger import Ledger, NoLedger
-from .observability import ALREADY, DEAD_LETTERED, DELIVERED, DUPLICATE, FAILED, HELD_METRIC, RETRIED, MetricsTally, logger
-from .queues import MessageQueue
-from .references import ReferenceProblem, References
 from .retry import RetryMessageError, RetryTask, sqs_delay
-from .settings import Settings
 
 
 @dataclass(frozen=True)

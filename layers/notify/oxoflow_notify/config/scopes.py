@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .config import REFERENCE
-from .events import WORKFLOW_NAME
+from oxoflow_notify.inbound.events import WORKFLOW_NAME
+
+from . import REFERENCE
 
 DEFAULT_CONFIG_NAME = "_default"  # <prefix>_default.oxoflow: the org-wide file
 CONFIG_SUFFIX = ".oxoflow"

@@ -14,18 +14,19 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from .config import is_reference
+from oxoflow_notify.config import is_reference
+from oxoflow_notify.config.scopes import prefix_segments, reference_segments, under_config_grants
+from oxoflow_notify.errors import SettingsError
+from oxoflow_notify.inbound.ingest import Ingest, secrets_from
+from oxoflow_notify.outbound.delivery import HttpSender
+from oxoflow_notify.outbound.guard import TargetGuard
+from oxoflow_notify.pipeline.handoff import DynamoHandoffLog, NoHandoffLog
+from oxoflow_notify.pipeline.ledger import IdempotencyLedger, NoLedger
+from oxoflow_notify.pipeline.notifier import Notifier
+
 from .config_store import ConfigStore
-from .delivery import HttpSender
-from .errors import SettingsError
-from .guard import TargetGuard
-from .handoff import DynamoHandoffLog, NoHandoffLog
-from .ingest import Ingest, secrets_from
-from .ledger import IdempotencyLedger, NoLedger
-from .notifier import Notifier
 from .queues import SqsQueue
 from .references import References
-from .scopes import prefix_segments, reference_segments, under_config_grants
 from .settings import Settings
 
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})

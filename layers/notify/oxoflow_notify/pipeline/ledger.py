@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .delivery import ALREADY_DELIVERED, IN_PROGRESS, Outcome, Prepared
-from .observability import logger
+from oxoflow_notify.aws.observability import logger
+from oxoflow_notify.outbound.delivery import ALREADY_DELIVERED, IN_PROGRESS, Outcome, Prepared
 
 __all__ = ["ALREADY_DELIVERED", "IN_PROGRESS", "IdempotencyLedger", "Ledger", "NoLedger"]
 

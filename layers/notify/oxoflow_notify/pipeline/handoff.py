@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from .delivery import Outcome
-from .observability import logger
+from oxoflow_notify.aws.observability import logger
+from oxoflow_notify.outbound.delivery import Outcome
 
 POSTED = "posted"
 HANDED = "handed"

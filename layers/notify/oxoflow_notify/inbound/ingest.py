@@ -17,16 +17,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import deadletter as dl
-from .errors import EventError
+from oxoflow_notify.aws.observability import logger
+from oxoflow_notify.aws.queues import MessageQueue
+from oxoflow_notify.aws.references import ReferenceProblem
+from oxoflow_notify.errors import EventError
+from oxoflow_notify.outbound.signing import OXOFLOW_SIGNATURE_HEADER
+from oxoflow_notify.outbound.verify import verify_oxoflow
+from oxoflow_notify.pipeline import deadletter as dl
+
 from .events import load_json, parse_event
-from .observability import logger
 from .oxoflow import from_native
-from .queues import MessageQueue
-from .references import ReferenceProblem
-from .signing import OXOFLOW_SIGNATURE_HEADER
 from .topic import publish_message
-from .verify import verify_oxoflow
 
 MAX_BODY = 256 * 1024  # SNS's message limit
 _NAMESPACE = uuid.UUID("3f6c7d52-5a0b-5d7e-9a51-6f0e1c2b9d44")

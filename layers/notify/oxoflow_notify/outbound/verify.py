@@ -1,6 +1,6 @@
 """Receiver-side verification of oxoflow-notify's signatures, for Python receivers.
 
-    from oxoflow_notify.verify import verify_hub, verify_oxoflow, verify_standard
+    from oxoflow_notify.outbound.verify import verify_hub, verify_oxoflow, verify_standard
     if not verify_hub(SECRET, request.body, request.headers.get("X-Hub-Signature-256")): return 401
     if not verify_oxoflow([SECRET], request.body, request.headers.get("X-OxoFlow-Signature")): return 401
     if not verify_standard(["whsec_..."], request.headers, request.body): return 401

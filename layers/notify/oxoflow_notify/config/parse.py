@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import tomli
 
-from .config import MAX_CONFIG_BYTES, Config, ConfigProblem, Webhook
-from .config_limits import check_count, check_nesting, too_big, too_deep, too_long_number
-from .errors import ConfigError, shown
-from .oxoflow import singular_webhook
+from oxoflow_notify.errors import ConfigError, shown
+from oxoflow_notify.inbound.oxoflow import singular_webhook
+
+from . import MAX_CONFIG_BYTES, Config, ConfigProblem, Webhook
+from .limits import check_count, check_nesting, too_big, too_deep, too_long_number
 from .webhook_ids import identity_clashes
 from .webhook_keys import parse_webhook
 

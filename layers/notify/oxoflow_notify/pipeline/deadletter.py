@@ -9,8 +9,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import Webhook
-from .events import format_timestamp
+from oxoflow_notify.config import Webhook
+from oxoflow_notify.inbound.events import format_timestamp
 
 DEAD_LETTER_SCHEMA = "oxoflow-notify/dead-letter/v1"
 RAW_MESSAGE_MAX = 200_000  # bytes kept of an unparseable message, well inside an SQS body

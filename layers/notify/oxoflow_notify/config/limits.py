@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .config import MAX_CONFIG_BYTES, MAX_NESTING, MAX_WEBHOOKS
-from .errors import ConfigError, shown
+from oxoflow_notify.errors import ConfigError, shown
+
+from . import MAX_CONFIG_BYTES, MAX_NESTING, MAX_WEBHOOKS
 
 _LONG_NUMBER = re.compile(r"(?<![\w.])[+-]?[0-9][0-9_]{4300,}")
 

@@ -21,10 +21,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import EventError
-from .events import canonical_event_name, format_timestamp, load_json, parse_event, parse_timestamp
+from oxoflow_notify.errors import EventError
+from oxoflow_notify.inbound.events import canonical_event_name, format_timestamp, load_json, parse_event, parse_timestamp
+from oxoflow_notify.inbound.topic import publish_message
+
 from .replay import SCAN_VISIBILITY, Filters, Letter, Summary, scan
-from .topic import publish_message
 
 OTHER_LETTERS = "other letters"  # the Summary count of letters that are not on-failure records
 

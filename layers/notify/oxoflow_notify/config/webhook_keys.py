@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .config import MAX_REPORTED, METHODS, REFERENCE, SIGNATURE_SCHEMES, SIGNATURES, WEBHOOK_KEYS, ConfigProblem, Webhook, is_reference
-from .errors import did_you_mean, shown
+from oxoflow_notify.errors import did_you_mean, shown
+
+from . import MAX_REPORTED, METHODS, REFERENCE, SIGNATURE_SCHEMES, SIGNATURES, WEBHOOK_KEYS, ConfigProblem, Webhook, is_reference
 from .format_names import DEFAULT_FORMAT, FORMAT_NAMES
 from .urls import check_url
 from .webhook_ids import entry_id, invalid_id, valid_id

@@ -8,8 +8,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .config import MAX_EVENTS, MAX_HEADER_VALUE, MAX_REPORTED, REFERENCE, TIMEOUT_RANGE, is_reference
-from .events import EVENT_NAMES, canonical_event_name, unknown_event_message
+from oxoflow_notify.inbound.events import EVENT_NAMES, canonical_event_name, unknown_event_message
+
+from . import MAX_EVENTS, MAX_HEADER_VALUE, MAX_REPORTED, REFERENCE, TIMEOUT_RANGE, is_reference
 
 # RFC 9110 token: the characters a header name may hold.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")

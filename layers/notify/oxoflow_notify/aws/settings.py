@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import SettingsError
-from .guard import IPNetwork, parse_allowlist
-from .retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
-from .scopes import DEFAULT_SECRETS_PREFIX, prefix_segments
+from oxoflow_notify.config.scopes import DEFAULT_SECRETS_PREFIX, prefix_segments
+from oxoflow_notify.errors import SettingsError
+from oxoflow_notify.outbound.guard import IPNetwork, parse_allowlist
+from oxoflow_notify.pipeline.retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
 
 # Seconds of every invocation kept back from POSTs, for queueing retries, writing dead letters
 # and flushing metrics after the last answer: no POST starts that would eat into them.

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .answers import Kind
-from .deadletter import DEAD_LETTER_SCHEMA
-from .retry import RETRY_SCHEMA
+from oxoflow_notify.pipeline.answers import Kind
+from oxoflow_notify.pipeline.deadletter import DEAD_LETTER_SCHEMA
+from oxoflow_notify.pipeline.retry import RETRY_SCHEMA
 
 SCAN_VISIBILITY = 300  # seconds a scanned message stays hidden: the replay finishes within it
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import EventError
-from .events import load_json
-from .oxoflow import from_log_record
+from oxoflow_notify.errors import EventError
+from oxoflow_notify.inbound.events import load_json
+from oxoflow_notify.inbound.oxoflow import from_log_record
 
 _NAMESPACE = uuid.UUID("0b7c3f0e-93a5-5a3e-8d0c-5f0d3b1f6a21")
 FINAL = ("workflow_completed", "workflow_failed", "workflow_cancelled")

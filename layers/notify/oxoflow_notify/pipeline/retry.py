@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .errors import NotifyError, SettingsError
-from .queues import SQS_MAX_DELAY
+from oxoflow_notify.aws.queues import SQS_MAX_DELAY
+from oxoflow_notify.errors import NotifyError, SettingsError
 
 # Svix-like: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h -> 8 attempts over about 27.5 hours.
 DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)

@@ -24,8 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import deadletter as dl
-from .delivery import (
+from oxoflow_notify.outbound.delivery import (
     ALREADY_DELIVERED,
     DUPLICATE_ATTEMPT,
     HOLD_ERRORS,
@@ -36,6 +35,8 @@ from .delivery import (
     TIMEOUT_ERRORS,
     Outcome,
 )
+
+from . import deadletter as dl
 from .retry import next_delay, parse_retry_after
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)

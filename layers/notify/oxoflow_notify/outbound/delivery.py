@@ -31,10 +31,11 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from . import USER_AGENT
-from .config import Webhook
-from .events import Event
-from .formats import render
+from oxoflow_notify import USER_AGENT
+from oxoflow_notify.config import Webhook
+from oxoflow_notify.formats import render
+from oxoflow_notify.inbound.events import Event
+
 from .guard import BlockedTarget, InvalidHost, TargetGuard
 from .signing import OXOFLOW_SIGNATURE_HEADER, SIGNATURE_HEADER, hmac_sha256_hex, standard_headers
 from .transport import DeadlineExceeded, deadline, guarded_pool_classes, tls_context

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import EventError, did_you_mean, shown
+from oxoflow_notify.errors import EventError, did_you_mean, shown
 
 EVENT_NAMES: tuple[str, ...] = (
     "WorkflowStarted",
