@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -17,7 +17,6 @@ from botocore.config import Config as BotoConfig
 from oxoflow_notify.config import is_reference
 from oxoflow_notify.config.scopes import prefix_segments, reference_segments, under_config_grants
 from oxoflow_notify.errors import SettingsError
-from oxoflow_notify.inbound.ingest import Ingest, secrets_from
 from oxoflow_notify.outbound.delivery import HttpSender
 from oxoflow_notify.outbound.guard import TargetGuard
 from oxoflow_notify.pipeline.handoff import DynamoHandoffLog, NoHandoffLog
@@ -29,11 +28,17 @@ from .queues import SqsQueue
 from .references import References
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from oxoflow_notify.inbound.ingest import Ingest
+
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
 
 
 def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
-    """The ingest function's one dependency set: the topic, the secret reference, SNS."""
+    """The ingest function's one dependency set: the topic, the secret reference, SNS. (Imported
+    here: the dispatch and retry functions never pay for the ingest module at cold start.)"""
+    from oxoflow_notify.inbound.ingest import Ingest, secrets_from
+
     env = os.environ if env is None else env
     topic, secret = env.get("TOPIC_ARN", "").strip(), env.get("INGEST_SECRET", "").strip()
     if not topic or not secret:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import tomli
 
 from oxoflow_notify.errors import ConfigError, shown
-from oxoflow_notify.inbound.oxoflow import singular_webhook
 
 from . import MAX_CONFIG_BYTES, Config, ConfigProblem, Webhook
 from .limits import check_count, check_nesting, too_big, too_deep, too_long_number
@@ -81,9 +80,12 @@ def _located(document: dict[str, Any], text: str, source: str) -> list[tuple[Any
     for index, entry in enumerate(entries, start=1):
         line = lines[index - 1] if len(lines) == len(entries) else None
         located.append((entry, f"[[webhooks]] #{index}" + (f" (line {line})" if line else "")))
-    singular = singular_webhook(document, text, source)
-    if singular is not None:
-        located.append(singular)
+    if "webhook" in document:  # oxo-flow's own [webhook] table: its dialect is imported only for files that use it
+        from oxoflow_notify.inbound.oxoflow import singular_webhook
+
+        singular = singular_webhook(document, text, source)
+        if singular is not None:
+            located.append(singular)
     return located
 
 

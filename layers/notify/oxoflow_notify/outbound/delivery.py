@@ -272,7 +272,7 @@ class HttpSender:
             error=None,
             latency_ms=_ms_since(started),
             retry_after=response.headers.get("Retry-After"),
-            snippet=redact(raw.decode("utf-8", "replace"), prepared)[:RESPONSE_SNIPPET],
+            snippet=_snippet(raw, response.status, prepared),
         )
 
     def send_all(self, batch: Sequence[Prepared], send: Callable[[Prepared], Outcome] | None = None) -> list[Outcome]:
@@ -288,6 +288,16 @@ class HttpSender:
 
 
 REDACTED = "<redacted>"
+
+
+def _snippet(raw: bytes, status: int, prepared: Prepared) -> str:
+    """The start of an answer, as reasons may quote it. Only answers that can enter a reason (a
+    failure, or a Teams 200 that reports one) are worth cleaning, and cleaning costs a regex per
+    answer: a plain 2xx keeps only a short, unquoted start."""
+    text = raw.decode("utf-8", "replace")
+    if 200 <= status < 300 and prepared.webhook.format != "teams":
+        return text[:16]
+    return redact(text, prepared)[:RESPONSE_SNIPPET]
 
 
 def redact(text: str, prepared: Prepared) -> str:
