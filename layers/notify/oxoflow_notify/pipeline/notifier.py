@@ -154,17 +154,17 @@ class Notifier:
                 except Exception as exc:
                     if is_infrastructure(exc):
                         raise
-                    self._event_failed(published, exc, report, tally)
+                    self._kept_whole("event", published.message, published.message_id, exc, report, tally)
         finally:
             tally.flush()
         return report
 
-    def _event_failed(self, published: Published, exc: Exception, report: Report, tally: MetricsTally) -> None:
-        """Whatever else went wrong with one event ends as that event's dead letter, kept for replay."""
-        reason = f"internal error while handling this event ({type(exc).__name__}); kept for replay"
-        logger.error("event failed", extra={"message_id": published.message_id, "reason": reason, "error": type(exc).__name__})
-        letter = dl.dead_letter(dl.INTERNAL_ERROR, reason, raw_message=published.message, message_id=published.message_id)
-        self._dead_letter(letter, report, tally, "none")
+    def _kept_whole(self, what: str, raw: str, message_id: str | None, exc: Exception, report: Report, tally: MetricsTally) -> None:
+        """Whatever else went wrong with one message (an event, a retry message) ends as its dead
+        letter, the message kept whole for replay."""
+        reason = f"internal error while handling this {what} ({type(exc).__name__}); kept for replay"
+        logger.error(f"{what} failed", extra={"message_id": message_id, "reason": reason, "error": type(exc).__name__})
+        self._dead_letter(dl.dead_letter(dl.INTERNAL_ERROR, reason, raw_message=raw, message_id=message_id), report, tally, "none")
 
     def _dispatch_one(self, published: Published, report: Report, tally: MetricsTally) -> None:
         try:
@@ -252,9 +252,7 @@ class Notifier:
                     if is_infrastructure(exc):
                         errors[index] = exc
                         continue
-                    reason = f"internal error while handling this retry message ({type(exc).__name__}); kept for replay"
-                    logger.error("retry message failed", extra={"reason": reason, "error": type(exc).__name__})
-                    self._dead_letter(dl.dead_letter(dl.INTERNAL_ERROR, reason, raw_message=body), report, tally, "none")
+                    self._kept_whole("retry message", body, None, exc, report, tally)
                     continue
                 if attempt is not None:
                     pending.append((index, attempt))
@@ -421,9 +419,9 @@ class Notifier:
         handed this attempt on (or recorded its outcome), nor when the ledger holds a 2xx for the
         delivery. A failed outcome is recorded before anything acts on it. Never raises."""
         budget = self._budget(prepared)
-        left = self._time_left()
-        if left is not None and left < budget:
-            return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
+        late = self._too_late(budget)
+        if late is not None:
+            return late
         try:
             if mark is not None and mark.state == HANDED:
                 return Outcome(None, DUPLICATE_ATTEMPT, 0.0, detail=f"attempt {prepared.attempt} was already handed on; not posted again")
@@ -454,10 +452,14 @@ class Notifier:
 
     def _send_in_time(self, prepared: Prepared, budget: float) -> Outcome:
         """The POST itself, checked against the clock once more: the ledger's claim took time too."""
+        return self._too_late(budget) or self.sender.send(prepared, budget)
+
+    def _too_late(self, budget: float) -> Outcome | None:
+        """OUT_OF_TIME when ``budget`` seconds no longer fit in what is left of the invocation."""
         left = self._time_left()
-        if left is not None and left < budget:
-            return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
-        return self.sender.send(prepared, budget)
+        if left is None or left >= budget:
+            return None
+        return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
 
     def _enqueue_retry(self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, now: float) -> None:
         task = RetryTask(
