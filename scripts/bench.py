@@ -58,6 +58,7 @@ OUT = sys.__stdout__
 FANOUT = 50
 FANOUT_DELAY = 0.2
 EVENTS = 2000
+DIGEST_EVENTS = 300
 LAMBDA_MB_PER_VCPU = 1769  # Lambda gives a function one full vCPU at 1,769 MB, in proportion below
 
 
@@ -232,7 +233,8 @@ class Warm:
 def warm_function() -> Iterator[Warm]:
     # moto in server mode, not mock_aws: mock_aws patches every `requests` call (to match it against
     # AWS URLs), a cost Lambda does not have. The config is cached, so the hot path makes no AWS call.
-    with moto_server() as endpoint:
+    # In its own process, as AWS is: its work does not take the interpreter lock from the code measured.
+    with moto_server(own_process=True) as endpoint:
         use_local_aws(endpoint)
         stack = Stack(overrides={"CONFIG_CACHE_SECONDS": "60"}).provision()
         handler = stack.handler("DispatchFunction")
@@ -478,6 +480,40 @@ def s3_calls(warm: Warm) -> list[Row]:
     files = 2  # the workflow's file and _default.oxoflow
     return [
         Row("S3 GetObject for 300 events in one TTL", len(calls), files, len(calls) / files, "<= 1 per file per TTL", len(calls) <= files)
+    ]
+
+
+def digest_cost(warm: Warm) -> list[Row]:
+    """What a digest adds per event to the dispatcher, against delivering the event alone (both with
+    the DynamoDB I/O as deployed): the DynamoDB calls each makes, and the dispatcher's wall time.
+    And what a rate limit adds per POST. 300 RuleFailed events of one run each way."""
+    warm.dynamo(True)
+    client = warm.notifier.windows._ddb()  # the ledger, the hand-off log, windows and slots share it
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **kw: calls.append(model.name))
+    per_event: dict[str, tuple[float, float]] = {}
+    with receivers(1, 0) as (url,):
+        sides = {
+            "alone": f'[[webhooks]]\nurl = "{url}"\nsecret = "bench-secret"\n',
+            "digest": f'[[webhooks]]\nurl = "{url}"\nsecret = "bench-secret"\ndigest = "15m"\n',
+            "paced": f'[[webhooks]]\nurl = "{url}"\nsecret = "bench-secret"\nrate_limit = 100\n',
+        }
+        for name, text in sides.items():
+            warm.stack.put_config(f"cost-{name}", text)
+            events = published(f"cost-{name}", DIGEST_EVENTS + 1)
+            warm.invoke(events[0])  # config cached, window opened: the steady state is what is priced
+            calls.clear()
+            started = time.perf_counter()
+            for event in events[1:]:
+                warm.invoke(event)
+            wall = (time.perf_counter() - started) / DIGEST_EVENTS
+            per_event[name] = (len(calls) / DIGEST_EVENTS, wall * 1000)
+    alone, digest, paced = per_event["alone"], per_event["digest"], per_event["paced"]
+    return [
+        Row("digest: DynamoDB calls per event", digest[0], alone[0], digest[0] / alone[0], "reported (vs sent alone)", True),
+        Row("digest: dispatcher ms per event", digest[1], alone[1], digest[1] / alone[1], "reported (vs sent alone)", True, "ms"),
+        Row("rate limit: DynamoDB calls per POST", paced[0], alone[0], paced[0] / alone[0], "reported (vs unlimited)", True),
+        Row("rate limit: dispatcher ms per POST", paced[1], alone[1], paced[1] / alone[1], "reported (vs unlimited)", True, "ms"),
     ]
 
 
@@ -782,7 +818,7 @@ def layer_size() -> float | None:
 # The measurements, in the order they run and print. Each stage's setting is torn down before the
 # next one is set up, so no two moto servers or receiver processes run at once.
 STAGES: list[Stage[Any]] = [
-    Stage(warm_function, [fan_out, throughput, s3_calls]),
+    Stage(warm_function, [fan_out, throughput, s3_calls, digest_cost]),
     Stage(no_aws, [cpu]),
     Stage(cold_processes, [cold_start, memory]),
 ]

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oxolocal.receivers import Answer, Received, Receiver, always, fail_first, service, verify_hub
+from oxolocal.receivers import Answer, Received, Receiver, always, fail_first, most_in_any_second, service, slack_like, verify_hub
 from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws
 
 LOG = repo_path(".demo", "lambda.log")
@@ -277,6 +277,83 @@ def oxoflow_itself(ctx: contextlib.ExitStack, stack: Stack) -> OxoflowRun:
     return OxoflowRun(ingest_answers, unsigned, oxo)
 
 
+STORM_RULES = 200
+STORM_RATE = 10  # POSTs per second the paced receiver allows (plus one), and its webhook's rate_limit
+
+
+def enforcing_slack() -> Any:
+    """Slack's shape and Slack's rate: about one message a second (plus a burst of one), else 429."""
+    shape, rate = service("slack"), slack_like(1, burst=1)
+
+    def behave(n: int, r: Received) -> Answer:
+        answer = rate(n, r)
+        return answer if answer.status == 429 else shape(n, r)
+
+    return behave
+
+
+@dataclass
+class StormRun:
+    """A 200-rule failure storm: what the digest webhooks and the paced webhook got."""
+
+    slack: Receiver  # digest = "30s", format slack, Slack's own rate enforced
+    ops: Receiver  # digest = "30s", json: the counts, machine-readable
+    paced: Receiver  # every RuleFailed alone, rate_limit = STORM_RATE, enforced by the receiver
+
+
+def failure_storm(ctx: contextlib.ExitStack, stack: Stack) -> StormRun:
+    say(f"\na failure storm: a bad reference genome fails {STORM_RULES} rules of one run in a minute")
+    slack = ctx.enter_context(Receiver(enforcing_slack(), "storm-slack"))
+    ops = ctx.enter_context(Receiver(verify_hub(SECRET), "storm-ops"))
+    paced = ctx.enter_context(Receiver(slack_like(STORM_RATE, burst=1), "storm-paced"))
+    stack.put_config(
+        "wgs-storm",
+        f"""
+[[webhooks]]
+id = "team-slack"
+url = "{slack.url}"
+format = "slack"
+digest = "30s"
+
+[[webhooks]]
+id = "ops-digest"
+url = "{ops.url}"
+secret = "{SECRET}"
+digest = "30s"
+
+[[webhooks]]
+id = "paced-dashboard"
+url = "{paced.url}"
+events = ["RuleFailed"]
+rate_limit = {STORM_RATE}
+""",
+    )
+    say(f"  wgs-storm.oxoflow: team-slack (slack, digest = \"30s\"), ops-digest (json, digest), "
+        f"paced-dashboard (rate_limit = {STORM_RATE}, its receiver answers 429 above that)")  # fmt: skip
+    for n in range(STORM_RULES):
+        stack.publish({"event": "RuleFailed", "workflow": "wgs-storm", "run_id": "run-7", "rule": f"call_variants_chr{n % 24 + 1}_{n:03d}",
+                       "message": "reference genome index is missing", "details": {"exit_code": 2, "stderr":
+                       f"[E::bwa_idx_load] fail to locate the index files (shard {n})"}})  # fmt: skip
+    stack.publish({"event": "WorkflowFailed", "workflow": "wgs-storm", "run_id": "run-7", "message": f"{STORM_RULES} rules failed"})
+    reports = stack.carry_published()
+    digested, sent, held = (sum(r[k] for r in reports) for k in ("digested", "delivered", "held"))
+    say(f"  dispatch: {len(reports)} events, {digested} counted in digest windows, {sent} delivered, {held} waiting for a rate-limit slot")
+    stack.drain_retries(until_empty=180)
+    say(f"  team-slack got {len(slack.requests)} messages: " + "; ".join(_slack_line(r) for r in slack.requests))
+    times = [r.at for r in paced.requests]
+    if times:
+        refused = sum(r.answered == 429 for r in paced.requests)
+        say(f"  paced-dashboard got {len(paced.successes())} POSTs over {max(times) - min(times):.0f} s, "
+            f"at most {most_in_any_second(times)} in any second, {refused} answered 429")  # fmt: skip
+    return StormRun(slack, ops, paced)
+
+
+def _slack_line(received: Received) -> str:
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        return str(json.loads(received.body)["text"])[:90]
+    return "?"
+
+
 # -- the checks: what must have happened, each a name and a predicate over the run ---------------
 
 
@@ -289,6 +366,7 @@ class Run:
     letters: list[dict[str, Any]]
     log: TextIO  # the Lambda log, flushed before a check reads it
     oxoflow: OxoflowRun
+    storm: StormRun
 
     def codes(self) -> list[str]:
         return sorted(letter["reason_code"] for letter in self.letters)
@@ -319,7 +397,7 @@ def flaky_got_its_retry(run: Run) -> bool:
 
 def platform_got_both_workflows(run: Run) -> bool:
     texts = (json.loads(r.body)["text"] for r in run.named["org"].successes())
-    return sorted(text.split(":")[1].strip().split(" ")[0] for text in texts) == ["rnaseq", "variant-calling"]
+    return sorted(text.split(":")[1].strip().split(" ")[0] for text in texts) == ["rnaseq", "variant-calling", "wgs-storm"]
 
 
 def did_you_mean_in_dead_letter(run: Run) -> bool:
@@ -360,6 +438,24 @@ def oxoflow_receiver_got_it_once(run: Run) -> bool:
     return [r.answered for r in requests] == [200] and json.loads(requests[0].body)["data"]["failed"] == 1
 
 
+def storm_reads_as_a_few_slack_messages(run: Run) -> bool:
+    got = run.storm.slack.requests
+    return 2 <= len(got) <= 4 and all(r.answered == 200 for r in got) and got[-1].header("X-OxoFlow-Event") == "WorkflowFailed"
+
+
+def storm_digests_count_every_event_once(run: Run) -> bool:
+    bodies = [json.loads(r.body) for r in run.storm.ops.requests if r.header("X-OxoFlow-Event") == "Digest"]
+    signed = all(r.header("X-Hub-Signature-256") and r.answered == 200 for r in run.storm.ops.requests)
+    return signed and sum(b["total"] for b in bodies) == STORM_RULES and all(b["counts"] == {"RuleFailed": b["total"]} for b in bodies)
+
+
+def paced_webhook_kept_to_its_limit(run: Run) -> bool:
+    got = run.storm.paced.requests
+    times = [r.at for r in got]
+    return len(run.storm.paced.successes()) == STORM_RULES and all(r.answered == 200 for r in got) and \
+        most_in_any_second(times) <= STORM_RATE + 1  # fmt: skip
+
+
 CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
     ("lims got all 8 sample events, each with a valid X-Hub-Signature-256", lims_got_every_sample_signed),
     ("lims saw every event type once", lims_saw_every_event_type),
@@ -374,7 +470,7 @@ CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
         lambda run: [r.answered for r in run.named["discord"].requests] == [204] * 2,
     ),
     ("flaky answered 503 once, then got the retry (same delivery id)", flaky_got_its_retry),
-    ("platform got the org-wide WorkflowFailed of both workflows from _default.oxoflow", platform_got_both_workflows),
+    ("platform got the org-wide WorkflowFailed of all three failed workflows from _default.oxoflow", platform_got_both_workflows),
     (
         "404 from the retired endpoint is dead-lettered, not retried",
         lambda run: run.codes().count("permanent_failure") == 1 and len(run.named["gone"].requests) == 1,
@@ -390,6 +486,12 @@ CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
         "the oxo-flow-style receiver got oxo-flow's payload once, with a valid X-OxoFlow-Signature (retry not re-posted)",
         oxoflow_receiver_got_it_once,
     ),
+    (
+        f"the {STORM_RULES}-rule storm reached team-slack as its digest(s) and the WorkflowFailed, no 429",
+        storm_reads_as_a_few_slack_messages,
+    ),
+    (f"ops-digest's signed json digests count all {STORM_RULES} failed rules, each once", storm_digests_count_every_event_once),
+    (f"paced-dashboard got all {STORM_RULES}, never more than {STORM_RATE} (+1) in a second, no 429", paced_webhook_kept_to_its_limit),
     ("retry queue is empty at the end", lambda run: run.stack.depth(run.stack.retry_queue_url)["visible"] == 0),
 ]
 
@@ -421,7 +523,8 @@ def main() -> int:
         show_what_people_see(named)
         show_dead_letters(letters)
         oxoflow = oxoflow_itself(ctx, stack)
-        failures = run_checks(Run(stack, named, letters, log, oxoflow))  # while the stack still runs
+        storm = failure_storm(ctx, stack)
+        failures = run_checks(Run(stack, named, letters, log, oxoflow, storm))  # while the stack still runs
 
     say(f"\nLambda logs and EMF metrics (JSON lines): {LOG.relative_to(repo_path())}")
     if failures:

@@ -161,6 +161,32 @@ def rate_limit(times: int, retry_after: str = "1") -> Behaviour:
     return lambda n, r: Answer(429, b"slow down", {"Retry-After": retry_after}) if n < times else Answer(200)
 
 
+def slack_like(per_second: float = 1.0, burst: int = 1, retry_after: str = "1") -> Behaviour:
+    """Enforces a rate the way Slack does: more than ``per_second`` (plus ``burst``) requests within
+    any one second get 429 with Retry-After. Arrival times are what the receiver saw."""
+    arrivals: list[float] = []
+
+    def behave(n: int, r: Received) -> Answer:
+        arrivals.append(r.at)  # the receiver calls behaviours under its lock: arrivals are in order
+        recent = [t for t in arrivals if r.at - t < 1.0]
+        if len(recent) > per_second + burst:
+            return Answer(429, b"rate_limited", {"Retry-After": retry_after})
+        return Answer(200, b"ok")
+
+    return behave
+
+
+def most_in_any_second(times: list[float]) -> int:
+    """The most arrivals within any one-second span (a sliding window, not calendar seconds)."""
+    ordered = sorted(times)
+    most, start = 0, 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 

@@ -131,13 +131,48 @@ def text(payload: dict[str, Any], raw: bytes) -> list[str]:
     return problems
 
 
+DIGEST_KEYS = ("event", "id", "workflow", "run_id", "window", "counts", "total", "events", "left_out")
+WINDOW_KEYS = ("number", "opened", "closed", "seconds", "closed_by")
+
+
+def _count(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def digest(payload: dict[str, Any]) -> list[str]:
+    """A digest's payload (events/digest.schema.json), which the json and oxoflow formats send for
+    a digest: what a receiver needs to read it."""
+    problems = [f"missing {k}" for k in DIGEST_KEYS if k not in payload]
+    window = payload.get("window")
+    if not isinstance(window, dict):
+        problems.append("window must be an object")
+    else:
+        problems += [f"missing window.{k}" for k in WINDOW_KEYS if k not in window]
+    counts = payload.get("counts")
+    if not isinstance(counts, dict) or not all(_count(n, 1) for n in counts.values()):
+        problems.append("counts must map event names to positive integers")
+    if not _count(payload.get("total"), 1):
+        problems.append("total must be a positive integer")
+    if not _count(payload.get("left_out"), 0):
+        problems.append("left_out must be a non-negative integer")
+    events = payload.get("events")
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        problems.append("events must be a list of objects")
+    return problems
+
+
 def json_event(payload: dict[str, Any], raw: bytes) -> list[str]:
+    if payload.get("event") == "Digest":
+        return digest(payload)
     missing = [k for k in ("event", "workflow", "timestamp", "rule", "message", "details", "id") if k not in payload]
     return [f"missing {k}" for k in missing]
 
 
 def oxoflow(payload: dict[str, Any], raw: bytes) -> list[str]:
-    """oxo-flow's WebhookPayload: what a receiver written for oxo-flow deserialises."""
+    """oxo-flow's WebhookPayload: what a receiver written for oxo-flow deserialises. oxo-flow has
+    no digest shape: for a digest the format sends the json digest payload."""
+    if payload.get("event") == "Digest":
+        return digest(payload)
     problems = [f"missing {k}" for k in ("event", "workflow_name", "timestamp", "data", "version") if k not in payload]
     if not isinstance(payload.get("event"), str) or not str(payload.get("event")).islower():
         problems.append("event must be a snake_case string")

@@ -72,14 +72,47 @@ def use_local_aws(endpoint: str) -> None:
     boto3.setup_default_session()
 
 
+def atomic_dynamodb() -> None:
+    """Make each of moto's DynamoDB requests atomic, as DynamoDB's are.
+
+    moto applies a conditional write or a transaction without a lock: two requests at once can both
+    pass a condition that only one may (both open the same window, both take the same slot). Real
+    DynamoDB never lets that happen, so a fake that does would fail correct code under concurrency
+    (and could hide races of our own behind its own). One lock around every DynamoDB request, in
+    process (mock_aws) and in the threaded server alike. Idempotent."""
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_atomic", False):
+        return
+    lock = threading.RLock()
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    call_action._atomic = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """A moto server on a free loopback port, for as long as the block runs."""
+def moto_server(own_process: bool = False) -> Iterator[str]:
+    """A moto server on a free loopback port, for as long as the block runs.
+
+    ``own_process``: in a process of its own, as AWS is, so its work does not share this process's
+    interpreter lock with the code being measured (the bench); tests keep it in process."""
+    if own_process:
+        with _moto_process() as endpoint:
+            yield endpoint
+        return
     import logging
 
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the console
+    atomic_dynamodb()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -87,6 +120,30 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def _serve_moto(pipe: Any) -> None:
+    with moto_server() as endpoint:
+        pipe.send(endpoint)
+        pipe.recv()  # until the parent says stop (or goes away)
+
+
+@contextmanager
+def _moto_process() -> Iterator[str]:
+    import multiprocessing
+
+    parent, child = multiprocessing.get_context("fork").Pipe()
+    process = multiprocessing.get_context("fork").Process(target=_serve_moto, args=(child,), daemon=True)
+    process.start()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError("the moto server process did not start within 60 s")
+        yield str(parent.recv())
+    finally:
+        parent.send("stop")
+        process.join(10)
+        if process.is_alive():
+            process.kill()
 
 
 LOCAL_TYPES = ("AWS::SNS::Topic", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::DynamoDB::Table")
@@ -102,6 +159,7 @@ class Stack:
         name_prefix: str = "oxoflow-local",
         overrides: dict[str, str] | None = None,
     ) -> None:
+        atomic_dynamodb()
         # Environment for every function run here; the local CA is trusted as a private CA would be.
         self.overrides = {**LOCAL_FUNCTION_ENV, "SSL_CERT_FILE": local_ca().ca_file, **(overrides or {})}
         self.template = template or tpl.load()

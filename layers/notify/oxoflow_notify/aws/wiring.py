@@ -22,6 +22,8 @@ from oxoflow_notify.outbound.guard import TargetGuard
 from oxoflow_notify.pipeline.handoff import DynamoHandoffLog, NoHandoffLog
 from oxoflow_notify.pipeline.ledger import IdempotencyLedger, NoLedger
 from oxoflow_notify.pipeline.notifier import Notifier
+from oxoflow_notify.pipeline.pacing import DynamoPacer
+from oxoflow_notify.pipeline.windows import DynamoWindowStore
 
 from .config_store import ConfigStore
 from .queues import SqsQueue
@@ -87,6 +89,9 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
             DynamoHandoffLog(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else NoHandoffLog()
         ),
         references=_references(settings.secrets_prefix, settings.secrets_max_age, config_prefix=settings.config_prefix),
+        # Digest windows and rate-limit slots live on the ledger's table too; without one, digests and limits are off.
+        windows=DynamoWindowStore(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else None,
+        pacer=DynamoPacer(settings.ledger_table, dynamodb) if settings.ledger_table else None,
     )
 
 

@@ -17,11 +17,31 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-WEBHOOK_KEYS = ("url", "events", "format", "secret", "signature", "id", "headers", "timeout", "max_attempts", "method", "signature_scheme")
+WEBHOOK_KEYS = (
+    "url",
+    "events",
+    "format",
+    "secret",
+    "signature",
+    "id",
+    "headers",
+    "timeout",
+    "max_attempts",
+    "method",
+    "signature_scheme",
+    "digest",
+    "rate_limit",
+)
 SIGNATURES = ("hub-sha256", "standard-webhooks")
 SIGNATURE_SCHEMES = ("hmac-sha256",)  # oxo-flow's X-OxoFlow-Signature
 METHODS = ("POST", "PUT")
 TIMEOUT_RANGE = (0.5, 30.0)  # seconds; the function itself times out at 60
+DIGEST_RANGE = (1, 900)  # seconds: a digest window closes by a delayed SQS message, and SQS delays at most 15 minutes
+RATE_LIMIT_MAX = 100.0  # POSTs per second to one webhook
+# Default POSTs per second by format, from the receivers' documented limits (0: no limit): Slack about
+# one message a second per webhook, Google Chat 60 a minute per space (text), Discord 30 a minute per
+# channel, Teams' connectors 4 a second. json and oxoflow receivers are the user's own.
+DEFAULT_RATE_LIMITS = {"slack": 1.0, "text": 1.0, "discord": 0.5, "teams": 4.0, "json": 0.0, "oxoflow": 0.0}
 # A value may name where it is kept instead of holding it: ssm:/path/name or secretsmanager:name[#json-key].
 # (Every pattern ends in \Z, not $: "$" also matches before a trailing newline.)
 REFERENCE = re.compile(r"^(?:ssm:/[A-Za-z0-9_.\-/]+|secretsmanager:[A-Za-z0-9_/+=.@\-]+(?:#[^#\s]+)?)\Z")
@@ -54,6 +74,13 @@ class Webhook:
     max_attempts: int | None = None  # shortens the retry schedule for this webhook
     method: str = "POST"
     oxoflow_signature: bool = False  # also send X-OxoFlow-Signature: hmac-sha256=<hex>
+    digest: float | None = None  # seconds: Rule* events of one run within this window go out as one message
+    rate_limit: float | None = None  # POSTs per second across every instance; None: the format's default, 0: off
+
+    @property
+    def pace(self) -> float:
+        """POSTs per second this webhook is held to (0: not limited)."""
+        return DEFAULT_RATE_LIMITS.get(self.format, 0.0) if self.rate_limit is None else self.rate_limit
 
     @property
     def secret(self) -> str | None:

@@ -14,11 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 from oxoflow_notify.errors import did_you_mean, shown
 
-from . import MAX_REPORTED, METHODS, REFERENCE, SIGNATURE_SCHEMES, SIGNATURES, WEBHOOK_KEYS, ConfigProblem, Webhook, is_reference
+from . import (
+    DIGEST_RANGE,
+    MAX_REPORTED,
+    METHODS,
+    RATE_LIMIT_MAX,
+    REFERENCE,
+    SIGNATURE_SCHEMES,
+    SIGNATURES,
+    WEBHOOK_KEYS,
+    ConfigProblem,
+    Webhook,
+    is_reference,
+)
 from .format_names import DEFAULT_FORMAT, FORMAT_NAMES
 from .urls import check_url
 from .webhook_ids import entry_id, invalid_id, valid_id
-from .webhook_values import check_whsec, parse_events, parse_headers, parse_secrets, seconds_problem
+from .webhook_values import check_whsec, parse_duration, parse_events, parse_headers, parse_secrets, seconds_problem
 
 if TYPE_CHECKING:
     from .scopes import SecretScope
@@ -189,6 +201,27 @@ def _id(fields: Fields) -> list[str]:
     return []
 
 
+def _digest(fields: Fields) -> list[str]:
+    value = fields.get("digest")
+    if value is None:
+        return []
+    seconds = parse_duration(value)
+    if seconds is None:
+        return [f'key \'digest\': \'{_named(value)}\' is not a duration; write it like "90s", "2m" or "1m30s"']
+    if not DIGEST_RANGE[0] <= seconds <= DIGEST_RANGE[1]:
+        return [f"key 'digest' must be from 1s to 15m (got {seconds:g} s)"]
+    return []
+
+
+def _rate_limit(fields: Fields) -> list[str]:
+    value = fields.get("rate_limit")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= RATE_LIMIT_MAX):
+        return [f"key 'rate_limit' must be a number of POSTs per second from 0 (no limit) to {RATE_LIMIT_MAX:g}"]
+    if isinstance(value, float) and 0 < value < 1 / 900:
+        return ["key 'rate_limit' must allow at least one POST in 15 minutes (0.0012 per second), or be 0 for no limit"]
+    return []
+
+
 # One validator per key, in the order their problems are reported.
 KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("events", _events),
@@ -203,6 +236,8 @@ KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("method", _method),
     ("signature_scheme", _signature_scheme),
     ("id", _id),
+    ("digest", _digest),
+    ("rate_limit", _rate_limit),
 )
 
 
@@ -243,4 +278,6 @@ def _webhook(fields: Fields, webhook_id: str, source: str, index: int) -> Webhoo
         timeout=float(timeout) if timeout is not None else None,
         method=fields.get("method", "POST").upper(),
         oxoflow_signature=fields.get("signature_scheme") is not None,
+        digest=parse_duration(fields.get("digest")) if fields.get("digest") is not None else None,
+        rate_limit=float(fields.get("rate_limit")) if fields.get("rate_limit") is not None else None,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -161,3 +162,21 @@ def seconds_problem(key: str, value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not TIMEOUT_RANGE[0] <= value <= TIMEOUT_RANGE[1]:
         return f"key '{key}' must be a number of seconds from {TIMEOUT_RANGE[0]:g} to {TIMEOUT_RANGE[1]:g}"
     return None
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)(?:m|min))?(?:(\d+(?:\.\d+)?)s)?\Z")
+
+
+def parse_duration(value: Any) -> float | None:
+    """``"2m"``, ``"90s"``, ``"1m30s"``, ``"1h"`` or a number of seconds -> seconds; None when unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str) or len(value) > 32:
+        return None
+    match = _DURATION.match(value.strip().lower().replace(" ", ""))
+    if match is None or not any(match.groups()):
+        return None
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds

@@ -15,9 +15,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .common import STYLES, break_mentions, code_block, facts, fit, fit_tail, footer, message_of, neutralise, stderr_of, subject, units
+from .digest_common import counts, headline, items, more, more_line, shrink, style_of, window_line
+from .digest_common import footer as digest_footer
 
 if TYPE_CHECKING:
     from oxoflow_notify.inbound.events import Event
+    from oxoflow_notify.pipeline.digest import Digest
 
 COLOURS = {"success": 0x2EB67D, "failure": 0xE01E5A, "neutral": 0x868E96, "warning": 0xECB22E}
 TITLE_MAX = 256
@@ -27,6 +30,9 @@ FOOTER_MAX = 2048
 TOTAL_MAX = 6000
 _MARKDOWN = re.compile(r"([\\*_~`|\[\]<])")
 _LINE_START = re.compile(r"(?m)^(\s*)([>#-])")
+_TIMESTAMP = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")  # what an embed's timestamp takes
+LINE_MAX = 300  # a digest's listed event
+DIGEST_STDERR_MAX = 900  # each of the (at most three) stderr tails, before shrinking to fit
 
 
 def escape(text: str) -> str:
@@ -70,3 +76,41 @@ def render_discord(event: Event) -> dict[str, Any]:
         ],
         "allowed_mentions": {"parse": []},
     }
+
+
+def render_discord_digest(digest: Digest) -> dict[str, Any]:
+    """The headline as the title, the counts as inline fields, the footer; the description holds
+    the window, the listed events (stderr tails in code blocks under the first failed ones) and
+    "and N more", shrunk until all the embed's text fits 6,000 and the description 4,096."""
+    style = style_of(digest)
+    title = fit(f"{style.symbol} {neutralise(headline(digest))}", TITLE_MAX)
+    pairs = counts(digest)
+    fields = [{"name": label, "value": n, "inline": True} for label, n in pairs]
+    foot = fit(neutralise(digest_footer(digest)), FOOTER_MAX)
+    fixed = units(title) + units(foot) + sum(units(label) + units(n) for label, n in pairs)
+    room = min(DESCRIPTION_MAX, TOTAL_MAX - fixed)
+    listed = items(digest)
+    window = fit(escape(window_line(digest)), 600)
+
+    def description(stderr_max: int, count: int) -> str:
+        lines = [window]
+        for item in listed[:count]:
+            lines.append(fit(f"{item.symbol} {escape(item.line)}", LINE_MAX))
+            if item.stderr and stderr_max > 0:
+                lines.append(code_block(fit_tail(neutralise(item.stderr), stderr_max)))
+        left = more(digest, count)
+        if left:
+            lines.append(more_line(left))
+        return "\n".join(lines)
+
+    text = shrink(description, lambda d: units(d) <= room, DIGEST_STDERR_MAX, len(listed))
+    embed: dict[str, Any] = {
+        "title": title,
+        "description": fit(text, max(0, room)),
+        "color": COLOURS[style.outcome],
+        "fields": fields,
+        "footer": {"text": foot},
+    }
+    if _TIMESTAMP.match(digest.closed):
+        embed["timestamp"] = digest.closed
+    return {"embeds": [embed], "allowed_mentions": {"parse": []}}

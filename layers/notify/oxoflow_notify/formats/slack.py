@@ -27,10 +27,14 @@ from .common import (
     neutralise,
     stderr_of,
     subject,
+    units,
 )
+from .digest_common import counts, headline, items, more, more_line, style_of, window_line
+from .digest_common import footer as digest_footer
 
 if TYPE_CHECKING:
     from oxoflow_notify.inbound.events import Event
+    from oxoflow_notify.pipeline.digest import Digest
 
 COLOURS = {"success": "#2eb67d", "failure": "#e01e5a", "neutral": "#868e96", "warning": "#ecb22e"}
 HEADER_MAX = 150
@@ -38,6 +42,8 @@ SECTION_MAX = 3000
 FIELD_MAX = 2000
 FALLBACK_MAX = 3000
 STDERR_MAX = 2500  # leaves room for the fence inside a 3,000-unit section
+BLOCKS_MAX = 50
+LINE_MAX = 400  # a digest's listed event: 400 + a newline + a 2,500-unit stderr tail in its fence < 3,000
 
 
 def escape(text: str) -> str:
@@ -84,6 +90,58 @@ def render_slack(event: Event) -> dict[str, Any]:
     header = fit(f"{style.emoji} {neutralise(headline)}", HEADER_MAX)  # plain_text: no escapes, only word joiners
     return {
         "text": _escaped_fit(f"{headline}: {message}", FALLBACK_MAX),
+        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}],
+        "attachments": [{"color": COLOURS[style.outcome], "blocks": blocks}],
+    }
+
+
+def render_slack_digest(digest: Digest) -> dict[str, Any]:
+    """The header and fallback carry the headline; the attachment the window, the counts as fields,
+    one section per failed rule with a stderr tail, the other listed events packed into sections,
+    "and N more" and the footer. Events beyond the 50-block limit are counted in "and N more"."""
+    style = style_of(digest)
+    head = headline(digest)
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _escaped_fit(window_line(digest), SECTION_MAX)}}]
+    shown = counts(digest)
+    if shown:
+        blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{n}"} for label, n in shown]})
+    room = BLOCKS_MAX - 1 - len(blocks) - 2  # the header; "and N more" and the footer after the list
+    listed, lines = 0, ""
+
+    def section(text: str) -> dict[str, Any]:
+        return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+    listing: list[dict[str, Any]] = []
+    for item in items(digest):
+        line = _escaped_fit(f"{item.emoji} {item.line}", LINE_MAX)
+        if item.stderr:
+            text = line + "\n" + code_block(_escaped_tail(item.stderr, STDERR_MAX))
+            if lines:
+                listing.append(section(lines))
+                lines = ""
+            if len(listing) >= room:
+                break
+            listing.append(section(text))
+        elif lines and units(lines) + 1 + units(line) <= SECTION_MAX:
+            lines += "\n" + line
+        else:
+            if lines:
+                listing.append(section(lines))
+            if len(listing) >= room:
+                lines = ""
+                break
+            lines = line
+        listed += 1
+    if lines:
+        listing.append(section(lines))
+    blocks.extend(listing)
+    left = more(digest, listed)
+    if left:
+        blocks.append(section(more_line(left)))
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escaped_fit(digest_footer(digest), FIELD_MAX)}]})
+    header = fit(f"{style.emoji} {neutralise(head)}", HEADER_MAX)
+    return {
+        "text": _escaped_fit(head, FALLBACK_MAX),
         "blocks": [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}],
         "attachments": [{"color": COLOURS[style.outcome], "blocks": blocks}],
     }

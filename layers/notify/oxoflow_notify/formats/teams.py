@@ -15,14 +15,36 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .common import STYLES, encoded_size, facts, fit, fit_tail, footer, message_of, neutralise, stderr_of, subject
+from .digest_common import counts, headline, items, more, more_line, shrink, style_of, window_line
+from .digest_common import footer as digest_footer
 
 if TYPE_CHECKING:
     from oxoflow_notify.inbound.events import Event
+    from oxoflow_notify.pipeline.digest import Digest
 
 CONTAINER_STYLE = {"success": "good", "failure": "attention", "neutral": "emphasis", "warning": "warning"}
 TEXT_COLOUR = {"success": "good", "failure": "attention", "neutral": "default", "warning": "warning"}
 PAYLOAD_MAX_BYTES = 27_000
 FACT_MAX = 1000
+
+
+def _message(body: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "msteams": {"width": "Full"},
+                    "body": body,
+                },
+            }
+        ],
+    }
 
 
 def _card(event: Event, message_max: int, stderr_max: int) -> dict[str, Any]:
@@ -51,22 +73,7 @@ def _card(event: Event, message_max: int, stderr_max: int) -> dict[str, Any]:
         tail = fit_tail(neutralise(stderr), stderr_max)
         body.append({"type": "TextBlock", "text": tail, "fontType": "Monospace", "wrap": True, "size": "Small"})
     body.append({"type": "TextBlock", "text": neutralise(footer(event)), "isSubtle": True, "size": "Small", "wrap": True})
-    return {
-        "type": "message",
-        "attachments": [
-            {
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "contentUrl": None,
-                "content": {
-                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                    "type": "AdaptiveCard",
-                    "version": "1.4",
-                    "msteams": {"width": "Full"},
-                    "body": body,
-                },
-            }
-        ],
-    }
+    return _message(body)
 
 
 def render_teams(event: Event) -> dict[str, Any]:
@@ -79,3 +86,52 @@ def render_teams(event: Event) -> dict[str, Any]:
             message_max = max(200, message_max // 2)
         card = _card(event, message_max, stderr_max)
     return card
+
+
+LINE_MAX = 500  # a digest's listed event
+DIGEST_STDERR_MAX = 4000  # each of the (at most three) stderr tails, before shrinking to fit
+
+
+def render_teams_digest(digest: Digest) -> dict[str, Any]:
+    """The headline in the coloured container, the window, the counts as facts, one TextBlock per
+    listed event (a monospace stderr tail under the first failed ones), "and N more", the footer;
+    shrunk (stderr tails, then listed events) until the card fits Teams' size limit."""
+    style = style_of(digest)
+    listed = items(digest)
+    top: list[dict[str, Any]] = [
+        {
+            "type": "Container",
+            "style": CONTAINER_STYLE[style.outcome],
+            "bleed": True,
+            "items": [
+                {
+                    "type": "TextBlock",
+                    "text": fit(f"{style.symbol} {neutralise(headline(digest))}", 400),
+                    "weight": "Bolder",
+                    "size": "Medium",
+                    "color": TEXT_COLOUR[style.outcome],
+                    "wrap": True,
+                }
+            ],
+        },
+        {"type": "TextBlock", "text": fit(neutralise(window_line(digest)), 600), "wrap": True},
+    ]
+    shown = counts(digest)
+    if shown:
+        top.append({"type": "FactSet", "facts": [{"title": label, "value": n} for label, n in shown]})
+    foot = {"type": "TextBlock", "text": fit(neutralise(digest_footer(digest)), 600), "isSubtle": True, "size": "Small", "wrap": True}
+
+    def card(stderr_max: int, count: int) -> dict[str, Any]:
+        body = list(top)
+        for item in listed[:count]:
+            body.append({"type": "TextBlock", "text": fit(f"{item.symbol} {neutralise(item.line)}", LINE_MAX), "wrap": True})
+            if item.stderr and stderr_max > 0:
+                tail = fit_tail(neutralise(item.stderr), stderr_max)
+                body.append({"type": "TextBlock", "text": tail, "fontType": "Monospace", "wrap": True, "size": "Small"})
+        left = more(digest, count)
+        if left:
+            body.append({"type": "TextBlock", "text": more_line(left), "wrap": True})
+        body.append(foot)
+        return _message(body)
+
+    return shrink(card, lambda c: encoded_size(c) <= PAYLOAD_MAX_BYTES, DIGEST_STDERR_MAX, len(listed))

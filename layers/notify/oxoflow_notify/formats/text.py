@@ -30,13 +30,18 @@ from .common import (
     subject,
     units,
 )
+from .digest_common import counts, headline, items, more, more_line, shrink, style_of, window_line
+from .digest_common import footer as digest_footer
 
 if TYPE_CHECKING:
     from oxoflow_notify.inbound.events import Event
+    from oxoflow_notify.pipeline.digest import Digest
 
 TEXT_MAX = 4000
 TEXT_MAX_BYTES = 32_000
 STDERR_MAX = 1500
+LINE_MAX = 300  # a digest's listed event
+DIGEST_STDERR_MAX = 800  # each of the (at most three) stderr tails, before shrinking to fit
 
 
 def _safe(text: str) -> str:
@@ -50,7 +55,7 @@ def render_text(event: Event) -> dict[str, Any]:
         fit(_safe(message_of(event)), 1500),
         fit(_safe(" · ".join(f"{label}: {value}" for label, value in facts(event))), 600),
     ]
-    foot = fit(neutralise(footer(event)), 300)
+    foot = fit(_safe(footer(event)), 300)
     stderr = stderr_of(event)
     if stderr:
         # stderr gets what the other lines leave, so the end of it (the error) always survives
@@ -59,3 +64,36 @@ def render_text(event: Event) -> dict[str, Any]:
             lines.append(code_block(fit_tail(neutralise(stderr), min(STDERR_MAX, room))))
     lines.append(foot)
     return {"text": fit_bytes(fit("\n".join(lines), TEXT_MAX), TEXT_MAX_BYTES)}
+
+
+def _fits(text: str) -> bool:
+    return units(text) <= TEXT_MAX and len(text.encode("utf-8")) <= TEXT_MAX_BYTES
+
+
+def render_text_digest(digest: Digest) -> dict[str, Any]:
+    """Headline, window, counts, the listed events (stderr tails in ``` blocks under the first
+    failed ones), "and N more", footer: one line each, shrunk until the text fits."""
+    style = style_of(digest)
+    top = [
+        fit(_safe(f"{style.symbol} {headline(digest)}"), 400),
+        fit(_safe(window_line(digest)), 600),
+    ]
+    shown = counts(digest)
+    if shown:
+        top.append(" · ".join(f"{label}: {n}" for label, n in shown))
+    foot = fit(_safe(digest_footer(digest)), 600)
+    listed = items(digest)
+
+    def text(stderr_max: int, count: int) -> str:
+        lines = list(top)
+        for item in listed[:count]:
+            lines.append(fit(_safe(f"{item.symbol} {item.line}"), LINE_MAX))
+            if item.stderr and stderr_max > 0:
+                lines.append(code_block(fit_tail(neutralise(item.stderr), stderr_max)))
+        left = more(digest, count)
+        if left:
+            lines.append(more_line(left))
+        lines.append(foot)
+        return "\n".join(lines)
+
+    return {"text": fit_bytes(fit(shrink(text, _fits, DIGEST_STDERR_MAX, len(listed)), TEXT_MAX), TEXT_MAX_BYTES)}

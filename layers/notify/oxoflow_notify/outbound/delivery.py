@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from urllib3 import PoolManager, Timeout
@@ -36,6 +37,9 @@ from oxoflow_notify.config import Webhook
 from oxoflow_notify.formats import render
 from oxoflow_notify.inbound.events import Event
 
+if TYPE_CHECKING:
+    from oxoflow_notify.pipeline.digest import Digest
+
 from .guard import BlockedTarget, InvalidHost, TargetGuard
 from .signing import OXOFLOW_SIGNATURE_HEADER, SIGNATURE_HEADER, hmac_sha256_hex, standard_headers
 from .transport import DeadlineExceeded, deadline, guarded_pool_classes, tls_context
@@ -45,7 +49,8 @@ OUT_OF_TIME = "out_of_time"  # the invocation has too little time left for this 
 ALREADY_DELIVERED = "already_delivered"  # the ledger holds a 2xx for this delivery id: not posted again
 IN_PROGRESS = "delivery_in_progress"  # another run holds the delivery's claim (or a crashed run's, until it expires)
 DUPLICATE_ATTEMPT = "duplicate_attempt"  # this attempt number was already handed on by another run
-HOLD_ERRORS = frozenset({OUT_OF_TIME, IN_PROGRESS})
+RATE_LIMITED = "rate_limited"  # the webhook's rate limit has no slot for it yet: it waits for the one reserved (``slot``)
+HOLD_ERRORS = frozenset({OUT_OF_TIME, IN_PROGRESS, RATE_LIMITED})
 # Refusals of ours: retrying cannot help, the config must change.
 PERMANENT_ERRORS = frozenset(
     {"blocked_target", "https_required", "unresolvable_reference", "invalid_host", "invalid_request", "render_error"}
@@ -84,14 +89,14 @@ class Prepared:
     """One POST ready to send. Holds the URL, so it is never logged or queued as a whole."""
 
     webhook: Webhook
-    event: Event
+    event: Event | Digest
     delivery_id: str
     attempt: int
     body: bytes
     headers: dict[str, str]
 
 
-def prepare(event: Event, webhook: Webhook, delivery_id: str, attempt: int, now: float | None = None) -> Prepared:
+def prepare(event: Event | Digest, webhook: Webhook, delivery_id: str, attempt: int, now: float | None = None) -> Prepared:
     """Render, sign and build the headers. The Standard Webhooks id is the delivery id (stable
     across retries: the receiver's idempotency key); its timestamp is this attempt's."""
     body = render(event, webhook.format)
@@ -122,6 +127,8 @@ class Outcome:
     snippet: str = ""  # start of the response body, for receivers that explain themselves
     detail: str | None = None  # why a delivery was refused before sending (safe to log)
     recovered: bool = False  # read back from the hand-off log (posted by a run that died), not posted now
+    slot: float | None = None  # RATE_LIMITED: the slot reserved for this delivery (epoch seconds), carried by its retry
+    hold_for: float | None = None  # RATE_LIMITED: seconds until the delivery should be looked at again
 
     def describe(self) -> str:
         """A failure without an answer, in words (answers.judge words the ones with a status).

@@ -31,6 +31,7 @@ from oxoflow_notify.outbound.delivery import (
     OUR_ERRORS,
     OUT_OF_TIME,
     PERMANENT_ERRORS,
+    RATE_LIMITED,
     RETRYABLE_STATUS,
     TIMEOUT_ERRORS,
     Outcome,
@@ -154,6 +155,9 @@ def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, p
         return Decision(Kind.ALREADY_DELIVERED, verdict.reason)
     if verdict.kind is Kind.HELD:
         # Out of invocation time: at once, by the next run. Another run's claim: when it expires.
+        # The rate limit: just before the slot reserved for it.
+        if outcome.error == RATE_LIMITED:
+            return Decision(Kind.HELD, verdict.reason, wait=max(0.0, outcome.hold_for or 0.0), code=RATE_LIMITED)
         return Decision(Kind.HELD, verdict.reason, wait=0.0 if outcome.error == OUT_OF_TIME else policy.claim_wait)
     # A failure of the receiver (an answer, or none in time) teaches the breaker; one of ours does not.
     blames = outcome.error not in OUR_ERRORS
@@ -174,6 +178,16 @@ def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, p
         return Decision(Kind.GIVE_UP, f"gave up after {attempt} attempts; last: {verdict.reason}", code=dl.RETRIES_EXHAUSTED,
                         endpoint_failed=blames or None)  # fmt: skip
     return Decision(Kind.RETRY, verdict.reason, wait=wait, endpoint_failed=blames or None)
+
+
+def pause_for(fmt: str, outcome: Outcome, now: float) -> float | None:
+    """Seconds a 429 asked everyone to wait (Retry-After, or Discord's retry_after); None otherwise."""
+    if outcome.status != 429:
+        return None
+    wait = parse_retry_after(outcome.retry_after, now)
+    if wait is None and fmt == "discord":
+        wait = _discord_retry_after(outcome.snippet)
+    return wait
 
 
 def circuit_open(wait: float) -> Decision:

@@ -38,6 +38,7 @@ from oxoflow_notify.outbound.delivery import (
     DUPLICATE_ATTEMPT,
     IN_PROGRESS,
     OUT_OF_TIME,
+    RATE_LIMITED,
     HttpSender,
     Outcome,
     Prepared,
@@ -46,21 +47,33 @@ from oxoflow_notify.outbound.delivery import (
 )
 
 from . import deadletter as dl
-from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, judge
+from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, judge, pause_for
+from .digest import ENDING_EVENTS, Digest, DigestPayloadError, digest_from_payload, group_of, is_digest_payload
 from .handoff import HANDED, HandoffLog, Mark, NoHandoffLog
 from .ledger import Ledger, NoLedger
+from .pacing import NoPacer, Pacer
 from .retry import RetryMessageError, RetryTask, sqs_delay
+from .windows import CLOSE_SCHEMA, Group, WindowStore
+
+PACE_WAIT = 3.0  # seconds a POST may wait in its thread for its rate-limit slot; a later slot waits in the retry queue
+PACE_EARLY = 2.0  # a held delivery comes back this long before its slot (SQS delays are whole seconds)
+
+
+def subject_from_payload(payload: Any) -> Event | Digest:
+    """An event, or a digest, back from the copy a retry message or a dead letter carries."""
+    return digest_from_payload(payload) if is_digest_payload(payload) else event_from_payload(payload)
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """One try at one (event, webhook) pair."""
+    """One try at one (event, webhook) pair, or at one digest of a webhook's window."""
 
-    event: Event
+    event: Event | Digest
     webhook: Webhook
     delivery_id: str
     number: int
     history: tuple[dict[str, Any], ...] = ()  # the attempts before this one, for the dead letter
+    slot: float | None = None  # the rate-limit slot reserved for it, carried by its retry message
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class Report:
     already_delivered: int = 0
     held: int = 0  # of `retrying`: queued again without spending an attempt
     events: int = 0
+    digested: int = 0  # (event, webhook) pairs counted in a digest window instead of sent alone
     deliveries: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +106,7 @@ class Report:
             "dead_lettered": self.dead_lettered,
             "already_delivered": self.already_delivered,
             "held": self.held,
+            "digested": self.digested,
             "deliveries": self.deliveries,
         }
 
@@ -109,8 +124,14 @@ class Notifier:
         breaker: CircuitBreaker | None = None,
         ledger: Ledger | None = None,
         handoffs: HandoffLog | None = None,
+        windows: WindowStore | None = None,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.references = references
+        self.windows = windows  # None: no table to keep windows in, so digests are off (each event goes alone)
+        self.pacer = pacer or NoPacer()
+        self.sleep = sleep
         self.ledger = ledger or NoLedger()
         self.handoffs = handoffs or NoHandoffLog()
         self.breaker = breaker or CircuitBreaker(settings.circuit_threshold, settings.circuit_cooldown)
@@ -181,25 +202,75 @@ class Notifier:
 
         targets: list[tuple[Webhook, str]] = []
         refusals: list[tuple[tuple[str, int], dict[str, Any]]] = []  # ((delivery id, attempt), dead letter): never deliverable
+        configs: list[Config] = []
         for config in self.store.configs_for(event.workflow):
             if isinstance(config, ConfigError):
                 logger.error("config unusable", extra={"event_id": event.id, "reason": str(config)})
                 letter = dl.dead_letter(dl.INVALID_CONFIG, str(config), event=event.to_payload())
                 refusals.append(((delivery_id_for(event, str(config).split(":", 1)[0], "-"), 1), letter))
                 continue
+            configs.append(config)
             targets.extend((w, config.source) for w in config.webhooks if w.matches(event.event))
             for problem in config.problems:
                 if problem.matches(event.event):
                     refusals.append(self._refusal(event, problem))
         self._refuse(refusals, report, tally)
 
-        if not targets:
+        errors: list[Exception] = []
+        closing = self._close_runs(event, configs, errors) if event.event in ENDING_EVENTS else []
+        attempts: list[Attempt] = []
+        for webhook, source in targets:
+            delivery_id = delivery_id_for(event, source, webhook.id)
+            if self.windows is not None and webhook.digest and event.is_rule_event:
+                try:
+                    self._collect(event, webhook, source, delivery_id)
+                    report.digested += 1
+                except Exception as exc:  # noqa: BLE001 - an AWS fault is raised once the rest is settled
+                    errors.append(exc)
+                continue
+            attempts.append(Attempt(event, webhook, delivery_id, 1))
+        if not targets and not closing:
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
-            return
-        attempts = [Attempt(event, w, delivery_id_for(event, source, w.id), 1) for w, source in targets]
-        errors = [e for e in self._deliver(attempts, report, tally) if e is not None]
+        # A run's open windows go out before the event that ended the run.
+        errors += [e for e in self._deliver(closing, report, tally) if e is not None]
+        errors += [e for e in self._deliver(attempts, report, tally) if e is not None]
         if errors:
-            raise errors[0]
+            # An AWS fault first: Lambda's retry re-runs the event (the windows' markers and the
+            # ledger keep what was done from being done twice); else the event is kept whole.
+            raise next((e for e in errors if is_infrastructure(e)), errors[0])
+
+    def _collect(self, event: Event, webhook: Webhook, source: str, delivery_id: str) -> None:
+        """Count a Rule* event in its webhook's digest window (opening one, and queueing its close,
+        if there is none). It goes out with the window."""
+        assert self.windows is not None and webhook.digest is not None
+        group = Group(group_of(source, webhook.id, event.workflow, event.run_id), source, webhook.id, event.workflow, event.run_id,
+                      webhook.digest)  # fmt: skip
+        result = self.windows.add(group, event.to_payload(), delivery_id, self.clock(), self._schedule_close)
+        logger.debug("digested", extra={"event_id": event.id, "webhook_id": webhook.id, "window": result})
+
+    def _schedule_close(self, group: Group, window: int, delay: float) -> None:
+        self.retry_queue.send(group.close_message(window), delay_seconds=sqs_delay(self.clock() + delay, self.clock()))
+
+    def _close_runs(self, event: Event, configs: list[Config], errors: list[Exception]) -> list[Attempt]:
+        """The digests of the run this event ends: every digest webhook's open window, closed now."""
+        closing: list[Attempt] = []
+        if self.windows is None:
+            return closing
+        for config in configs:
+            for webhook in config.webhooks:
+                if not webhook.digest:
+                    continue
+                group = Group(group_of(config.source, webhook.id, event.workflow, event.run_id), config.source, webhook.id,
+                              event.workflow, event.run_id, webhook.digest)  # fmt: skip
+                try:
+                    window = self.windows.current(group)
+                    digest, newly = self.windows.close(group, window, self.clock(), "workflow_end") if window else (None, False)
+                except Exception as exc:  # noqa: BLE001 - the timer's close still sends it
+                    errors.append(exc)
+                    continue
+                if digest is not None and newly:
+                    closing.append(Attempt(digest, webhook, digest.id, 1))
+        return closing
 
     @staticmethod
     def _refusal(event: Event, problem: ConfigProblem) -> tuple[tuple[str, int], dict[str, Any]]:
@@ -266,9 +337,12 @@ class Notifier:
         """The attempt a retry message asks for, or None when it was settled here (malformed,
         not due yet, or its webhook is gone)."""
         try:
-            task = RetryTask.from_message(json.loads(body))
-            event = event_from_payload(task.event)
-        except (ValueError, KeyError, TypeError, RecursionError, RetryMessageError) as exc:
+            data = json.loads(body)
+            if isinstance(data, dict) and data.get("schema") == CLOSE_SCHEMA:
+                return self._close_attempt(data, body, report, tally)
+            task = RetryTask.from_message(data)
+            event = subject_from_payload(task.event)
+        except (ValueError, KeyError, TypeError, RecursionError, RetryMessageError, DigestPayloadError) as exc:
             reason = str(exc) if isinstance(exc, RetryMessageError) else f"malformed retry message: {type(exc).__name__}"
             self._dead_letter(dl.dead_letter(dl.MALFORMED_RETRY, reason, raw_message=body), report, tally, "none")
             return None
@@ -279,7 +353,7 @@ class Notifier:
             report.retrying += 1
             return None
 
-        webhook, code, reason = self._current_webhook(task.config_key, task.webhook_id, event.event)
+        webhook, code, reason = self._current_webhook(task.config_key, task.webhook_id, None if isinstance(event, Digest) else event.event)
         if webhook is None:
             letter = dl.dead_letter(
                 code,
@@ -291,7 +365,31 @@ class Notifier:
             )
             self._refuse([((task.delivery_id, task.attempt), letter)], report, tally)
             return None
-        return Attempt(event, webhook, task.delivery_id, task.attempt, tuple(task.attempts))
+        return Attempt(event, webhook, task.delivery_id, task.attempt, tuple(task.attempts), task.slot)
+
+    def _close_attempt(self, data: dict[str, Any], body: str, report: Report, tally: MetricsTally) -> Attempt | None:
+        """A window's close came due: close it (once; a re-run reads it again) and send its digest
+        as attempt 1, through the same ledger and hand-off log as any delivery."""
+        group, window = Group.from_close_message(data)
+        if self.windows is None:
+            self._dead_letter(dl.dead_letter(dl.INTERNAL_ERROR, "a digest window closed where no table keeps windows (LEDGER_TABLE)",
+                                             raw_message=body), report, tally, "none")  # fmt: skip
+            return None
+        digest, _ = self.windows.close(group, window, self.clock(), "timer")
+        if digest is None:
+            return None  # never opened (its opener lost the race), or nothing in it
+        webhook, code, reason = self._current_webhook(group.config_key, group.webhook_id, None)
+        if webhook is None:
+            letter = dl.dead_letter(
+                code,
+                reason,
+                event=digest.to_payload(),
+                webhook={"id": group.webhook_id, "format": None, "host": None, "source": group.config_key},
+                delivery_id=digest.id,
+            )
+            self._refuse([((digest.id, 1), letter)], report, tally)
+            return None
+        return Attempt(digest, webhook, digest.id, 1)
 
     # -- replay -----------------------------------------------------------------------------
 
@@ -307,7 +405,7 @@ class Notifier:
             webhook = self._resolved(webhook)
         except ReferenceProblem as exc:
             return (Kind.GIVE_UP if exc.permanent else Kind.RETRY), str(exc)
-        prepared = prepare(event_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
+        prepared = prepare(subject_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
         outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
         verdict = judge(webhook.format, outcome, self.clock())
         return verdict.kind, verdict.reason
@@ -360,8 +458,10 @@ class Notifier:
                 continue
             if prepared is not None:
                 ready.append((index, prepared[0], prepared[1]))
+        slots = {(a.delivery_id, a.number): a.slot for _, a, _ in ready}
         outcomes = self.sender.send_all(
-            [prepared for _, _, prepared in ready], lambda p: self._post(p, marks.get((p.delivery_id, p.attempt)))
+            [prepared for _, _, prepared in ready],
+            lambda p: self._post(p, marks.get((p.delivery_id, p.attempt)), slots.get((p.delivery_id, p.attempt))),
         )
         for (index, attempt, _), outcome in zip(ready, outcomes, strict=True):
             try:
@@ -413,11 +513,12 @@ class Notifier:
             return again
         return None
 
-    def _post(self, prepared: Prepared, mark: Mark | None) -> Outcome:
+    def _post(self, prepared: Prepared, mark: Mark | None, slot: float | None = None) -> Outcome:
         """One attempt, at most once: not started when its deadline does not fit in what is left
         of the invocation; not posted when the hand-off log (``mark``) says another run already
         handed this attempt on (or recorded its outcome), nor when the ledger holds a 2xx for the
-        delivery. A failed outcome is recorded before anything acts on it. Never raises."""
+        delivery; not before its rate-limit slot (``slot``: one reserved earlier). A failed
+        outcome is recorded before anything acts on it. Never raises."""
         budget = self._budget(prepared)
         late = self._too_late(budget)
         if late is not None:
@@ -427,6 +528,9 @@ class Notifier:
                 return Outcome(None, DUPLICATE_ATTEMPT, 0.0, detail=f"attempt {prepared.attempt} was already handed on; not posted again")
             if mark is not None and mark.outcome is not None:
                 return dataclasses.replace(mark.outcome, recovered=True)  # posted by a run that died: hand it on, do not post again
+            paced = self._pace(prepared, slot, budget)
+            if paced is not None:
+                return paced
             fmt = prepared.webhook.format
             outcome = self.ledger.once(prepared, lambda p: self._send_in_time(p, budget), lambda o: delivered(fmt, o, self.clock()))
             failed = judge(fmt, outcome, self.clock()).kind in (Kind.RETRY, Kind.GIVE_UP)
@@ -443,6 +547,32 @@ class Notifier:
             return outcome
         except Exception as exc:  # noqa: BLE001 - the ledger's own surprise is this delivery's retry
             return Outcome(None, "request_error", 0.0, detail=f"unexpected {type(exc).__name__} around the POST")
+
+    def _pace(self, prepared: Prepared, slot: float | None, budget: float) -> Outcome | None:
+        """Wait for the webhook's rate-limit slot (reserving one unless the delivery carries a
+        fresh one), or hold the delivery until just before a slot too far off. None: go ahead."""
+        rate = prepared.webhook.pace
+        if rate <= 0:
+            return None
+        now = self.clock()
+        if slot is None or now > slot + 1 / rate:  # none yet, or missed by more than one interval: a new one
+            try:
+                reserved = self.pacer.reserve(target_of(prepared.webhook.url), rate, now)
+            except Exception as exc:  # noqa: BLE001 - as with the hand-off log: a POST unpaced beats one held back
+                logger.warning(
+                    "rate limit unavailable, sent unpaced", extra={"webhook_id": prepared.webhook.id, "error": type(exc).__name__}
+                )
+                return None
+            if reserved.at is None:
+                return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: no slot within 15 minutes", hold_for=reserved.free_at - now)
+            slot = reserved.at
+        wait = slot - now
+        if wait > PACE_WAIT or self._too_late(budget + wait) is not None:
+            detail = f"rate limit of {rate:g}/s: its slot is {wait:.1f} s away"
+            return Outcome(None, RATE_LIMITED, 0.0, detail=detail, slot=slot, hold_for=max(0.0, wait - PACE_EARLY))
+        if wait > 0:
+            self.sleep(wait)
+        return None
 
     def _budget(self, prepared: Prepared) -> float:
         """The delivery's deadline, cut to what a whole invocation can give (a function timeout set
@@ -461,7 +591,9 @@ class Notifier:
             return None
         return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
 
-    def _enqueue_retry(self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, now: float) -> None:
+    def _enqueue_retry(
+        self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, now: float, slot: float | None = None
+    ) -> None:
         task = RetryTask(
             event=attempt.event.to_payload(),
             config_key=attempt.webhook.source,
@@ -471,6 +603,7 @@ class Notifier:
             attempt=number,
             not_before=not_before,
             attempts=attempts,
+            slot=slot,
         )
         self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(not_before, now))
 
@@ -505,6 +638,12 @@ class Notifier:
         summary = {k: log[k] for k in ("delivery_id", "webhook_id", "attempt", "status", "error")}
         if decision.endpoint_failed is not None:
             self.breaker.record(target_of(webhook.url), failed=decision.endpoint_failed)
+        pause = pause_for(webhook.format, outcome, now) if outcome is not None and webhook.pace > 0 else None
+        if pause:
+            try:
+                self.pacer.pause(target_of(webhook.url), now + pause)  # every instance waits, not only this delivery
+            except Exception as exc:  # noqa: BLE001 - the delivery's own retry still waits; only the others may not
+                logger.warning("rate limit pause not recorded", extra={"webhook_id": webhook.id, "error": type(exc).__name__})
         if outcome is not None and decision.spends_attempt and not outcome.recovered:
             tally.latency(webhook.format, outcome.latency_ms)
             log["latency_ms"] = round(outcome.latency_ms, 1)
@@ -526,7 +665,8 @@ class Notifier:
             return
         if decision.kind is Kind.HELD:
             # Nothing was sent: the same attempt number waits in the retry queue, unspent.
-            self._enqueue_retry(attempt, attempt.number, list(attempt.history), now + decision.wait, now)
+            slot = outcome.slot if outcome is not None and outcome.error == RATE_LIMITED else None
+            self._enqueue_retry(attempt, attempt.number, list(attempt.history), now + decision.wait, now, slot)
             logger.warning("delivery held", extra={**log, "reason": decision.reason, "retry_in_seconds": round(decision.wait, 1)})
             tally.count(HELD_METRIC, webhook.format)
             report.retrying += 1

@@ -106,6 +106,7 @@ class RetryTask:
     not_before: float
     attempts: list[dict[str, Any]] = field(default_factory=list)
     schema: str = RETRY_SCHEMA
+    slot: float | None = None  # a rate-limited delivery's reserved slot (epoch seconds)
 
     def to_message(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,6 +132,10 @@ class RetryTask:
             or not isinstance(task.not_before, (int, float))
             or not math.isfinite(task.not_before)
             or not isinstance(task.attempts, list)
+            or (
+                task.slot is not None
+                and (isinstance(task.slot, bool) or not isinstance(task.slot, (int, float)) or not math.isfinite(task.slot))
+            )
         ):
             raise RetryMessageError("retry message has fields of the wrong type")
         return task

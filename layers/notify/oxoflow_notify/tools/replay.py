@@ -15,6 +15,7 @@ from typing import Any
 from oxoflow_notify.pipeline.answers import Kind
 from oxoflow_notify.pipeline.deadletter import DEAD_LETTER_SCHEMA
 from oxoflow_notify.pipeline.retry import RETRY_SCHEMA
+from oxoflow_notify.pipeline.windows import CLOSE_SCHEMA
 
 SCAN_VISIBILITY = 300  # seconds a scanned message stays hidden: the replay finishes within it
 
@@ -31,28 +32,38 @@ class Letter:
         return self.body.get("schema") == RETRY_SCHEMA
 
     @property
+    def is_digest_close(self) -> bool:
+        """A digest window's close that the retry queue gave up on (redriven): replaying it closes
+        the window and sends its digest."""
+        return self.body.get("schema") == CLOSE_SCHEMA
+
+    @property
     def event(self) -> dict[str, Any]:
+        if self.is_digest_close:
+            return {"event": "Digest", "workflow": self.body.get("workflow")}
         event = self.body.get("event")
         return event if isinstance(event, dict) else {}
 
     @property
     def webhook_id(self) -> str | None:
-        if self.is_retry_message:
+        if self.is_retry_message or self.is_digest_close:
             return self.body.get("webhook_id")
         return (self.body.get("webhook") or {}).get("id")
 
     @property
     def config_key(self) -> str | None:
-        if self.is_retry_message:
+        if self.is_retry_message or self.is_digest_close:
             return self.body.get("config_key")
         return (self.body.get("webhook") or {}).get("source")
 
     @property
     def reason_code(self) -> str:
-        return "retry_redriven" if self.is_retry_message else str(self.body.get("reason_code", "unknown"))
+        if self.is_retry_message or self.is_digest_close:
+            return "retry_redriven"
+        return str(self.body.get("reason_code", "unknown"))
 
     def why_not_replayable(self) -> str | None:
-        if self.body.get("schema") not in (DEAD_LETTER_SCHEMA, RETRY_SCHEMA):
+        if self.body.get("schema") not in (DEAD_LETTER_SCHEMA, RETRY_SCHEMA, CLOSE_SCHEMA):
             if "requestContext" in self.body and "requestPayload" in self.body:
                 return "a Lambda on-failure record (a whole event): recover it with replay --on-failure, which keeps its event id"
             return "not an oxoflow-notify message: re-publish its SNS message"
@@ -165,6 +176,15 @@ def _replay_each(
             summary.add(letter, "skipped", reason)
         elif dry_run:
             summary.add(letter, "would replay", f"{letter.event.get('event')} of {letter.event.get('workflow')} ({letter.reason_code})")
+        elif letter.is_digest_close:
+            # Closed and handed on (delivered, or queued as the digest's own retry or dead letter): settled.
+            report = notifier.retry(json.dumps(letter.body))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=letter.receipt)
+            deleted.add(letter.message_id)
+            if report.delivered or report.already_delivered:
+                summary.add(letter, "delivered", "the window closed and its digest delivered")
+            else:
+                summary.add(letter, "failed again", "the window closed; its digest is in the retry or dead-letter queue")
         else:
             attempts = letter.body.get("attempts") or []
             verdict, detail = notifier.attempt_once(

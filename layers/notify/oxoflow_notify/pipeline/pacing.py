@@ -1,0 +1,159 @@
+"""Per-webhook rate limits that hold across every function instance: slots reserved in DynamoDB.
+
+Each limited target (``breaker.target_of``: the whole URL, as a digest) has one item on the
+ledger's table, ``oxoflow-pace#<target>``, holding ``next``: the earliest time the next POST may
+start (a GCRA, "generic cell rate algorithm", without burst). A delivery reserves a slot with one
+conditional update: at once when the target is idle (``next`` in the past), else at ``next``,
+which moves on by 1/rate. POSTs therefore start at least 1/rate apart, whichever instance sends
+them, so no second holds more than the limit (plus one for clocks that disagree).
+
+A slot a few seconds away is waited for in the sending thread; a later one is carried by the
+delivery's retry message, which comes back just before it (``notifier``), so a storm queues in
+order instead of polling. A slot missed by more than one interval is given up and a new one
+reserved. A 429 with a wait moves ``next`` past it, pausing the target for every instance.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+HORIZON = 900.0  # seconds: no slot is reserved further ahead (the retry queue's longest delay)
+
+
+@dataclass(frozen=True)
+class Slot:
+    at: float | None  # when this delivery may start its POST; None: nothing reserved (beyond the horizon)
+    free_at: float  # when to ask again, when nothing was reserved
+
+
+class Pacer(Protocol):
+    def reserve(self, target: str, rate: float, now: float) -> Slot: ...
+
+    def pause(self, target: str, until: float) -> None: ...
+
+
+class NoPacer:
+    """No table: no limit is enforced (a ledger-less deployment is documented as unlimited)."""
+
+    def reserve(self, target: str, rate: float, now: float) -> Slot:
+        return Slot(now, now)
+
+    def pause(self, target: str, until: float) -> None:
+        return None
+
+
+class MemoryPacer:
+    """The same rule in memory: one process (unit tests)."""
+
+    def __init__(self) -> None:
+        self.next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, target: str, rate: float, now: float) -> Slot:
+        with self._lock:
+            at = max(self.next.get(target, now), now)
+            if at > now + HORIZON:
+                return Slot(None, at - HORIZON)
+            self.next[target] = at + 1 / rate
+            return Slot(at, at)
+
+    def pause(self, target: str, until: float) -> None:
+        with self._lock:
+            self.next[target] = max(self.next.get(target, until), until)
+
+
+class DynamoPacer:
+    """Slots on the ledger's table; client built on first use."""
+
+    def __init__(self, table: str, client: Callable[[], Any], ttl_seconds: int = 3600) -> None:
+        self.table = table
+        self._client = client
+        self._built: Any = None
+        self.ttl_seconds = ttl_seconds
+
+    def _ddb(self) -> Any:
+        if self._built is None:
+            self._built = self._client()
+        return self._built
+
+    @staticmethod
+    def _key(target: str) -> dict[str, Any]:
+        return {"id": {"S": f"oxoflow-pace#{target}"}}
+
+    def reserve(self, target: str, rate: float, now: float) -> Slot:
+        """One slot for one POST, at once or at the target's next free time. Raises on AWS faults."""
+        interval = 1 / rate
+        exp = {"N": str(int(now) + self.ttl_seconds)}
+        for _ in range(6):  # the two updates below race only when the target goes idle between them
+            try:  # idle: the slot is now
+                self._ddb().update_item(
+                    TableName=self.table,
+                    Key=self._key(target),
+                    UpdateExpression="SET #n = :after, expiration = :exp",
+                    ConditionExpression="attribute_not_exists(#n) OR #n <= :now",
+                    ExpressionAttributeNames={"#n": "next"},
+                    ExpressionAttributeValues={":after": {"N": _num(now + interval)}, ":now": {"N": _num(now)}, ":exp": exp},
+                )
+                return Slot(now, now)
+            except Exception as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
+            try:  # busy: the slot is the target's next free time, which moves on by one interval
+                answer = self._ddb().update_item(
+                    TableName=self.table,
+                    Key=self._key(target),
+                    UpdateExpression="SET #n = #n + :interval, expiration = :exp",
+                    ConditionExpression="#n > :now AND #n <= :horizon",
+                    ExpressionAttributeNames={"#n": "next"},
+                    ExpressionAttributeValues={
+                        ":interval": {"N": _num(interval)},
+                        ":now": {"N": _num(now)},
+                        ":horizon": {"N": _num(now + HORIZON)},
+                        ":exp": {"N": str(int(now + HORIZON) + self.ttl_seconds)},
+                    },
+                    ReturnValues="UPDATED_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return Slot(float(answer["Attributes"]["next"]["N"]) - interval, now)
+            except Exception as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
+                item = getattr(exc, "response", {}).get("Item") or {}
+                ahead = float(item.get("next", {}).get("N", "0"))
+                if ahead > now + HORIZON:
+                    return Slot(None, ahead - HORIZON)
+        return Slot(None, now + interval)  # lost every race: ask again shortly
+
+    def pause(self, target: str, until: float) -> None:
+        """No slot before ``until`` for anyone (a receiver's Retry-After)."""
+        try:
+            self._ddb().update_item(
+                TableName=self.table,
+                Key=self._key(target),
+                UpdateExpression="SET #n = :until, expiration = :exp",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :until",
+                ExpressionAttributeNames={"#n": "next"},
+                ExpressionAttributeValues={":until": {"N": _num(until)}, ":exp": {"N": str(int(until) + self.ttl_seconds)}},
+            )
+        except Exception as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+
+
+def _num(value: float) -> str:
+    return f"{value:.6f}"
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def sleep_until(moment: float, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+    wait = moment - clock()
+    if wait > 0:
+        sleep(wait)

@@ -1,0 +1,375 @@
+"""Digests and rate limits through the real handlers, with DynamoDB, S3 and SQS in mock_aws and
+loopback receivers: what arrives, when, and how often."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from oxoflow_notify.aws.wiring import build_notifier
+from oxoflow_notify.pipeline.digest import group_of
+from oxoflow_notify.pipeline.notifier import Published
+from oxoflow_notify.pipeline.windows import DynamoWindowStore, Group
+from oxolocal.receivers import Answer, Receiver, most_in_any_second, ok, slack_like
+from oxolocal.stack import Stack, sns_event
+from tests.conftest import message
+
+RUN = "run-2026-05-18"
+
+
+def rule_event(kind: str, n: int, run_id: str | None = RUN, stderr: str | None = None) -> dict[str, Any]:
+    """The sample rule event of ``kind`` as rule number ``n`` of a run (its own id)."""
+    event = message(kind)
+    event["rule"] = f"rule_{n:04d}"
+    event["id"] = f"evt-{kind}-{n}-{run_id}"
+    event.pop("run_id", None)
+    if run_id is not None:
+        event["run_id"] = run_id
+    if stderr is not None:
+        event["details"] = {**event.get("details", {}), "stderr": stderr}
+    return event
+
+
+def sns(event: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
+    return sns_event(
+        {"MessageId": message_id or f"sns-{event.get('id')}", "Message": json.dumps(event), "Timestamp": "2026-05-18T12:00:01.000Z"}
+    )
+
+
+def hooks(*entries: str) -> str:
+    return '[workflow]\nname = "variant-calling"\n\n' + "\n".join(f"[[webhooks]]\n{e}\n" for e in entries)
+
+
+def digests(receiver: Receiver) -> list[dict[str, Any]]:
+    return [json.loads(r.body) for r in receiver.requests if r.header("X-OxoFlow-Event") == "Digest"]
+
+
+def test_rule_events_of_a_run_arrive_as_one_signed_digest_when_the_window_closes(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a signed json webhook with a one-second digest
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\nsecret = "k1"\ndigest = "1s"'))
+    # when eight rules fail and four complete in one run
+    events = [rule_event("rule-failed", n) for n in range(8)] + [rule_event("rule-completed", n) for n in range(8, 12)]
+    reports = [stack.invoke("DispatchFunction", sns(e)) for e in events]
+    # then nothing was posted yet: each event was counted in the window
+    assert hook.requests == [] and sum(r["digested"] for r in reports) == 12
+    # and when the window's close comes due, one digest arrives, signed over its exact bytes
+    stack.drain_retries(until_empty=30)
+    (got,) = hook.requests
+    assert got.header("X-Hub-Signature-256") == "sha256=" + hmac.new(b"k1", got.body, hashlib.sha256).hexdigest()
+    body = json.loads(got.body)
+    assert body["event"] == "Digest" and body["workflow"] == "variant-calling" and body["run_id"] == RUN
+    assert body["counts"] == {"RuleCompleted": 4, "RuleFailed": 8} and body["total"] == 12
+    assert [e["event"] for e in body["events"]][:8] == ["RuleFailed"] * 8  # the failed ones first
+    assert body["left_out"] == 12 - len(body["events"]) and body["window"]["closed_by"] == "timer"
+    assert got.header("X-OxoFlow-Delivery") == body["id"]
+    assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_an_sns_redelivery_is_counted_once(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a digest webhook
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    # when one event is delivered three times by SNS (same message id) and another once
+    first, second = rule_event("rule-failed", 1), rule_event("rule-failed", 2)
+    for _ in range(3):
+        stack.invoke("DispatchFunction", sns(first))
+    stack.invoke("DispatchFunction", sns(second))
+    stack.drain_retries(until_empty=30)
+    # then the digest counts two events
+    (digest,) = digests(hook)
+    assert digest["total"] == 2 and sorted(e["id"] for e in digest["events"]) == [first["id"], second["id"]]
+
+
+def test_workflow_failed_sends_its_runs_window_first_then_itself_and_the_timer_sends_nothing_more(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    # given a json webhook with a 15-minute digest, subscribed to everything
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "15m"'))
+    for n in range(3):
+        stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n)))
+    assert hook.requests == []
+    # when the run fails
+    ended = {**message("workflow-failed"), "run_id": RUN, "id": "wf-end"}
+    stack.invoke("DispatchFunction", sns(ended))
+    # then the window went out first, closed by the run's end, then the event itself
+    assert [r.header("X-OxoFlow-Event") for r in hook.requests] == ["Digest", "WorkflowFailed"]
+    digest = json.loads(hook.requests[0].body)
+    assert digest["total"] == 3 and digest["window"]["closed_by"] == "workflow_end"
+    # and when the window's timer comes due later (its close is still queued, 15 minutes out), nothing more is sent
+    stack.handler("RetryFunction")
+    notifier = stack.modules["RetryFunction"].notifier
+    (webhook,) = notifier.store.load("workflows/variant-calling.oxoflow").webhooks
+    close = Group(group_of("workflows/variant-calling.oxoflow", webhook.id, "variant-calling", RUN), "workflows/variant-calling.oxoflow",
+                  webhook.id, "variant-calling", RUN, 900).close_message(1)  # fmt: skip
+    report = notifier.retry(json.dumps(close))
+    assert len(hook.requests) == 2 and report.already_delivered == 1
+
+
+def test_each_run_has_its_own_window(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    for run in ("run-a", "run-b"):
+        for n in range(2):
+            stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n, run_id=run)))
+    stack.invoke("DispatchFunction", sns(rule_event("rule-skipped", 9, run_id=None)))  # no run id: the workflow's window
+    stack.drain_retries(until_empty=30)
+    assert sorted((d["run_id"] or "-", d["total"]) for d in digests(hook)) == [("-", 1), ("run-a", 2), ("run-b", 2)]
+
+
+def test_a_window_that_would_outgrow_its_item_closes_early_and_nothing_is_lost(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given events whose stderr is 30 KB each: five fill a window's 160 KB of kept events
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    for n in range(12):
+        stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n, stderr=f"line {n}\n" + "x" * 30_000)))
+    stack.drain_retries(until_empty=30)
+    got = digests(hook)
+    # then the storm went out as several digests, each within an SQS message, together counting every event once
+    assert len(got) >= 2 and any(d["window"]["closed_by"] == "timer" for d in got)
+    assert sum(d["total"] for d in got) == 12
+    assert sorted(e["id"] for d in got for e in d["events"]) == sorted(f"evt-rule-failed-{n}-{RUN}" for n in range(12))
+    assert all(len(r.body) < 200_000 for r in hook.requests)
+
+
+class InjectedCrash(BaseException):
+    """The function died (not an Exception: nothing in the handler may catch it)."""
+
+
+def test_a_dispatcher_that_dies_after_counting_is_retried_and_counts_once(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a dispatcher whose first window write commits and then the function dies
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    stack.handler("DispatchFunction")
+    windows: DynamoWindowStore = stack.modules["DispatchFunction"].notifier.windows
+    real = windows._ddb()
+    crashes = {"left": 2}
+
+    class Dying:
+        def __getattr__(self, name: str) -> Any:
+            call = getattr(real, name)
+            if name != "transact_write_items":
+                return call
+
+            def after_commit(**kwargs: Any) -> Any:
+                answer = call(**kwargs)
+                if crashes["left"]:
+                    crashes["left"] -= 1
+                    raise InjectedCrash
+                return answer
+
+            return after_commit
+
+    windows._built = Dying()
+    events = [rule_event("rule-failed", n) for n in range(4)]
+    # when each event is handed to it until it survives (Lambda's retry of an async invocation)
+    for event in events:
+        while True:
+            try:
+                stack.invoke("DispatchFunction", sns(event))
+                break
+            except InjectedCrash:
+                continue
+    stack.drain_retries(until_empty=30)
+    # then the digest counts each event once
+    (digest,) = digests(hook)
+    assert crashes["left"] == 0 and digest["total"] == 4 and len(digest["events"]) == 4
+
+
+def test_concurrent_dispatchers_count_every_distinct_event_once(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given four dispatcher instances (each its own clients and caches) sharing the table
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "2s"'))
+    env = stack.function_env("DispatchFunction")
+    instances = [build_notifier(env) for _ in range(4)]
+    events = [rule_event("rule-failed" if n % 3 else "rule-completed", n) for n in range(40)]
+    # when they handle the events at once, each event twice (an SNS redelivery to another instance)
+    work = [(i, e) for i, e in enumerate(events * 2)]
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        for _, event in work[index::4]:
+            try:
+                published = Published(json.dumps(event), f"sns-{event['id']}", datetime(2026, 5, 18, 12, tzinfo=UTC))
+                instances[index].dispatch([published])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    stack.drain_retries(until_empty=30)
+    # then the digests together count the 40 distinct events, each once
+    got = digests(hook)
+    assert sum(d["total"] for d in got) == 40
+    assert sum(d["counts"].get("RuleCompleted", 0) for d in got) == len([e for e in events if e["event"] == "RuleCompleted"])
+
+
+# -- rate limits ---------------------------------------------------------------------------
+
+
+def test_a_rate_limited_webhook_is_paced_and_never_answered_429(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a receiver that answers 429 past 5 requests a second (plus one), and rate_limit = 5
+    hook = receivers(slack_like(5, burst=1))
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\nrate_limit = 5'))
+    # when 20 events are dispatched back to back
+    for n in range(20):
+        stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n)))
+    stack.drain_retries(until_empty=60)
+    # then all arrived, at most 5 (+1) in any second, none refused
+    assert len(hook.successes()) == 20 and [r for r in hook.requests if r.answered == 429] == []
+    assert most_in_any_second([r.at for r in hook.requests]) <= 6
+    assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_slack_is_paced_at_one_a_second_by_default(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\nformat = "slack"'))
+    for n in range(3):
+        stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n)))
+    stack.drain_retries(until_empty=30)
+    times = sorted(r.at for r in hook.requests)
+    assert len(times) == 3 and most_in_any_second(times) <= 2  # one a second, plus one for skew
+
+
+def test_rate_limit_0_turns_pacing_off(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\nformat = "slack"\nrate_limit = 0'))
+    reports = [stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n))) for n in range(4)]
+    assert sum(r["delivered"] for r in reports) == 4 and most_in_any_second([r.at for r in hook.requests]) == 4
+
+
+def test_a_429_with_retry_after_pauses_the_webhook_for_every_instance(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a receiver that answers the first request 429 with Retry-After: 3, and two dispatcher instances
+    hook = receivers(lambda n, r: Answer(429, b"slow down", {"Retry-After": "3"}) if n == 0 else Answer(200))
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\nrate_limit = 10'))
+    other = build_notifier(stack.function_env("DispatchFunction"))
+    # when the first instance meets the 429 and the other sends right after
+    first = stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 1)))
+    assert first["retrying"] == 1
+    second = other.dispatch([Published(json.dumps(rule_event("rule-failed", 2)), "sns-2", datetime(2026, 5, 18, 12, tzinfo=UTC))])
+    stack.drain_retries(until_empty=60)
+    # then the other instance's POST waited out the pause: nothing reached the receiver within 3 s of the 429
+    refused, *rest = hook.requests
+    assert refused.answered == 429 and second.delivered + second.retrying == 1
+    assert rest and all(r.at - refused.at >= 2.9 for r in rest)
+    assert len(hook.successes()) == 2
+
+
+@pytest.mark.parametrize("fmt", ["json", "slack"])
+def test_digest_and_rate_limit_together_turn_a_storm_into_a_few_messages(
+    stack: Stack, receivers: Callable[..., Receiver], fmt: str
+) -> None:
+    hook = receivers(slack_like(1, burst=1))
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\nformat = "{fmt}"\ndigest = "10s"\nrate_limit = 1'))
+    for n in range(60):
+        stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n)))
+    ended = {**message("workflow-failed"), "run_id": RUN, "id": "wf-end"}
+    stack.invoke("DispatchFunction", sns(ended))
+    stack.drain_retries(until_empty=60)
+    # then 61 events arrived as the run's digest (or two, if the storm outlasted one window) and the failure itself
+    assert 2 <= len(hook.requests) <= 4 and [r for r in hook.requests if r.answered == 429] == []
+    assert hook.requests[-1].header("X-OxoFlow-Event") == "WorkflowFailed"
+
+
+def test_the_local_dynamodb_applies_each_conditional_write_atomically(stack: Stack) -> None:
+    # given the stack's table (moto, made atomic by oxolocal.stack.atomic_dynamodb)
+    table = stack.physical["DeliveryLedger"]["Ref"]
+    wins: list[int] = []
+
+    def claim(n: int) -> None:
+        try:
+            stack.dynamodb.put_item(
+                TableName=table, Item={"id": {"S": "race"}, "n": {"N": str(n)}}, ConditionExpression="attribute_not_exists(id)"
+            )
+            wins.append(n)
+        except stack.dynamodb.exceptions.ConditionalCheckFailedException:
+            pass
+
+    # when 16 writers race for one item
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # then exactly one won, as DynamoDB guarantees (a fake that let two win would break every window and slot)
+    assert len(wins) == 1
+
+
+def test_a_digest_that_cannot_be_delivered_is_dead_lettered_whole_and_replays(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    from oxoflow_notify.tools.replay import Filters, replay
+    from oxolocal.receivers import always
+
+    # given a digest webhook whose receiver answers 404 (permanent)
+    hook = receivers(always(404, b"no such hook"))
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\nsecret = "k1"\ndigest = "1s"'))
+    for n in range(3):
+        stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n)))
+    stack.drain_retries(until_empty=30)
+    # then the digest is in the dead-letter queue with its reason, the digest whole, no URL or secret
+    (letter,) = stack.drain(stack.dead_letter_queue_url)
+    assert letter["reason_code"] == "permanent_failure" and letter["event"]["event"] == "Digest" and letter["event"]["total"] == 3
+    assert hook.url not in json.dumps(letter) and "k1" not in json.dumps(letter)
+    # and when the receiver is fixed and the letter replayed, the same digest (same id, same counts) arrives
+    stack.sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody=json.dumps(letter))
+    hook.behaviour = ok()
+    summary = replay(stack.modules["DispatchFunction"].notifier, stack.sqs, stack.dead_letter_queue_url, Filters(), visibility=0)
+    assert summary.results == {"delivered": 1}
+    got = json.loads(hook.requests[-1].body)
+    assert got["id"] == letter["event"]["id"] and got["total"] == 3 and hook.requests[-1].answered == 200
+
+
+def test_a_redriven_window_close_replays_into_its_digest(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    from oxoflow_notify.tools.replay import Filters, replay
+
+    # given a window whose close message ended in the dead-letter queue (the retry queue gave up on it)
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "15m"'))
+    for n in range(2):
+        stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n)))
+    notifier = stack.modules["DispatchFunction"].notifier
+    (webhook,) = notifier.store.load("workflows/variant-calling.oxoflow").webhooks
+    key = "workflows/variant-calling.oxoflow"
+    close = Group(group_of(key, webhook.id, "variant-calling", RUN), key, webhook.id, "variant-calling", RUN, 900).close_message(1)
+    stack.sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody=json.dumps(close))
+    # when it is replayed
+    summary = replay(notifier, stack.sqs, stack.dead_letter_queue_url, Filters(), visibility=0)
+    # then the window closed and its digest arrived
+    assert summary.results == {"delivered": 1}
+    (got,) = digests(hook)
+    assert got["total"] == 2 and stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_a_closer_that_dies_after_closing_is_retried_and_the_window_is_sent_once(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a window of three events, and a retry function that dies right after its first close
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    for n in range(3):
+        stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n)))
+    stack.handler("RetryFunction")
+    windows = stack.modules["RetryFunction"].notifier.windows
+    real_close, died = windows.close, list[bool]()
+
+    def close_then_die(*args: Any, **kwargs: Any) -> Any:
+        answer = real_close(*args, **kwargs)
+        if not died:
+            died.append(True)
+            raise InjectedCrash
+        return answer
+
+    windows.close = close_then_die
+    # when SQS hands the close message back after the crash
+    stack.drain_retries(until_empty=30, on_crash=(InjectedCrash,))
+    # then the window, closed by the run that died, was read again and sent, once
+    assert died and len(digests(hook)) == 1 and digests(hook)[0]["total"] == 3
