@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -110,8 +111,11 @@ def test_workflow_failed_sends_its_runs_window_first_then_itself_and_the_timer_s
     (webhook,) = notifier.store.load("workflows/variant-calling.oxoflow").webhooks
     close = Group(group_of("workflows/variant-calling.oxoflow", webhook.id, "variant-calling", RUN), "workflows/variant-calling.oxoflow",
                   webhook.id, "variant-calling", RUN, 900).close_message(1)  # fmt: skip
-    report = notifier.retry(json.dumps(close))
-    assert len(hook.requests) == 2 and report.already_delivered == 1
+    spare = notifier.retry(json.dumps(close))  # a close without the window's token: a racing opener's spare
+    table = stack.physical["DeliveryLedger"]["Ref"]
+    item = stack.dynamodb.get_item(TableName=table, Key={"id": {"S": f"oxoflow-digest#{close['group']}#1"}}, ConsistentRead=True)["Item"]
+    own = notifier.retry(json.dumps({**close, "token": item["token"]["S"]}))  # the window's own close, come due
+    assert len(hook.requests) == 2 and spare.delivered + spare.already_delivered == 0 and own.already_delivered == 1
 
 
 def test_each_run_has_its_own_window(stack: Stack, receivers: Callable[..., Receiver]) -> None:
@@ -125,8 +129,14 @@ def test_each_run_has_its_own_window(stack: Stack, receivers: Callable[..., Rece
     assert sorted((d["run_id"] or "-", d["total"]) for d in digests(hook)) == [("-", 1), ("run-a", 2), ("run-b", 2)]
 
 
-def test_a_window_that_would_outgrow_its_item_closes_early_and_nothing_is_lost(stack: Stack, receivers: Callable[..., Receiver]) -> None:
-    # given events whose stderr is 30 KB each: five fill a window's 160 KB of kept events
+def test_a_window_that_would_outgrow_its_item_closes_early_and_nothing_is_lost(
+    stack: Stack, receivers: Callable[..., Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a window budget of five kept events (the shipped limits keep 20 events of at most 8 KB
+    # within 160 KB, so only a smaller budget reaches this path) and events with 30 KB of stderr
+    from oxoflow_notify.pipeline import digest as limits
+
+    monkeypatch.setattr(limits, "WINDOW_BYTES", 5 * limits.size_of(limits.kept_form(rule_event("rule-failed", 0, stderr="x" * 30_000))))
     hook = receivers(ok())
     stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
     for n in range(12):
@@ -134,7 +144,7 @@ def test_a_window_that_would_outgrow_its_item_closes_early_and_nothing_is_lost(s
     stack.drain_retries(until_empty=30)
     got = digests(hook)
     # then the storm went out as several digests, each within an SQS message, together counting every event once
-    assert len(got) >= 2 and any(d["window"]["closed_by"] == "timer" for d in got)
+    assert len(got) >= 2 and any(d["window"]["closed_by"] == "full" for d in got)
     assert sum(d["total"] for d in got) == 12
     assert sorted(e["id"] for d in got for e in d["events"]) == sorted(f"evt-rule-failed-{n}-{RUN}" for n in range(12))
     assert all(len(r.body) < 200_000 for r in hook.requests)
@@ -373,3 +383,76 @@ def test_a_closer_that_dies_after_closing_is_retried_and_the_window_is_sent_once
     stack.drain_retries(until_empty=30, on_crash=(InjectedCrash,))
     # then the window, closed by the run that died, was read again and sent, once
     assert died and len(digests(hook)) == 1 and digests(hook)[0]["total"] == 3
+
+
+def test_a_window_whose_close_was_lost_is_closed_by_the_next_event(
+    stack: Stack, receivers: Callable[..., Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oxoflow_notify.pipeline import windows
+
+    # given a window whose close message was lost (the retry queue purged), and no grace past its second
+    monkeypatch.setattr(windows, "STALE_AFTER", 0)
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 1)))
+    stack.drain(stack.retry_queue_url)  # nothing visible yet: the close is delayed
+    stack.sqs.purge_queue(QueueUrl=stack.retry_queue_url)
+    time.sleep(1.5)
+    # when the next event of the run arrives
+    stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 2)))
+    stack.drain_retries(until_empty=30)
+    # then the stale window went out on its own, and the event counted in the next one
+    assert sorted(d["total"] for d in digests(hook)) == [1, 1]
+    assert sorted(e["id"] for d in digests(hook) for e in d["events"]) == sorted(rule_event("rule-failed", n)["id"] for n in (1, 2))
+
+
+def test_a_close_that_comes_before_its_window_exists_comes_back_later(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    stack.handler("RetryFunction")
+    notifier = stack.modules["RetryFunction"].notifier
+    (webhook,) = notifier.store.load("workflows/variant-calling.oxoflow").webhooks
+    key = "workflows/variant-calling.oxoflow"
+    close = Group(group_of(key, webhook.id, "variant-calling", RUN), key, webhook.id, "variant-calling", RUN, 1).close_message(1, "tok")
+    # when the close is handled before its opener's transaction committed
+    report = notifier.retry(json.dumps(close))
+    # then it is queued again (delayed), not dropped
+    assert report.retrying == 1 and stack.depth(stack.retry_queue_url)["delayed"] == 1
+
+
+def test_a_transaction_conflict_is_a_lost_race_tried_again_not_a_failed_event(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    from botocore.exceptions import ClientError
+
+    # given a table that answers the first two window writes with DynamoDB's TransactionConflict
+    # (concurrent writes to one item; moto never produces it)
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    stack.handler("DispatchFunction")
+    windows: DynamoWindowStore = stack.modules["DispatchFunction"].notifier.windows
+    real = windows._ddb()
+    conflicts = {"left": 2}
+
+    class Conflicting:
+        def __getattr__(self, name: str) -> Any:
+            call = getattr(real, name)
+            if name != "transact_write_items":
+                return call
+
+            def maybe_conflict(**kwargs: Any) -> Any:
+                if conflicts["left"]:
+                    conflicts["left"] -= 1
+                    reasons = [{"Code": "None"}] + [{"Code": "TransactionConflict"}] * (len(kwargs["TransactItems"]) - 1)
+                    error = {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}, "CancellationReasons": reasons}
+                    raise ClientError(error, "TransactWriteItems")
+                return call(**kwargs)
+
+            return maybe_conflict
+
+    windows._built = Conflicting()
+    # when two events are dispatched
+    reports = [stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n))) for n in range(2)]
+    stack.drain_retries(until_empty=30)
+    # then both were counted once, without a failed invocation or a dead letter
+    assert conflicts["left"] == 0 and sum(r["digested"] for r in reports) == 2
+    (digest,) = digests(hook)
+    assert digest["total"] == 2 and stack.drain(stack.dead_letter_queue_url) == []

@@ -37,6 +37,9 @@ LISTED = re.compile(r"\br(\d{3})-")  # the rule names the fixtures give kept eve
 # -- the digests the tests render ---------------------------------------------------------------
 
 
+OPENED = 1779105600.0  # 2026-05-18T12:00:00Z, when the sample windows opened
+
+
 def kept(event: str, rule: str, n: int, details: dict[str, Any], run_id: str | None = "r-42") -> dict[str, Any]:
     """A kept event, as a window keeps it: the parsed event's payload (trimmed when large)."""
     data: dict[str, Any] = {"event": event, "workflow": "variant-calling", "rule": rule, "details": details,
@@ -55,7 +58,7 @@ def digest_of(kind: str) -> Digest:
             kept("RuleSkipped", "index_reference", 3, {}),
         )
         counts = {"RuleFailed": 1, "RuleCompleted": 1, "RuleSkipped": 1}
-        return Digest(id=digest_delivery_id(group, 1), workflow="variant-calling", run_id="r-42", opened="2026-05-18T12:00:01Z",
+        return Digest(id=digest_delivery_id(group, 1, OPENED), workflow="variant-calling", run_id="r-42", opened="2026-05-18T12:00:01Z",
                       closed="2026-05-18T12:01:10Z", seconds=120.0, closed_by="workflow_end", counts=counts, events=events,
                       total=3, window=1)  # fmt: skip
     if kind == "digest-failure-storm":
@@ -65,7 +68,7 @@ def digest_of(kind: str) -> Digest:
         )
         completed = tuple(kept("RuleCompleted", f"fastqc_sample{i + 1}", 10 + i, {"duration_s": 30 + i}) for i in range(10))
         counts = {"RuleFailed": 280, "RuleCompleted": 20}
-        return Digest(id=digest_delivery_id(group, 2), workflow="variant-calling", run_id="r-42", opened="2026-05-18T12:00:00Z",
+        return Digest(id=digest_delivery_id(group, 2, OPENED), workflow="variant-calling", run_id="r-42", opened="2026-05-18T12:00:00Z",
                       closed="2026-05-18T12:02:00Z", seconds=120.0, closed_by="timer", counts=counts,
                       events=failed + completed, total=300, window=2)  # fmt: skip
     raise ValueError(kind)

@@ -129,6 +129,7 @@ class Outcome:
     recovered: bool = False  # read back from the hand-off log (posted by a run that died), not posted now
     slot: float | None = None  # RATE_LIMITED: the slot reserved for this delivery (epoch seconds), carried by its retry
     hold_for: float | None = None  # RATE_LIMITED: seconds until the delivery should be looked at again
+    early: float | None = None  # RATE_LIMITED: how long before its slot it is brought back
 
     def describe(self) -> str:
         """A failure without an answer, in words (answers.judge words the ones with a status).

@@ -48,7 +48,7 @@ from oxoflow_notify.outbound.delivery import (
 
 from . import deadletter as dl
 from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, judge, pause_for
-from .digest import ENDING_EVENTS, Digest, DigestPayloadError, digest_from_payload, group_of, is_digest_payload
+from .digest import CLOSED_BY, ENDING_EVENTS, Digest, DigestPayloadError, digest_from_payload, group_of, is_digest_payload
 from .handoff import HANDED, HandoffLog, Mark, NoHandoffLog
 from .ledger import Ledger, NoLedger
 from .pacing import NoPacer, Pacer
@@ -56,7 +56,9 @@ from .retry import RetryMessageError, RetryTask, sqs_delay
 from .windows import CLOSE_SCHEMA, Group, WindowStore
 
 PACE_WAIT = 3.0  # seconds a POST may wait in its thread for its rate-limit slot; a later slot waits in the retry queue
-PACE_EARLY = 2.0  # a held delivery comes back this long before its slot (SQS delays are whole seconds)
+PACE_EARLY = 2.0  # a held delivery comes back this long before its slot (SQS delays are whole seconds) ...
+PACE_EARLY_MAX = 30.0  # ... and earlier each time it came back too late for it, up to this
+CLOSE_AGAIN, CLOSE_AGAIN_DELAY = 3, 10  # a close that found no window yet comes back this often, this many seconds apart
 
 
 def subject_from_payload(payload: Any) -> Event | Digest:
@@ -74,6 +76,7 @@ class Attempt:
     number: int
     history: tuple[dict[str, Any], ...] = ()  # the attempts before this one, for the dead letter
     slot: float | None = None  # the rate-limit slot reserved for it, carried by its retry message
+    early: float = PACE_EARLY  # how long before its slot it is brought back (grows when it came back late)
 
 
 @dataclass(frozen=True)
@@ -248,8 +251,9 @@ class Notifier:
         result = self.windows.add(group, event.to_payload(), delivery_id, self.clock(), self._schedule_close)
         logger.debug("digested", extra={"event_id": event.id, "webhook_id": webhook.id, "window": result})
 
-    def _schedule_close(self, group: Group, window: int, delay: float) -> None:
-        self.retry_queue.send(group.close_message(window), delay_seconds=sqs_delay(self.clock() + delay, self.clock()))
+    def _schedule_close(self, group: Group, window: int, delay: float, token: str | None, closed_by: str) -> None:
+        message = group.close_message(window, token, closed_by)
+        self.retry_queue.send(message, delay_seconds=sqs_delay(self.clock() + delay, self.clock()))
 
     def _close_runs(self, event: Event, configs: list[Config], errors: list[Exception]) -> list[Attempt]:
         """The digests of the run this event ends: every digest webhook's open window, closed now."""
@@ -264,12 +268,13 @@ class Notifier:
                               event.workflow, event.run_id, webhook.digest)  # fmt: skip
                 try:
                     window = self.windows.current(group)
-                    digest, newly = self.windows.close(group, window, self.clock(), "workflow_end") if window else (None, False)
+                    closing_ = self.windows.close(group, window, self.clock(), "workflow_end") if window else None
                 except Exception as exc:  # noqa: BLE001 - the timer's close still sends it
                     errors.append(exc)
                     continue
-                if digest is not None and newly:
-                    closing.append(Attempt(digest, webhook, digest.id, 1))
+                # Only a window this event closed: one closed before is its closer's to send.
+                if closing_ is not None and closing_.digest is not None and closing_.newly:
+                    closing.append(Attempt(closing_.digest, webhook, closing_.digest.id, 1))
         return closing
 
     @staticmethod
@@ -365,19 +370,30 @@ class Notifier:
             )
             self._refuse([((task.delivery_id, task.attempt), letter)], report, tally)
             return None
-        return Attempt(event, webhook, task.delivery_id, task.attempt, tuple(task.attempts), task.slot)
+        return Attempt(event, webhook, task.delivery_id, task.attempt, tuple(task.attempts), task.slot, task.early)
 
     def _close_attempt(self, data: dict[str, Any], body: str, report: Report, tally: MetricsTally) -> Attempt | None:
         """A window's close came due: close it (once; a re-run reads it again) and send its digest
         as attempt 1, through the same ledger and hand-off log as any delivery."""
         group, window = Group.from_close_message(data)
+        token, again = data.get("token"), data.get("again")
+        closed_by = str(data.get("closed_by")) if data.get("closed_by") in CLOSED_BY else "timer"
         if self.windows is None:
             self._dead_letter(dl.dead_letter(dl.INTERNAL_ERROR, "a digest window closed where no table keeps windows (LEDGER_TABLE)",
                                              raw_message=body), report, tally, "none")  # fmt: skip
             return None
-        digest, _ = self.windows.close(group, window, self.clock(), "timer")
+        closing = self.windows.close(group, window, self.clock(), closed_by)
+        if closing.not_yet and isinstance(again, int) and again < CLOSE_AGAIN:
+            # Came before its opener committed: look once more (if it never commits, no window is lost).
+            message = group.close_message(window, token if isinstance(token, str) else None, closed_by, again + 1)
+            self.retry_queue.send(message, delay_seconds=CLOSE_AGAIN_DELAY)
+            report.retrying += 1
+            return None
+        digest = closing.digest
         if digest is None:
             return None  # never opened (its opener lost the race), or nothing in it
+        if not closing.newly and (token is None or token != closing.token):
+            return None  # another close flipped it and hands it on; this one (a race's spare) sends nothing
         webhook, code, reason = self._current_webhook(group.config_key, group.webhook_id, None)
         if webhook is None:
             letter = dl.dead_letter(
@@ -406,6 +422,11 @@ class Notifier:
         except ReferenceProblem as exc:
             return (Kind.GIVE_UP if exc.permanent else Kind.RETRY), str(exc)
         prepared = prepare(subject_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
+        if webhook.pace > 0:  # a replay keeps to the webhook's rate limit too: it waits for its slot, however far
+            slot = self.pacer.reserve(target_of(webhook.url), webhook.pace, self.clock())
+            if slot.at is None:
+                return Kind.HELD, "rate limit: no slot within 15 minutes; replay later"
+            self.sleep(max(0.0, slot.at - self.clock()))
         outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
         verdict = judge(webhook.format, outcome, self.clock())
         return verdict.kind, verdict.reason
@@ -458,10 +479,10 @@ class Notifier:
                 continue
             if prepared is not None:
                 ready.append((index, prepared[0], prepared[1]))
-        slots = {(a.delivery_id, a.number): a.slot for _, a, _ in ready}
+        slots = {(a.delivery_id, a.number): (a.slot, a.early) for _, a, _ in ready}
         outcomes = self.sender.send_all(
             [prepared for _, _, prepared in ready],
-            lambda p: self._post(p, marks.get((p.delivery_id, p.attempt)), slots.get((p.delivery_id, p.attempt))),
+            lambda p: self._post(p, marks.get((p.delivery_id, p.attempt)), *slots.get((p.delivery_id, p.attempt), (None, PACE_EARLY))),
         )
         for (index, attempt, _), outcome in zip(ready, outcomes, strict=True):
             try:
@@ -513,7 +534,7 @@ class Notifier:
             return again
         return None
 
-    def _post(self, prepared: Prepared, mark: Mark | None, slot: float | None = None) -> Outcome:
+    def _post(self, prepared: Prepared, mark: Mark | None, slot: float | None = None, early: float = PACE_EARLY) -> Outcome:
         """One attempt, at most once: not started when its deadline does not fit in what is left
         of the invocation; not posted when the hand-off log (``mark``) says another run already
         handed this attempt on (or recorded its outcome), nor when the ledger holds a 2xx for the
@@ -528,7 +549,7 @@ class Notifier:
                 return Outcome(None, DUPLICATE_ATTEMPT, 0.0, detail=f"attempt {prepared.attempt} was already handed on; not posted again")
             if mark is not None and mark.outcome is not None:
                 return dataclasses.replace(mark.outcome, recovered=True)  # posted by a run that died: hand it on, do not post again
-            paced = self._pace(prepared, slot, budget)
+            paced = self._pace(prepared, slot, early, budget)
             if paced is not None:
                 return paced
             fmt = prepared.webhook.format
@@ -548,30 +569,46 @@ class Notifier:
         except Exception as exc:  # noqa: BLE001 - the ledger's own surprise is this delivery's retry
             return Outcome(None, "request_error", 0.0, detail=f"unexpected {type(exc).__name__} around the POST")
 
-    def _pace(self, prepared: Prepared, slot: float | None, budget: float) -> Outcome | None:
-        """Wait for the webhook's rate-limit slot (reserving one unless the delivery carries a
-        fresh one), or hold the delivery until just before a slot too far off. None: go ahead."""
+    def _pace(self, prepared: Prepared, slot: float | None, early: float, budget: float) -> Outcome | None:
+        """Wait for the webhook's rate-limit slot, or hold the delivery until just before a slot too
+        far off (None: go ahead). A delivery that carries a slot (it was held) keeps it, unless it
+        came back more than one interval late, or a 429 paused the webhook past it: then it takes
+        a new one, and is brought back earlier from now on, so lateness cannot starve it."""
         rate = prepared.webhook.pace
         if rate <= 0:
             return None
+        target = target_of(prepared.webhook.url)
         now = self.clock()
-        if slot is None or now > slot + 1 / rate:  # none yet, or missed by more than one interval: a new one
-            try:
-                reserved = self.pacer.reserve(target_of(prepared.webhook.url), rate, now)
-            except Exception as exc:  # noqa: BLE001 - as with the hand-off log: a POST unpaced beats one held back
-                logger.warning(
-                    "rate limit unavailable, sent unpaced", extra={"webhook_id": prepared.webhook.id, "error": type(exc).__name__}
-                )
-                return None
-            if reserved.at is None:
-                return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: no slot within 15 minutes", hold_for=reserved.free_at - now)
-            slot = reserved.at
+        try:
+            if slot is not None:
+                late = now - slot
+                if late > 1 / rate:
+                    early = min(PACE_EARLY_MAX, early + late + 1)
+                    slot = None
+                elif self.pacer.paused_until(target) > slot:
+                    slot = None  # a receiver's 429 paused every sender past this slot
+            if slot is None:
+                reserved = self.pacer.reserve(target, rate, now)
+                if reserved.at is None:
+                    return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: no slot within 15 minutes", hold_for=reserved.free_at - now)
+                slot = reserved.at
+        except Exception as exc:  # noqa: BLE001 - as with the hand-off log: a POST unpaced beats one held back
+            extra = {"webhook_id": prepared.webhook.id, "error": type(exc).__name__}
+            logger.warning("rate limit unavailable, sent unpaced", extra=extra)
+            return None
         wait = slot - now
-        if wait > PACE_WAIT or self._too_late(budget + wait) is not None:
+        if wait > max(PACE_WAIT, early + 1) or self._too_late(budget + wait) is not None:
             detail = f"rate limit of {rate:g}/s: its slot is {wait:.1f} s away"
-            return Outcome(None, RATE_LIMITED, 0.0, detail=detail, slot=slot, hold_for=max(0.0, wait - PACE_EARLY))
+            return Outcome(None, RATE_LIMITED, 0.0, detail=detail, slot=slot, hold_for=max(0.0, wait - early), early=early)
         if wait > 0:
             self.sleep(wait)
+            try:
+                paused = self.pacer.paused_until(target)
+            except Exception:  # noqa: BLE001 - unknown: go ahead, as above
+                paused = 0.0
+            if paused > slot:  # a 429 paused the webhook while this one waited: a slot after the pause
+                return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: the receiver asked everyone to wait",
+                               hold_for=max(0.0, paused - self.clock() - early), early=early)  # fmt: skip
         return None
 
     def _budget(self, prepared: Prepared) -> float:
@@ -592,7 +629,14 @@ class Notifier:
         return Outcome(None, OUT_OF_TIME, 0.0, detail=f"{max(left, 0):.1f} s left in this invocation, {budget:.1f} s needed")
 
     def _enqueue_retry(
-        self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, now: float, slot: float | None = None
+        self,
+        attempt: Attempt,
+        number: int,
+        attempts: list[dict[str, Any]],
+        not_before: float,
+        now: float,
+        slot: float | None = None,
+        early: float = PACE_EARLY,
     ) -> None:
         task = RetryTask(
             event=attempt.event.to_payload(),
@@ -604,6 +648,7 @@ class Notifier:
             not_before=not_before,
             attempts=attempts,
             slot=slot,
+            early=early,
         )
         self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(not_before, now))
 
@@ -665,8 +710,10 @@ class Notifier:
             return
         if decision.kind is Kind.HELD:
             # Nothing was sent: the same attempt number waits in the retry queue, unspent.
-            slot = outcome.slot if outcome is not None and outcome.error == RATE_LIMITED else None
-            self._enqueue_retry(attempt, attempt.number, list(attempt.history), now + decision.wait, now, slot)
+            paced = outcome is not None and outcome.error == RATE_LIMITED
+            slot = outcome.slot if paced and outcome is not None else None
+            early = outcome.early if paced and outcome is not None and outcome.early is not None else PACE_EARLY
+            self._enqueue_retry(attempt, attempt.number, list(attempt.history), now + decision.wait, now, slot, early)
             logger.warning("delivery held", extra={**log, "reason": decision.reason, "retry_in_seconds": round(decision.wait, 1)})
             tally.count(HELD_METRIC, webhook.format)
             report.retrying += 1

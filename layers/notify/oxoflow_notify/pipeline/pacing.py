@@ -10,7 +10,10 @@ them, so no second holds more than the limit (plus one for clocks that disagree)
 A slot a few seconds away is waited for in the sending thread; a later one is carried by the
 delivery's retry message, which comes back just before it (``notifier``), so a storm queues in
 order instead of polling. A slot missed by more than one interval is given up and a new one
-reserved. A 429 with a wait moves ``next`` past it, pausing the target for every instance.
+reserved (and the delivery is brought back earlier from then on, so a slow retry function cannot
+starve it). A 429 with a wait moves ``next`` past it and records ``paused`` until then, pausing
+the target for every instance: new slots come after it, and a held delivery whose slot falls
+inside the pause takes a new one when it comes back.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class Pacer(Protocol):
 
     def pause(self, target: str, until: float) -> None: ...
 
+    def paused_until(self, target: str) -> float: ...
+
 
 class NoPacer:
     """No table: no limit is enforced (a ledger-less deployment is documented as unlimited)."""
@@ -45,12 +50,16 @@ class NoPacer:
     def pause(self, target: str, until: float) -> None:
         return None
 
+    def paused_until(self, target: str) -> float:
+        return 0.0
+
 
 class MemoryPacer:
     """The same rule in memory: one process (unit tests)."""
 
     def __init__(self) -> None:
         self.next: dict[str, float] = {}
+        self.paused: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def reserve(self, target: str, rate: float, now: float) -> Slot:
@@ -64,6 +73,11 @@ class MemoryPacer:
     def pause(self, target: str, until: float) -> None:
         with self._lock:
             self.next[target] = max(self.next.get(target, until), until)
+            self.paused[target] = max(self.paused.get(target, until), until)
+
+    def paused_until(self, target: str) -> float:
+        with self._lock:
+            return self.paused.get(target, 0.0)
 
 
 class DynamoPacer:
@@ -129,19 +143,27 @@ class DynamoPacer:
         return Slot(None, now + interval)  # lost every race: ask again shortly
 
     def pause(self, target: str, until: float) -> None:
-        """No slot before ``until`` for anyone (a receiver's Retry-After)."""
-        try:
-            self._ddb().update_item(
-                TableName=self.table,
-                Key=self._key(target),
-                UpdateExpression="SET #n = :until, expiration = :exp",
-                ConditionExpression="attribute_not_exists(#n) OR #n < :until",
-                ExpressionAttributeNames={"#n": "next"},
-                ExpressionAttributeValues={":until": {"N": _num(until)}, ":exp": {"N": str(int(until) + self.ttl_seconds)}},
-            )
-        except Exception as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
+        """No POST before ``until`` for anyone (a receiver's Retry-After): new slots start after it,
+        and slots reserved before it are given up by the deliveries holding them (``paused_until``)."""
+        for name in ("paused", "next"):
+            try:
+                self._ddb().update_item(
+                    TableName=self.table,
+                    Key=self._key(target),
+                    UpdateExpression="SET #a = :until, expiration = if_not_exists(expiration, :exp)",
+                    ConditionExpression="attribute_not_exists(#a) OR #a < :until",
+                    ExpressionAttributeNames={"#a": name},
+                    ExpressionAttributeValues={":until": {"N": _num(until)}, ":exp": {"N": str(int(until) + self.ttl_seconds)}},
+                )
+            except Exception as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
+
+    def paused_until(self, target: str) -> float:
+        """Until when a 429 paused the target (0: never), read consistently; asked only by held
+        deliveries coming back with a slot."""
+        item = self._ddb().get_item(TableName=self.table, Key=self._key(target), ConsistentRead=True).get("Item") or {}
+        return float(item.get("paused", {}).get("N", "0"))
 
 
 def _num(value: float) -> str:

@@ -107,6 +107,7 @@ class RetryTask:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     schema: str = RETRY_SCHEMA
     slot: float | None = None  # a rate-limited delivery's reserved slot (epoch seconds)
+    early: float = 2.0  # how long before its slot it comes back (grows each time it came back late)
 
     def to_message(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +133,9 @@ class RetryTask:
             or not isinstance(task.not_before, (int, float))
             or not math.isfinite(task.not_before)
             or not isinstance(task.attempts, list)
+            or isinstance(task.early, bool)
+            or not isinstance(task.early, (int, float))
+            or not 0 <= task.early <= 60
             or (
                 task.slot is not None
                 and (isinstance(task.slot, bool) or not isinstance(task.slot, (int, float)) or not math.isfinite(task.slot))

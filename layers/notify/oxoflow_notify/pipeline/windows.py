@@ -5,7 +5,7 @@ run; ``digest.group_of``):
 
 - ``oxoflow-digest#<group>``: the head, the number of the group's current window;
 - ``oxoflow-digest#<group>#<n>``: window n: state (open, closed), counts per event, total, the
-  kept events (failed and others, each list capped), their bytes;
+  kept events (failed and others, each list capped), their bytes, its close's token;
 - ``oxoflow-digested#<delivery id>``: one marker per (event, webhook) counted.
 
 Each event is counted by one transaction: the marker (only if absent) and the window's update
@@ -14,34 +14,45 @@ run that died half way through never counts an event twice, and a crash never co
 both writes happen, or neither. A window is opened by a transaction too: the head moves from n to
 n + 1 only if it still says n, the new window is created with its first event, and the marker is
 written. Before that transaction the opener queues the window's close (a delayed message on the
-retry queue): every window that exists has a close on its way, and a close for a window that was
-never created finds nothing to do.
+retry queue, with the window's token): every window that exists has a close on its way.
 
 Closing flips the state to closed (conditionally) and reads what it held in the same write:
-events added before the flip are in the digest, events after it open the next window. A window
-whose kept events would outgrow WINDOW_BYTES closes early (its close is queued at once) and the
-event opens the next one.
+events added before the flip are in the digest, events after it open the next window. Only the
+close that flipped it, or the window's own close (its token) come again after a crash, hands the
+digest on: the other closes that raced to open or close it send nothing.
+
+Self-healing: an open window past its duration plus STALE_AFTER (its close was lost, or came before
+the window existed) is closed by the next event, which opens the next window; so is a window whose
+kept events would outgrow WINDOW_BYTES. A close that finds no window while the group's head has not
+reached it comes back once more. Lost races and DynamoDB's transaction conflicts are tried again
+after a short jittered pause; an event that loses every round fails its invocation (an AWS fault:
+Lambda retries it, and the marker keeps it from counting twice).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from oxoflow_notify.errors import InfrastructureError
 from oxoflow_notify.inbound.events import format_timestamp
 
-from .digest import KEEP_FAILED, KEEP_OTHER, WINDOW_BYTES, Digest, digest_delivery_id, kept_form, size_of
+from . import digest as limits
+from .digest import KEEP_FAILED, KEEP_OTHER, STALE_AFTER, Digest, digest_delivery_id, kept_form, size_of
 
 OPEN = "open"
 CLOSED = "closed"
 ADDED = "added"
 OPENED = "opened"
 DUPLICATE = "duplicate"
+CONFLICT = "conflict"  # a transaction conflict (another write to the same item at once): look again
 CLOSE_SCHEMA = "oxoflow-notify/digest-close/v1"
 
 
@@ -56,11 +67,16 @@ class Group:
     run_id: str | None
     seconds: float
 
-    def close_message(self, window: int) -> dict[str, Any]:
+    def close_message(self, window: int, token: str | None = None, closed_by: str = "timer", again: int = 0) -> dict[str, Any]:
+        """``token``: set on the window's own close (its opener's); ``again``: how often this close
+        came back because the window was not there yet."""
         return {
             "schema": CLOSE_SCHEMA,
             "group": self.key,
             "window": window,
+            "token": token,
+            "closed_by": closed_by,
+            "again": again,
             "config_key": self.config_key,
             "webhook_id": self.webhook_id,
             "workflow": self.workflow,
@@ -88,19 +104,42 @@ class Group:
         return group, window
 
 
-Schedule = Callable[[Group, int, float], None]  # (group, window, delay seconds): queue that window's close
+@dataclass(frozen=True)
+class Closing:
+    """What a close found: the digest (None when the window holds nothing or is not there), whether
+    this close flipped it, the window's token, and whether the window is not there *yet* (the
+    group's head is behind it: its opener has not committed)."""
+
+    digest: Digest | None
+    newly: bool
+    token: str | None = None
+    not_yet: bool = False
+
+
+# (group, window, delay seconds, token, closed_by): queue a window's close
+Schedule = Callable[[Group, int, float, "str | None", str], None]
 
 
 class WindowStore(Protocol):
     def add(self, group: Group, event: dict[str, Any], event_key: str, now: float, schedule: Schedule) -> str: ...
 
-    def close(self, group: Group, window: int, now: float, closed_by: str) -> tuple[Digest | None, bool]: ...
+    def close(self, group: Group, window: int, now: float, closed_by: str) -> Closing: ...
 
     def current(self, group: Group) -> int | None: ...
 
 
+class WindowContention(InfrastructureError):
+    """An event lost every race for its window (a storm of openers, closers and transaction
+    conflicts): its invocation fails and Lambda retries it; its marker keeps it from counting twice."""
+
+
 def _is_failed(event: dict[str, Any]) -> bool:
     return event.get("event") == "RuleFailed"
+
+
+def _overdue(opened: float, group: Group, now: float) -> bool:
+    """Open past its duration and STALE_AFTER more: its close was lost, or came before it existed."""
+    return opened + group.seconds + STALE_AFTER < now
 
 
 def _digest(group: Group, window: int, state: dict[str, Any]) -> Digest | None:
@@ -110,7 +149,7 @@ def _digest(group: Group, window: int, state: dict[str, Any]) -> Digest | None:
     failed = [json.loads(e) for e in state.get("failed", [])]
     others = [json.loads(e) for e in state.get("others", [])]
     return Digest(
-        id=digest_delivery_id(group.key, window),
+        id=digest_delivery_id(group.key, window, float(state["opened"])),
         workflow=group.workflow,
         run_id=group.run_id,
         opened=format_timestamp_at(float(state["opened"])),
@@ -131,7 +170,7 @@ def format_timestamp_at(seconds: float) -> str:
 
 
 class MemoryWindowStore:
-    """The same rules in memory, for unit tests and ledger-less local runs (one process only)."""
+    """The same rules in memory, for unit tests (one process only)."""
 
     def __init__(self) -> None:
         self.heads: dict[str, int] = {}
@@ -142,16 +181,17 @@ class MemoryWindowStore:
     def add(self, group: Group, event: dict[str, Any], event_key: str, now: float, schedule: Schedule) -> str:
         kept = json.dumps(kept_form(event), ensure_ascii=False, separators=(",", ":"))
         size = size_of(json.loads(kept))
+        lst, cap = ("failed", KEEP_FAILED) if _is_failed(event) else ("others", KEEP_OTHER)
         with self._lock:
             if event_key in self.markers:
                 return DUPLICATE
-            n = self.heads.get(group.key)
-            state = self.windows.get((group.key, n)) if n is not None else None
+            n = self.heads.get(group.key, 0)
+            state = self.windows.get((group.key, n))
             if state is not None and state["state"] == OPEN:
-                lst, cap = ("failed", KEEP_FAILED) if _is_failed(event) else ("others", KEEP_OTHER)
-                if len(state[lst]) < cap and state["bytes"] + size > WINDOW_BYTES:
-                    assert n is not None
-                    schedule(group, n, 0)  # would outgrow: close now, open the next
+                if _overdue(state["opened"], group, now):
+                    schedule(group, n, 0, state["token"], "timer")  # its close was lost: close it now, open the next
+                elif len(state[lst]) < cap and state["bytes"] + size > limits.WINDOW_BYTES:
+                    schedule(group, n, 0, state["token"], "full")  # would outgrow: close it now, open the next
                 else:
                     if len(state[lst]) < cap:
                         state[lst].append(kept)
@@ -160,25 +200,31 @@ class MemoryWindowStore:
                     state["total"] += 1
                     self.markers.add(event_key)
                     return ADDED
-            n = (n or 0) + 1
-            schedule(group, n, group.seconds)
-            lst = "failed" if _is_failed(event) else "others"
-            state = {"state": OPEN, "opened": now, "counts": {event["event"]: 1}, "total": 1, "failed": [], "others": [], "bytes": size}
-            state[lst].append(kept)
-            self.heads[group.key] = n
-            self.windows[(group.key, n)] = state
+            token = uuid.uuid4().hex
+            schedule(group, n + 1, group.seconds, token, "timer")
+            self.heads[group.key] = n + 1
+            self.windows[(group.key, n + 1)] = {
+                "state": OPEN,
+                "opened": now,
+                "counts": {event["event"]: 1},
+                "total": 1,
+                "failed": [kept] if lst == "failed" else [],
+                "others": [kept] if lst == "others" else [],
+                "bytes": size,
+                "token": token,
+            }
             self.markers.add(event_key)
             return OPENED
 
-    def close(self, group: Group, window: int, now: float, closed_by: str) -> tuple[Digest | None, bool]:
+    def close(self, group: Group, window: int, now: float, closed_by: str) -> Closing:
         with self._lock:
             state = self.windows.get((group.key, window))
             if state is None:
-                return None, False
+                return Closing(None, False, not_yet=self.heads.get(group.key, 0) < window)
             newly = state["state"] == OPEN
             if newly:
                 state.update(state=CLOSED, closed_at=now, closed_by=closed_by)
-            return _digest(group, window, state), newly
+            return Closing(_digest(group, window, state), newly, state["token"])
 
     def current(self, group: Group) -> int | None:
         with self._lock:
@@ -188,7 +234,7 @@ class MemoryWindowStore:
 class DynamoWindowStore:
     """Windows on the ledger's table; client built on first use."""
 
-    ATTEMPTS = 12  # rounds of losing a race (another opener, a close) before giving up on one event
+    ATTEMPTS = 12  # rounds of losing a race (another opener, a close, a transaction conflict) before giving up on one event
 
     def __init__(self, table: str, ttl_seconds: int, client: Callable[[], Any], clock: Callable[[], float] = time.time) -> None:
         self.table = table
@@ -234,49 +280,66 @@ class DynamoWindowStore:
                 "ConditionExpression": "attribute_not_exists(id)",
             }
         }
-        for _ in range(self.ATTEMPTS):
+        for round_ in range(self.ATTEMPTS):
+            if round_:
+                time.sleep(random.uniform(0, 0.02 * round_))  # noqa: S311 - lost a race or met a conflict: spread the next try
             n = self.current(group)
             if n is None:
-                result = self._open(group, None, event, kept, size, lst, marker, now, schedule)
-                if result is not None:
-                    return result
+                opened = self._open(group, None, event, kept, size, lst, marker, now, schedule)
+                if opened is not None:
+                    return opened
                 continue
             keep = (group.key, n, lst) not in self._full
-            outcome, item = self._count(group, n, event["event"], kept if keep else None, size, lst, cap, marker)
+            outcome, item = self._count(group, n, event["event"], kept if keep else None, size, lst, cap, marker, now)
+            if outcome == CONFLICT:
+                continue
             if outcome is not None:
                 return outcome
-            if item is None or item.get("state", {}).get("S") != OPEN:
-                result = self._open(group, n, event, kept, size, lst, marker, now, schedule)  # closed (or expired): the next one
-                if result is not None:
-                    return result
+            if item is None or item.get("state", {}).get("S") != OPEN or _expired(item, now):
+                opened = self._open(group, n, event, kept, size, lst, marker, now, schedule)  # closed or gone: the next one
+                if opened is not None:
+                    return opened
                 continue
-            if keep and len(item.get(lst, {}).get("L", [])) >= cap:
+            token = item.get("token", {}).get("S")
+            if _overdue(float(item.get("opened", {}).get("N", now)), group, now):
+                schedule(group, n, 0, token, "timer")  # its close was lost (or came too soon): close it now
+            elif keep and len(item.get(lst, {}).get("L", [])) >= cap:
                 if len(self._full) > 10_000:
                     self._full.clear()
-                self._full.add((group.key, n, lst))  # kept lists are full: count only, from now on
+                self._full.add((group.key, n, lst))  # its kept list is full: count only, from now on
                 continue
-            # The kept events would outgrow the window: close it now and open the next.
-            schedule(group, n, 0)
-            result = self._open(group, n, event, kept, size, lst, marker, now, schedule)
-            if result is not None:
-                return result
+            else:
+                schedule(group, n, 0, token, "full")  # the kept events would outgrow it: close it now
+            opened = self._open(group, n, event, kept, size, lst, marker, now, schedule)
+            if opened is not None:
+                return opened
         raise WindowContention(f"could not count an event in its digest window after {self.ATTEMPTS} rounds")
 
     def _count(
-        self, group: Group, n: int, name: str, kept: str | None, size: int, lst: str, cap: int, marker: dict[str, Any]
+        self, group: Group, n: int, name: str, kept: str | None, size: int, lst: str, cap: int, marker: dict[str, Any], now: float
     ) -> tuple[str | None, dict[str, Any] | None]:
         """One transaction: the marker and the window's counts (and the kept event, when ``kept``).
-        (ADDED or DUPLICATE, None), or (None, the window as it was) when the window refused it."""
-        names = {"#s": "state", "#c": "counts", "#ev": name, "#t": "total"}
-        values: dict[str, Any] = {":open": {"S": OPEN}, ":one": {"N": "1"}, ":zero": {"N": "0"}}
+        (ADDED or DUPLICATE, None), (CONFLICT, None), or (None, the window as it was) when the
+        window refused it (closed, overdue, full, or not there)."""
+        names = {"#s": "state", "#c": "counts", "#ev": name, "#t": "total", "#o": "opened"}
+        values: dict[str, Any] = {
+            ":open": {"S": OPEN},
+            ":one": {"N": "1"},
+            ":zero": {"N": "0"},
+            ":fresh": {"N": _num(now - group.seconds - STALE_AFTER)},
+        }
         update = "SET #c.#ev = if_not_exists(#c.#ev, :zero) + :one ADD #t :one"
-        condition = "#s = :open"
+        condition = "#s = :open AND #o >= :fresh"
         if kept is not None:
             names |= {"#l": lst, "#by": "bytes"}
-            values |= {":kept": {"L": [{"S": kept}]}, ":cap": {"N": str(cap)}, ":size": {"N": str(size)},
-                       ":room": {"N": str(WINDOW_BYTES - size)}}  # fmt: skip
+            values |= {
+                ":kept": {"L": [{"S": kept}]},
+                ":cap": {"N": str(cap)},
+                ":size": {"N": str(size)},
+                ":room": {"N": str(limits.WINDOW_BYTES - size)},
+            }
             update = "SET #l = list_append(#l, :kept), #c.#ev = if_not_exists(#c.#ev, :zero) + :one ADD #t :one, #by :size"
-            condition = "#s = :open AND size(#l) < :cap AND #by <= :room"
+            condition += " AND size(#l) < :cap AND #by <= :room"
         window = {
             "Update": {
                 "TableName": self.table,
@@ -298,7 +361,9 @@ class DynamoWindowStore:
                 return DUPLICATE, None
             if reasons[1].get("Code") == "ConditionalCheckFailed":
                 return None, reasons[1].get("Item")
-            raise  # TransactionConflict and the like: an AWS fault, retried by Lambda
+            if any(r.get("Code") == "TransactionConflict" for r in reasons):
+                return CONFLICT, None
+            raise
         return ADDED, None
 
     def _open(
@@ -313,10 +378,11 @@ class DynamoWindowStore:
         now: float,
         schedule: Schedule,
     ) -> str | None:
-        """Open window n + 1 with this event. OPENED, DUPLICATE, or None when another run moved the head first."""
+        """Open window n + 1 with this event. OPENED, DUPLICATE, or None when another run moved the
+        head first (or the transaction met a conflict): the caller looks again."""
         nxt = (n or 0) + 1
-        schedule(group, nxt, group.seconds)  # first: every window that exists has its close on the way
-        head_condition = "attribute_not_exists(id)" if n is None else "#w = :n"
+        token = uuid.uuid4().hex
+        schedule(group, nxt, group.seconds, token, "timer")  # first: every window that exists has its close on the way
         head_values: dict[str, Any] = {":next": {"N": str(nxt)}, ":exp": self._expiration()}
         if n is not None:
             head_values[":n"] = {"N": str(n)}
@@ -329,6 +395,7 @@ class DynamoWindowStore:
             "bytes": {"N": str(size)},
             "failed": {"L": [{"S": kept}] if lst == "failed" else []},
             "others": {"L": [{"S": kept}] if lst == "others" else []},
+            "token": {"S": token},
             "expiration": self._expiration(),
         }
         items = [
@@ -337,12 +404,20 @@ class DynamoWindowStore:
                     "TableName": self.table,
                     "Key": self._head(group),
                     "UpdateExpression": "SET #w = :next, expiration = :exp",
-                    "ConditionExpression": head_condition,
+                    "ConditionExpression": "attribute_not_exists(id)" if n is None else "#w = :n",
                     "ExpressionAttributeNames": {"#w": "window"},
                     "ExpressionAttributeValues": head_values,
                 }
             },
-            {"Put": {"TableName": self.table, "Item": state, "ConditionExpression": "attribute_not_exists(id)"}},
+            {
+                # A window item left over from before its head expired (TTL deletes in any order) is replaced.
+                "Put": {
+                    "TableName": self.table,
+                    "Item": state,
+                    "ConditionExpression": "attribute_not_exists(id) OR expiration < :now",
+                    "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+                }
+            },
             marker,
         ]
         try:
@@ -353,44 +428,54 @@ class DynamoWindowStore:
                 raise
             if reasons[2].get("Code") == "ConditionalCheckFailed":
                 return DUPLICATE
-            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[:2]):
-                return None  # another run opened it first: count in theirs
+            if any(r.get("Code") in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons):
+                return None  # another run opened it first (count in theirs), or a conflict: look again
             raise
         return OPENED
 
-    def close(self, group: Group, window: int, now: float, closed_by: str) -> tuple[Digest | None, bool]:
-        """Close window n (once) and read what it holds: (the digest, whether this call closed it).
-        A window closed before is read again (a close that died before sending it is re-run)."""
-        newly = True
-        try:
-            answer = self._ddb().update_item(
-                TableName=self.table,
-                Key=self._window(group, window),
-                UpdateExpression="SET #s = :closed, closed_at = :now, closed_by = :by",
-                ConditionExpression="#s = :open",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":closed": {"S": CLOSED},
-                    ":open": {"S": OPEN},
-                    ":now": {"N": _num(now)},
-                    ":by": {"S": closed_by},
-                },
-                ReturnValues="ALL_NEW",
-            )
-            item = answer["Attributes"]
-        except Exception as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-            newly = False
+    def close(self, group: Group, window: int, now: float, closed_by: str) -> Closing:
+        """Close window n (once) and read what it holds. A window closed before is read again: a
+        close that died before handing its digest on runs again (the token says whether it may)."""
+        for round_ in range(self.ATTEMPTS):
+            try:
+                answer = self._ddb().update_item(
+                    TableName=self.table,
+                    Key=self._window(group, window),
+                    UpdateExpression="SET #s = :closed, closed_at = :now, closed_by = :by",
+                    ConditionExpression="#s = :open",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={
+                        ":closed": {"S": CLOSED},
+                        ":open": {"S": OPEN},
+                        ":now": {"N": _num(now)},
+                        ":by": {"S": closed_by},
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+                item = _plain(answer["Attributes"])
+                return Closing(_digest(group, window, item), True, _text(item.get("token")))
+            except Exception as exc:
+                if _code(exc) == "TransactionConflictException":  # an add's transaction holds the item: again
+                    time.sleep(random.uniform(0, 0.02 * (round_ + 1)))  # noqa: S311 - a pause, not a secret
+                    continue
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
             found = self._ddb().get_item(TableName=self.table, Key=self._window(group, window), ConsistentRead=True).get("Item")
-            if found is None:
-                return None, False  # never opened (its opener lost the race or died), or long expired
-            item = found
-        return _digest(group, window, _plain(item)), newly
+            if found is None:  # not opened yet (its opener has not committed), never opened, or long expired
+                head = self.current(group)
+                return Closing(None, False, not_yet=head is None or head < window)
+            item = _plain(found)
+            return Closing(_digest(group, window, item), False, _text(item.get("token")))
+        raise WindowContention(f"could not close a digest window after {self.ATTEMPTS} rounds")
 
 
-class WindowContention(Exception):
-    """An event lost every race for its window (a storm of openers and closers): retried by Lambda."""
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _expired(item: dict[str, Any], now: float) -> bool:
+    """A window item TTL should have deleted already (DynamoDB deletes within days, not at once)."""
+    return float(item.get("expiration", {}).get("N", now + 1)) < now
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:

@@ -183,8 +183,10 @@ def _replay_each(
             deleted.add(letter.message_id)
             if report.delivered or report.already_delivered:
                 summary.add(letter, "delivered", "the window closed and its digest delivered")
+            elif report.retrying:
+                summary.add(letter, "queued", "the window closed; its digest waits in the retry queue (a retry or its rate-limit slot)")
             else:
-                summary.add(letter, "failed again", "the window closed; its digest is in the retry or dead-letter queue")
+                summary.add(letter, "failed again", "the window closed; its digest is in the dead-letter queue")
         else:
             attempts = letter.body.get("attempts") or []
             verdict, detail = notifier.attempt_once(
