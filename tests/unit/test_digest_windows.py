@@ -199,3 +199,26 @@ def test_a_wrong_digest_or_rate_limit_names_the_key(entry: str, says: str) -> No
     parsed = config(entry)
     (problem,) = parsed.problems  # type: ignore[attr-defined]
     assert says in problem.message and "(line 1)" in problem.message
+
+
+def test_a_cold_start_imports_no_digest_or_rate_limit_code_until_a_webhook_needs_it() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # given a dispatcher built as the handler builds it (a ledger table configured)
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys\n"
+        "from oxoflow_notify.aws.wiring import build_notifier\n"
+        "n = build_notifier({'CONFIG_BUCKET': 'b', 'RETRY_QUEUE_URL': 'q', 'DEAD_LETTER_QUEUE_URL': 'd', 'LEDGER_TABLE': 't'})\n"
+        "lazy = ('digest', 'windows', 'pacing')\n"
+        "assert not [m for m in lazy if 'oxoflow_notify.pipeline.' + m in sys.modules], 'imported at build'\n"
+        "n.windows._full\n"  # the first use builds the store and imports its module
+        "assert 'oxoflow_notify.pipeline.windows' in sys.modules and 'oxoflow_notify.pipeline.pacing' not in sys.modules\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root / "layers" / "notify"), "AWS_DEFAULT_REGION": "us-east-1"}
+    # then the digest windows and the rate limit's slots load only on first use
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

@@ -22,8 +22,6 @@ from oxoflow_notify.outbound.guard import TargetGuard
 from oxoflow_notify.pipeline.handoff import DynamoHandoffLog, NoHandoffLog
 from oxoflow_notify.pipeline.ledger import IdempotencyLedger, NoLedger
 from oxoflow_notify.pipeline.notifier import Notifier
-from oxoflow_notify.pipeline.pacing import DynamoPacer
-from oxoflow_notify.pipeline.windows import DynamoWindowStore
 
 from .config_store import ConfigStore
 from .queues import SqsQueue
@@ -90,8 +88,9 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         ),
         references=_references(settings.secrets_prefix, settings.secrets_max_age, config_prefix=settings.config_prefix),
         # Digest windows and rate-limit slots live on the ledger's table too; without one, digests and limits are off.
-        windows=DynamoWindowStore(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else None,
-        pacer=DynamoPacer(settings.ledger_table, dynamodb) if settings.ledger_table else None,
+        # (built, and their modules imported, on first use: a cold start that meets no digest or limit pays nothing)
+        windows=_OnFirstUse(lambda: _windows(settings, dynamodb)) if settings.ledger_table else None,
+        pacer=_OnFirstUse(lambda: _pacer(settings, dynamodb)) if settings.ledger_table else None,
     )
 
 
@@ -106,6 +105,37 @@ def _references(prefix: str, max_age: int, config_prefix: str = "workflows/", on
         config_prefix=config_prefix,
         only=only,
     )
+
+
+def _windows(settings: Settings, dynamodb: Any) -> Any:
+    from oxoflow_notify.pipeline.windows import DynamoWindowStore
+
+    return DynamoWindowStore(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb)
+
+
+def _pacer(settings: Settings, dynamodb: Any) -> Any:
+    from oxoflow_notify.pipeline.pacing import DynamoPacer
+
+    return DynamoPacer(settings.ledger_table, dynamodb)
+
+
+class _OnFirstUse:
+    """Stands in for an object built on first use: every attribute read and write goes to it."""
+
+    def __init__(self, build: Any) -> None:
+        object.__setattr__(self, "_build", build)
+        object.__setattr__(self, "_target", None)
+
+    def _get(self) -> Any:
+        if self._target is None:
+            object.__setattr__(self, "_target", self._build())
+        return self._target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._get(), name, value)
 
 
 class _Lazy:

@@ -27,6 +27,7 @@ EVENT_NAMES: tuple[str, ...] = (
     "RuleSkipped",
 )
 RULE_EVENTS = frozenset(n for n in EVENT_NAMES if n.startswith("Rule"))
+RUN_ENDINGS = frozenset({"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled"})  # a run's last word
 FIELDS = ("event", "workflow", "timestamp", "rule", "message", "details", "run_id", "id")
 
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")

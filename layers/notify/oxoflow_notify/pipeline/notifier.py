@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oxoflow_notify.aws.config_store import ConfigStore
 from oxoflow_notify.aws.observability import (
@@ -31,7 +31,7 @@ from oxoflow_notify.aws.references import ReferenceProblem, References
 from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.config import Config, ConfigProblem, Webhook, is_reference
 from oxoflow_notify.errors import ConfigError, EventError, is_infrastructure
-from oxoflow_notify.inbound.events import Event, event_from_payload, parse_event
+from oxoflow_notify.inbound.events import RUN_ENDINGS, Event, event_from_payload, parse_event
 from oxoflow_notify.outbound.breaker import CircuitBreaker, target_of
 from oxoflow_notify.outbound.delivery import (
     ALREADY_DELIVERED,
@@ -48,12 +48,14 @@ from oxoflow_notify.outbound.delivery import (
 
 from . import deadletter as dl
 from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, judge, pause_for
-from .digest import CLOSED_BY, ENDING_EVENTS, Digest, DigestPayloadError, digest_from_payload, group_of, is_digest_payload
 from .handoff import HANDED, HandoffLog, Mark, NoHandoffLog
 from .ledger import Ledger, NoLedger
-from .pacing import NoPacer, Pacer
-from .retry import RetryMessageError, RetryTask, sqs_delay
-from .windows import CLOSE_SCHEMA, Group, WindowStore
+from .retry import CLOSE_SCHEMA, DIGEST_EVENT, RetryMessageError, RetryTask, sqs_delay
+
+if TYPE_CHECKING:  # digests and rate limits load on first use: most cold starts deliver neither
+    from .digest import Digest
+    from .pacing import Pacer
+    from .windows import Group, WindowStore
 
 PACE_WAIT = 3.0  # seconds a POST may wait in its thread for its rate-limit slot; a later slot waits in the retry queue
 PACE_EARLY = 2.0  # a held delivery comes back this long before its slot (SQS delays are whole seconds) ...
@@ -63,7 +65,11 @@ CLOSE_AGAIN, CLOSE_AGAIN_DELAY = 3, 10  # a close that found no window yet comes
 
 def subject_from_payload(payload: Any) -> Event | Digest:
     """An event, or a digest, back from the copy a retry message or a dead letter carries."""
-    return digest_from_payload(payload) if is_digest_payload(payload) else event_from_payload(payload)
+    if isinstance(payload, dict) and payload.get("event") == DIGEST_EVENT:
+        from .digest import digest_from_payload
+
+        return digest_from_payload(payload)
+    return event_from_payload(payload)
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,7 @@ class Notifier:
     ) -> None:
         self.references = references
         self.windows = windows  # None: no table to keep windows in, so digests are off (each event goes alone)
-        self.pacer = pacer or NoPacer()
+        self.pacer = pacer  # None: no table for the slots, so no rate limit is enforced
         self.sleep = sleep
         self.ledger = ledger or NoLedger()
         self.handoffs = handoffs or NoHandoffLog()
@@ -220,7 +226,7 @@ class Notifier:
         self._refuse(refusals, report, tally)
 
         errors: list[Exception] = []
-        closing = self._close_runs(event, configs, errors) if event.event in ENDING_EVENTS else []
+        closing = self._close_runs(event, configs, errors) if event.event in RUN_ENDINGS else []
         attempts: list[Attempt] = []
         for webhook, source in targets:
             delivery_id = delivery_id_for(event, source, webhook.id)
@@ -245,6 +251,9 @@ class Notifier:
     def _collect(self, event: Event, webhook: Webhook, source: str, delivery_id: str) -> None:
         """Count a Rule* event in its webhook's digest window (opening one, and queueing its close,
         if there is none). It goes out with the window."""
+        from .digest import group_of
+        from .windows import Group
+
         assert self.windows is not None and webhook.digest is not None
         group = Group(group_of(source, webhook.id, event.workflow, event.run_id), source, webhook.id, event.workflow, event.run_id,
                       webhook.digest)  # fmt: skip
@@ -258,8 +267,11 @@ class Notifier:
     def _close_runs(self, event: Event, configs: list[Config], errors: list[Exception]) -> list[Attempt]:
         """The digests of the run this event ends: every digest webhook's open window, closed now."""
         closing: list[Attempt] = []
-        if self.windows is None:
+        if self.windows is None or not any(w.digest for config in configs for w in config.webhooks):
             return closing
+        from .digest import group_of
+        from .windows import Group
+
         for config in configs:
             for webhook in config.webhooks:
                 if not webhook.digest:
@@ -347,7 +359,7 @@ class Notifier:
                 return self._close_attempt(data, body, report, tally)
             task = RetryTask.from_message(data)
             event = subject_from_payload(task.event)
-        except (ValueError, KeyError, TypeError, RecursionError, RetryMessageError, DigestPayloadError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError, RetryMessageError) as exc:  # a DigestPayloadError is a ValueError
             reason = str(exc) if isinstance(exc, RetryMessageError) else f"malformed retry message: {type(exc).__name__}"
             self._dead_letter(dl.dead_letter(dl.MALFORMED_RETRY, reason, raw_message=body), report, tally, "none")
             return None
@@ -358,7 +370,8 @@ class Notifier:
             report.retrying += 1
             return None
 
-        webhook, code, reason = self._current_webhook(task.config_key, task.webhook_id, None if isinstance(event, Digest) else event.event)
+        subscribed = None if event.event == DIGEST_EVENT else event.event  # a digest is its window's, whatever the events now
+        webhook, code, reason = self._current_webhook(task.config_key, task.webhook_id, subscribed)
         if webhook is None:
             letter = dl.dead_letter(
                 code,
@@ -375,6 +388,9 @@ class Notifier:
     def _close_attempt(self, data: dict[str, Any], body: str, report: Report, tally: MetricsTally) -> Attempt | None:
         """A window's close came due: close it (once; a re-run reads it again) and send its digest
         as attempt 1, through the same ledger and hand-off log as any delivery."""
+        from .digest import CLOSED_BY
+        from .windows import Group
+
         group, window = Group.from_close_message(data)
         token, again = data.get("token"), data.get("again")
         closed_by = str(data.get("closed_by")) if data.get("closed_by") in CLOSED_BY else "timer"
@@ -422,7 +438,7 @@ class Notifier:
         except ReferenceProblem as exc:
             return (Kind.GIVE_UP if exc.permanent else Kind.RETRY), str(exc)
         prepared = prepare(subject_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
-        if webhook.pace > 0:  # a replay keeps to the webhook's rate limit too: it waits for its slot, however far
+        if webhook.pace > 0 and self.pacer is not None:  # a replay keeps to the rate limit too: it waits for its slot
             slot = self.pacer.reserve(target_of(webhook.url), webhook.pace, self.clock())
             if slot.at is None:
                 return Kind.HELD, "rate limit: no slot within 15 minutes; replay later"
@@ -575,7 +591,7 @@ class Notifier:
         came back more than one interval late, or a 429 paused the webhook past it: then it takes
         a new one, and is brought back earlier from now on, so lateness cannot starve it."""
         rate = prepared.webhook.pace
-        if rate <= 0:
+        if rate <= 0 or self.pacer is None:
             return None
         target = target_of(prepared.webhook.url)
         now = self.clock()
@@ -684,7 +700,7 @@ class Notifier:
         if decision.endpoint_failed is not None:
             self.breaker.record(target_of(webhook.url), failed=decision.endpoint_failed)
         pause = pause_for(webhook.format, outcome, now) if outcome is not None and webhook.pace > 0 else None
-        if pause:
+        if pause and self.pacer is not None:
             try:
                 self.pacer.pause(target_of(webhook.url), now + pause)  # every instance waits, not only this delivery
             except Exception as exc:  # noqa: BLE001 - the delivery's own retry still waits; only the others may not

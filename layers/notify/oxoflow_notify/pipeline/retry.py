@@ -20,6 +20,8 @@ from oxoflow_notify.errors import NotifyError, SettingsError
 DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 RETRY_AFTER_MAX = 3600  # a receiver cannot park a delivery for longer than an hour per answer
 RETRY_SCHEMA = "oxoflow-notify/retry/v1"
+CLOSE_SCHEMA = "oxoflow-notify/digest-close/v1"  # a digest window's close (pipeline.windows writes and reads it)
+DIGEST_EVENT = "Digest"  # the event name a digest goes out under; a retry message's event may be one
 
 
 class RetryMessageError(NotifyError):

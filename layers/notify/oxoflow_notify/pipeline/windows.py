@@ -46,6 +46,7 @@ from oxoflow_notify.inbound.events import format_timestamp
 
 from . import digest as limits
 from .digest import KEEP_FAILED, KEEP_OTHER, STALE_AFTER, Digest, digest_delivery_id, kept_form, size_of
+from .retry import CLOSE_SCHEMA
 
 OPEN = "open"
 CLOSED = "closed"
@@ -53,7 +54,6 @@ ADDED = "added"
 OPENED = "opened"
 DUPLICATE = "duplicate"
 CONFLICT = "conflict"  # a transaction conflict (another write to the same item at once): look again
-CLOSE_SCHEMA = "oxoflow-notify/digest-close/v1"
 
 
 @dataclass(frozen=True)

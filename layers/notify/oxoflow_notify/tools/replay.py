@@ -14,8 +14,7 @@ from typing import Any
 
 from oxoflow_notify.pipeline.answers import Kind
 from oxoflow_notify.pipeline.deadletter import DEAD_LETTER_SCHEMA
-from oxoflow_notify.pipeline.retry import RETRY_SCHEMA
-from oxoflow_notify.pipeline.windows import CLOSE_SCHEMA
+from oxoflow_notify.pipeline.retry import CLOSE_SCHEMA, RETRY_SCHEMA
 
 SCAN_VISIBILITY = 300  # seconds a scanned message stays hidden: the replay finishes within it
 
