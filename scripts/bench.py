@@ -886,11 +886,20 @@ def built_layer() -> Iterator[str]:
         shutil.rmtree(target, ignore_errors=True)
 
 
+def _python313() -> str | None:
+    """A python3.13 that runs (a pyenv shim on PATH may not, until PYENV_VERSION names it)."""
+    found = shutil.which("python3.13")
+    if found is None:
+        return None
+    ok = subprocess.run([found, "-c", "pass"], capture_output=True, check=False).returncode == 0
+    return found if ok else None
+
+
 def layer_size() -> float | None:
     """Unzipped size of the layer as `sam build` makes it: layers/notify/Makefile (arm64 wheels for
     python3.13, our package, bytecode for all of it) with python3.13 where there is one."""
     target = Path(tempfile.mkdtemp(prefix="layer-"))
-    python = shutil.which("python3.13") or sys.executable
+    python = _python313() or sys.executable  # the bytecode is then this Python's: about the same size
     try:
         make = shutil.which("make")
         if make is None:
