@@ -906,7 +906,7 @@ def layer_size() -> float | None:
             return None
         subprocess.run(
             [make, "--silent", "-C", str(repo_path("layers", "notify")), "build-NotifyLayer", f"ARTIFACTS_DIR={target}",
-             f"PYTHON313={python}"],
+             f"PYTHON313={python}", "SIZE_ONLY=1"],
             check=True, capture_output=True,
         )  # fmt: skip
         return sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) / 1e6

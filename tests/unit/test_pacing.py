@@ -14,7 +14,7 @@ from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.inbound.events import event_from_payload
 from oxoflow_notify.outbound.breaker import target_of
-from oxoflow_notify.outbound.delivery import RATE_LIMITED, HttpSender, prepare
+from oxoflow_notify.outbound.delivery import RATE_LIMITED, HttpSender, Outcome, prepare
 from oxoflow_notify.pipeline.notifier import PACE_EARLY, Notifier
 from oxoflow_notify.pipeline.pacing import MemoryPacer
 from oxolocal.receivers import most_in_any_second
@@ -54,8 +54,6 @@ def test_a_storm_of_held_deliveries_all_go_at_the_pace_even_when_the_retry_funct
     # a POST that waits for its slot waits in its own thread, so the others' clock does not move
     clock, pacer = Clock(), MemoryPacer()
     n = notifier(clock, pacer)
-    waited: list[float] = []
-    n.sleep = waited.append
     start = clock.now
     queue: list[tuple[float, int, float | None, float]] = [(start, i, None, PACE_EARLY) for i in range(200)]
     heapq.heapify(queue)
@@ -65,10 +63,9 @@ def test_a_storm_of_held_deliveries_all_go_at_the_pace_even_when_the_retry_funct
     while queue:
         visible, i, slot, early = heapq.heappop(queue)
         clock.now = max(clock.now, visible)
-        waited.clear()
         outcome = n._pace(prepared(i), slot, early, 10.0)
-        if outcome is None:
-            sent[i] = clock.now + sum(waited)
+        if not isinstance(outcome, Outcome):  # its slot: the POST waits for it in its own thread
+            sent[i] = max(clock.now, outcome or clock.now)
             continue
         assert outcome.error == RATE_LIMITED and outcome.hold_for is not None
         holds += 1
@@ -87,13 +84,13 @@ def test_a_held_delivery_whose_slot_falls_in_a_429_pause_takes_a_slot_after_it()
     n = notifier(clock, pacer)
     n.sleep = lambda seconds: None  # the first ones wait in their threads; the clock stands still for them
     held = [n._pace(prepared(i), None, PACE_EARLY, 10.0) for i in range(30)]  # slots 0 .. 5.8 s out
-    far = next(o for o in held if o is not None and o.slot is not None and o.slot - clock.now > 4)
+    far = next(o for o in held if isinstance(o, Outcome) and o.slot is not None and o.slot - clock.now > 4)
     # when a receiver's 429 asks everyone to wait 60 s
     pacer.pause(target_of(URL), clock.now + 60)
     clock.now = far.slot or 0.0
     again = n._pace(prepared(99), far.slot, PACE_EARLY, 10.0)
     # then the delivery does not go at its old slot but is held past the pause
-    assert again is not None and again.error == RATE_LIMITED and again.slot is not None and again.slot >= clock.now + 50
+    assert isinstance(again, Outcome) and again.error == RATE_LIMITED and again.slot is not None and again.slot >= clock.now + 50
 
 
 def test_a_post_waiting_in_its_thread_when_a_429_pauses_the_webhook_does_not_go() -> None:
@@ -106,8 +103,31 @@ def test_a_post_waiting_in_its_thread_when_a_429_pauses_the_webhook_does_not_go(
         clock.now += seconds
 
     n.sleep = sleep_through_a_pause
-    outcome = n._pace(prepared(1), None, PACE_EARLY, 10.0)
+    slot = n._pace(prepared(1), None, PACE_EARLY, 10.0)
+    assert isinstance(slot, float) and slot > clock.now
+    outcome = n._at_slot(prepared(1), slot)  # right before the POST
     assert outcome is not None and outcome.error == RATE_LIMITED and (outcome.hold_for or 0) > 20
+
+
+def test_a_delivery_is_held_not_sent_unpaced_when_the_slots_cannot_be_read() -> None:
+    class Down(MemoryPacer):
+        def reserve(self, target: str, rate: float, now: float) -> Any:
+            raise RuntimeError("DynamoDB throttled")
+
+    n = notifier(Clock(), Down())
+    outcome = n._pace(prepared(1), None, PACE_EARLY, 10.0)
+    assert isinstance(outcome, Outcome) and outcome.error == RATE_LIMITED and 5 <= (outcome.hold_for or 0) <= 15
+
+
+def test_a_held_delivery_keeps_its_slot_when_the_pause_cannot_be_read() -> None:
+    class Unreadable(MemoryPacer):
+        def paused_until(self, target: str) -> float:
+            raise RuntimeError("DynamoDB throttled")
+
+    clock = Clock()
+    n = notifier(clock, Unreadable())
+    outcome = n._pace(prepared(1), clock.now + 25, 30.0, 60.0)  # came back early, as planned
+    assert outcome == clock.now + 25  # not sent before its slot
 
 
 def test_no_limit_no_wait() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ if TYPE_CHECKING:  # digests and rate limits load on first use: most cold starts
 PACE_WAIT = 3.0  # seconds a POST may wait in its thread for its rate-limit slot; a later slot waits in the retry queue
 PACE_EARLY = 2.0  # a held delivery comes back this long before its slot (SQS delays are whole seconds) ...
 PACE_EARLY_MAX = 30.0  # ... and earlier each time it came back too late for it, up to this
+REPLAY_WAIT = 60.0  # seconds a replay waits for a letter's rate-limit slot (the letters it scanned are hidden for 300)
 CLOSE_AGAIN, CLOSE_AGAIN_DELAY = 3, 10  # a close that found no window yet comes back this often, this many seconds apart
 
 
@@ -440,8 +442,8 @@ class Notifier:
         prepared = prepare(subject_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
         if webhook.pace > 0 and self.pacer is not None:  # a replay keeps to the rate limit too: it waits for its slot
             slot = self.pacer.reserve(target_of(webhook.url), webhook.pace, self.clock())
-            if slot.at is None:
-                return Kind.HELD, "rate limit: no slot within 15 minutes; replay later"
+            if slot.at is None or slot.at - self.clock() > REPLAY_WAIT:
+                return Kind.HELD, "rate limit: its next slot is too far off; left in the queue, replay it later"
             self.sleep(max(0.0, slot.at - self.clock()))
         outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
         verdict = judge(webhook.format, outcome, self.clock())
@@ -566,10 +568,10 @@ class Notifier:
             if mark is not None and mark.outcome is not None:
                 return dataclasses.replace(mark.outcome, recovered=True)  # posted by a run that died: hand it on, do not post again
             paced = self._pace(prepared, slot, early, budget)
-            if paced is not None:
+            if isinstance(paced, Outcome):
                 return paced
             fmt = prepared.webhook.format
-            outcome = self.ledger.once(prepared, lambda p: self._send_in_time(p, budget), lambda o: delivered(fmt, o, self.clock()))
+            outcome = self.ledger.once(prepared, lambda p: self._send_in_time(p, budget, paced), lambda o: delivered(fmt, o, self.clock()))
             failed = judge(fmt, outcome, self.clock()).kind in (Kind.RETRY, Kind.GIVE_UP)
             if failed and not self.handoffs.posted(prepared.delivery_id, prepared.attempt, outcome):
                 # Another run recorded this attempt first. If it handed it on, nothing is left to do;
@@ -585,46 +587,62 @@ class Notifier:
         except Exception as exc:  # noqa: BLE001 - the ledger's own surprise is this delivery's retry
             return Outcome(None, "request_error", 0.0, detail=f"unexpected {type(exc).__name__} around the POST")
 
-    def _pace(self, prepared: Prepared, slot: float | None, early: float, budget: float) -> Outcome | None:
-        """Wait for the webhook's rate-limit slot, or hold the delivery until just before a slot too
-        far off (None: go ahead). A delivery that carries a slot (it was held) keeps it, unless it
-        came back more than one interval late, or a 429 paused the webhook past it: then it takes
-        a new one, and is brought back earlier from now on, so lateness cannot starve it."""
+    def _pace(self, prepared: Prepared, slot: float | None, early: float, budget: float) -> Outcome | float | None:
+        """The webhook's rate-limit slot for this POST: the time to start it (waited for right
+        before the POST, after the ledger's claim, so nothing comes between the slot and the
+        request), or a hold until just before a slot too far off (an Outcome), or None: no limit.
+
+        A delivery that carries a slot (it was held) keeps it, unless it came back more than half
+        an interval late, or a 429 paused the webhook past it: then it takes a new one, and is
+        brought back earlier from now on, so lateness cannot starve it. If the slots cannot be
+        read, the delivery is held a few seconds (never sent unpaced into a storm)."""
         rate = prepared.webhook.pace
         if rate <= 0 or self.pacer is None:
             return None
         target = target_of(prepared.webhook.url)
         now = self.clock()
-        try:
-            if slot is not None:
-                late = now - slot
-                if late > 1 / rate:
-                    early = min(PACE_EARLY_MAX, early + late + 1)
-                    slot = None
-                elif self.pacer.paused_until(target) > slot:
-                    slot = None  # a receiver's 429 paused every sender past this slot
-            if slot is None:
+        if slot is not None:
+            late = now - slot
+            if late > min(0.5 / rate, 0.5):
+                early = min(PACE_EARLY_MAX, early + late + 1)
+                slot = None
+            elif self._paused_until(target) > slot:
+                slot = None  # a receiver's 429 paused every sender past this slot
+        if slot is None:
+            try:
                 reserved = self.pacer.reserve(target, rate, now)
-                if reserved.at is None:
-                    return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: no slot within 15 minutes", hold_for=reserved.free_at - now)
-                slot = reserved.at
-        except Exception as exc:  # noqa: BLE001 - as with the hand-off log: a POST unpaced beats one held back
-            extra = {"webhook_id": prepared.webhook.id, "error": type(exc).__name__}
-            logger.warning("rate limit unavailable, sent unpaced", extra=extra)
-            return None
+            except Exception as exc:  # noqa: BLE001 - an unpaced POST in a storm is what the limit is for
+                logger.warning("rate limit unavailable, delivery held", extra={"webhook_id": prepared.webhook.id,
+                                                                               "error": type(exc).__name__})  # fmt: skip
+                return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: its slots could not be read", hold_for=_jitter(5, 15),
+                               early=early)  # fmt: skip
+            if reserved.at is None:
+                return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: no slot within its horizon",
+                               hold_for=max(0.0, reserved.free_at - now) + _jitter(0, 60), early=early)  # fmt: skip
+            slot = reserved.at
         wait = slot - now
         if wait > max(PACE_WAIT, early + 1) or self._too_late(budget + wait) is not None:
             detail = f"rate limit of {rate:g}/s: its slot is {wait:.1f} s away"
             return Outcome(None, RATE_LIMITED, 0.0, detail=detail, slot=slot, hold_for=max(0.0, wait - early), early=early)
-        if wait > 0:
-            self.sleep(wait)
-            try:
-                paused = self.pacer.paused_until(target)
-            except Exception:  # noqa: BLE001 - unknown: go ahead, as above
-                paused = 0.0
-            if paused > slot:  # a 429 paused the webhook while this one waited: a slot after the pause
-                return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: the receiver asked everyone to wait",
-                               hold_for=max(0.0, paused - self.clock() - early), early=early)  # fmt: skip
+        return slot
+
+    def _paused_until(self, target: str) -> float:
+        """Until when a 429 paused the target; 0 when unknown (the slot stands)."""
+        try:
+            return self.pacer.paused_until(target) if self.pacer is not None else 0.0
+        except Exception:  # noqa: BLE001
+            return 0.0
+
+    def _at_slot(self, prepared: Prepared, slot: float) -> Outcome | None:
+        """Wait for the slot; then, if a 429 paused the webhook meanwhile, hold it past the pause."""
+        wait = slot - self.clock()
+        if wait <= 0:
+            return None
+        self.sleep(wait)
+        paused = self._paused_until(target_of(prepared.webhook.url))
+        if paused > slot:
+            return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: the receiver asked everyone to wait",
+                           hold_for=max(0.0, paused - self.clock() - PACE_EARLY))  # fmt: skip
         return None
 
     def _budget(self, prepared: Prepared) -> float:
@@ -633,9 +651,12 @@ class Notifier:
         budget = self.sender.budget(prepared.webhook)
         return budget if self._capacity is None else max(min(budget, self._capacity), 0.1)
 
-    def _send_in_time(self, prepared: Prepared, budget: float) -> Outcome:
-        """The POST itself, checked against the clock once more: the ledger's claim took time too."""
-        return self._too_late(budget) or self.sender.send(prepared, budget)
+    def _send_in_time(self, prepared: Prepared, budget: float, slot: float | None = None) -> Outcome:
+        """The POST itself, at its rate-limit slot, checked against the clock once more: the
+        ledger's claim took time too. (A rate-limit hold here is not a failure: the ledger drops
+        its claim, and the hand-off log records nothing.)"""
+        held = self._at_slot(prepared, slot) if slot is not None else None
+        return held or self._too_late(budget) or self.sender.send(prepared, budget)
 
     def _too_late(self, budget: float) -> Outcome | None:
         """OUT_OF_TIME when ``budget`` seconds no longer fit in what is left of the invocation."""
@@ -774,3 +795,8 @@ class Notifier:
         self.dead_letters.send(letter)
         tally.count(DEAD_LETTERED, fmt)
         report.dead_lettered += 1
+
+
+def _jitter(low: float, high: float) -> float:
+    """Spread holds: deliveries held together must not all come back in the same second."""
+    return random.uniform(low, high)  # noqa: S311 - a delay, not a secret

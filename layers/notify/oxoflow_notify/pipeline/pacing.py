@@ -9,7 +9,7 @@ them, so no second holds more than the limit (plus one for clocks that disagree)
 
 A slot a few seconds away is waited for in the sending thread; a later one is carried by the
 delivery's retry message, which comes back just before it (``notifier``), so a storm queues in
-order instead of polling. A slot missed by more than one interval is given up and a new one
+order instead of polling. A slot missed by more than half an interval is given up and a new one
 reserved (and the delivery is brought back earlier from then on, so a slow retry function cannot
 starve it). A 429 with a wait moves ``next`` past it and records ``paused`` until then, pausing
 the target for every instance: new slots come after it, and a held delivery whose slot falls
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-HORIZON = 900.0  # seconds: no slot is reserved further ahead (the retry queue's longest delay)
+HORIZON = 86_400.0  # seconds: no slot is reserved further ahead (a held delivery hops through the retry queue 15 minutes at a time)
 
 
 @dataclass(frozen=True)
@@ -145,23 +145,24 @@ class DynamoPacer:
     def pause(self, target: str, until: float) -> None:
         """No POST before ``until`` for anyone (a receiver's Retry-After): new slots start after it,
         and slots reserved before it are given up by the deliveries holding them (``paused_until``)."""
+        expires = {"N": str(int(max(until, time.time() + HORIZON)) + self.ttl_seconds)}  # outlives any slot on the item
         for name in ("paused", "next"):
             try:
                 self._ddb().update_item(
                     TableName=self.table,
                     Key=self._key(target),
-                    UpdateExpression="SET #a = :until, expiration = if_not_exists(expiration, :exp)",
+                    UpdateExpression="SET #a = :until, expiration = :exp",
                     ConditionExpression="attribute_not_exists(#a) OR #a < :until",
                     ExpressionAttributeNames={"#a": name},
-                    ExpressionAttributeValues={":until": {"N": _num(until)}, ":exp": {"N": str(int(until) + self.ttl_seconds)}},
+                    ExpressionAttributeValues={":until": {"N": _num(until)}, ":exp": expires},
                 )
             except Exception as exc:
                 if _code(exc) != "ConditionalCheckFailedException":
                     raise
 
     def paused_until(self, target: str) -> float:
-        """Until when a 429 paused the target (0: never), read consistently; asked only by held
-        deliveries coming back with a slot."""
+        """Until when a 429 paused the target (0: never), read consistently: by a held delivery that
+        comes back with its slot, and by a POST that waited in its thread for one."""
         item = self._ddb().get_item(TableName=self.table, Key=self._key(target), ConsistentRead=True).get("Item") or {}
         return float(item.get("paused", {}).get("N", "0"))
 
@@ -173,9 +174,3 @@ def _num(value: float) -> str:
 def _code(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-
-
-def sleep_until(moment: float, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
-    wait = moment - clock()
-    if wait > 0:
-        sleep(wait)

@@ -184,8 +184,10 @@ def _replay_each(
                 summary.add(letter, "delivered", "the window closed and its digest delivered")
             elif report.retrying:
                 summary.add(letter, "queued", "the window closed; its digest waits in the retry queue (a retry or its rate-limit slot)")
-            else:
+            elif report.dead_lettered:
                 summary.add(letter, "failed again", "the window closed; its digest is in the dead-letter queue")
+            else:
+                summary.add(letter, "settled", "nothing to send: the window was sent by its own close, or holds nothing")
         else:
             attempts = letter.body.get("attempts") or []
             verdict, detail = notifier.attempt_once(
