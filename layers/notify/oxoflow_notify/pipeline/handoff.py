@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from oxoflow_notify.aws.dynamo import OnTable, error_code
 from oxoflow_notify.aws.observability import logger
 from oxoflow_notify.outbound.delivery import Outcome
 
@@ -65,20 +66,13 @@ class NoHandoffLog:
         return None
 
 
-class DynamoHandoffLog:
+class DynamoHandoffLog(OnTable):
     """Marks on the delivery ledger's table (key ``id``, TTL on ``expiration``); client built on first use."""
 
     def __init__(self, table: str, ttl_seconds: int, client: Callable[[], Any], clock: Callable[[], float] = time.time) -> None:
-        self.table = table
+        super().__init__(table, client)
         self.ttl_seconds = ttl_seconds
-        self._client = client
-        self._built: Any = None
         self.clock = clock
-
-    def _ddb(self) -> Any:
-        if self._built is None:
-            self._built = self._client()
-        return self._built
 
     @staticmethod
     def _key(delivery_id: str, attempt: int) -> dict[str, Any]:
@@ -114,7 +108,7 @@ class DynamoHandoffLog:
         try:
             self._ddb().put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(id)")
         except Exception as exc:  # noqa: BLE001
-            if _code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             logger.warning(
                 "hand-off log unavailable, outcome not recorded", extra={"delivery_id": delivery_id, "error": type(exc).__name__}
@@ -140,8 +134,3 @@ class DynamoHandoffLog:
 def _mark(item: dict[str, Any]) -> Mark:
     recorded = item.get("outcome", {}).get("S")
     return Mark(item["state"]["S"], Outcome(**json.loads(recorded)) if recorded else None)
-
-
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""

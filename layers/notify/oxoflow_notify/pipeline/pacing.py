@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from oxoflow_notify.aws.dynamo import OnTable, error_code, number
+
 HORIZON = 86_400.0  # seconds: no slot is reserved further ahead (a held delivery hops through the retry queue 15 minutes at a time)
 
 
@@ -80,19 +82,12 @@ class MemoryPacer:
             return self.paused.get(target, 0.0)
 
 
-class DynamoPacer:
+class DynamoPacer(OnTable):
     """Slots on the ledger's table; client built on first use."""
 
     def __init__(self, table: str, client: Callable[[], Any], ttl_seconds: int = 3600) -> None:
-        self.table = table
-        self._client = client
-        self._built: Any = None
+        super().__init__(table, client)
         self.ttl_seconds = ttl_seconds
-
-    def _ddb(self) -> Any:
-        if self._built is None:
-            self._built = self._client()
-        return self._built
 
     @staticmethod
     def _key(target: str) -> dict[str, Any]:
@@ -110,11 +105,11 @@ class DynamoPacer:
                     UpdateExpression="SET #n = :after, expiration = :exp",
                     ConditionExpression="attribute_not_exists(#n) OR #n <= :now",
                     ExpressionAttributeNames={"#n": "next"},
-                    ExpressionAttributeValues={":after": {"N": _num(now + interval)}, ":now": {"N": _num(now)}, ":exp": exp},
+                    ExpressionAttributeValues={":after": {"N": number(now + interval)}, ":now": {"N": number(now)}, ":exp": exp},
                 )
                 return Slot(now, now)
             except Exception as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     raise
             try:  # busy: the slot is the target's next free time, which moves on by one interval
                 answer = self._ddb().update_item(
@@ -124,9 +119,9 @@ class DynamoPacer:
                     ConditionExpression="#n > :now AND #n <= :horizon",
                     ExpressionAttributeNames={"#n": "next"},
                     ExpressionAttributeValues={
-                        ":interval": {"N": _num(interval)},
-                        ":now": {"N": _num(now)},
-                        ":horizon": {"N": _num(now + HORIZON)},
+                        ":interval": {"N": number(interval)},
+                        ":now": {"N": number(now)},
+                        ":horizon": {"N": number(now + HORIZON)},
                         ":exp": {"N": str(int(now + HORIZON) + self.ttl_seconds)},
                     },
                     ReturnValues="UPDATED_NEW",
@@ -134,7 +129,7 @@ class DynamoPacer:
                 )
                 return Slot(float(answer["Attributes"]["next"]["N"]) - interval, now)
             except Exception as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     raise
                 item = getattr(exc, "response", {}).get("Item") or {}
                 ahead = float(item.get("next", {}).get("N", "0"))
@@ -154,10 +149,10 @@ class DynamoPacer:
                     UpdateExpression="SET #a = :until, expiration = :exp",
                     ConditionExpression="attribute_not_exists(#a) OR #a < :until",
                     ExpressionAttributeNames={"#a": name},
-                    ExpressionAttributeValues={":until": {"N": _num(until)}, ":exp": expires},
+                    ExpressionAttributeValues={":until": {"N": number(until)}, ":exp": expires},
                 )
             except Exception as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     raise
 
     def paused_until(self, target: str) -> float:
@@ -165,12 +160,3 @@ class DynamoPacer:
         comes back with its slot, and by a POST that waited in its thread for one."""
         item = self._ddb().get_item(TableName=self.table, Key=self._key(target), ConsistentRead=True).get("Item") or {}
         return float(item.get("paused", {}).get("N", "0"))
-
-
-def _num(value: float) -> str:
-    return f"{value:.6f}"
-
-
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from oxoflow_notify.aws.dynamo import OnTable, cancellation_reasons, error_code, number
 from oxoflow_notify.errors import InfrastructureError
 from oxoflow_notify.inbound.events import format_timestamp
 
@@ -231,23 +232,16 @@ class MemoryWindowStore:
             return self.heads.get(group.key)
 
 
-class DynamoWindowStore:
+class DynamoWindowStore(OnTable):
     """Windows on the ledger's table; client built on first use."""
 
     ATTEMPTS = 12  # rounds of losing a race (another opener, a close, a transaction conflict) before giving up on one event
 
     def __init__(self, table: str, ttl_seconds: int, client: Callable[[], Any], clock: Callable[[], float] = time.time) -> None:
-        self.table = table
+        super().__init__(table, client)
         self.ttl_seconds = ttl_seconds
-        self._client = client
-        self._built: Any = None
         self.clock = clock
         self._full: set[tuple[str, int, str]] = set()  # (group, window, list) learned full: skip the keeping write
-
-    def _ddb(self) -> Any:
-        if self._built is None:
-            self._built = self._client()
-        return self._built
 
     def _expiration(self) -> dict[str, str]:
         return {"N": str(int(self.clock()) + self.ttl_seconds)}
@@ -326,7 +320,7 @@ class DynamoWindowStore:
             ":open": {"S": OPEN},
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
-            ":fresh": {"N": _num(now - group.seconds - STALE_AFTER)},
+            ":fresh": {"N": number(now - group.seconds - STALE_AFTER)},
         }
         update = "SET #c.#ev = if_not_exists(#c.#ev, :zero) + :one ADD #t :one"
         condition = "#s = :open AND #o >= :fresh"
@@ -354,7 +348,7 @@ class DynamoWindowStore:
         try:
             self._ddb().transact_write_items(TransactItems=[marker, window])
         except Exception as exc:
-            reasons = _cancellation(exc)
+            reasons = cancellation_reasons(exc)
             if reasons is None:
                 raise
             if reasons[0].get("Code") == "ConditionalCheckFailed":
@@ -389,7 +383,7 @@ class DynamoWindowStore:
         state: dict[str, Any] = {
             **self._window(group, nxt),
             "state": {"S": OPEN},
-            "opened": {"N": _num(now)},
+            "opened": {"N": number(now)},
             "counts": {"M": {event["event"]: {"N": "1"}}},
             "total": {"N": "1"},
             "bytes": {"N": str(size)},
@@ -423,7 +417,7 @@ class DynamoWindowStore:
         try:
             self._ddb().transact_write_items(TransactItems=items)
         except Exception as exc:
-            reasons = _cancellation(exc)
+            reasons = cancellation_reasons(exc)
             if reasons is None:
                 raise
             if reasons[2].get("Code") == "ConditionalCheckFailed":
@@ -447,7 +441,7 @@ class DynamoWindowStore:
                     ExpressionAttributeValues={
                         ":closed": {"S": CLOSED},
                         ":open": {"S": OPEN},
-                        ":now": {"N": _num(now)},
+                        ":now": {"N": number(now)},
                         ":by": {"S": closed_by},
                     },
                     ReturnValues="ALL_NEW",
@@ -455,10 +449,10 @@ class DynamoWindowStore:
                 item = _plain(answer["Attributes"])
                 return Closing(_digest(group, window, item), True, _text(item.get("token")))
             except Exception as exc:
-                if _code(exc) == "TransactionConflictException":  # an add's transaction holds the item: again
+                if error_code(exc) == "TransactionConflictException":  # an add's transaction holds the item: again
                     time.sleep(random.uniform(0, 0.02 * (round_ + 1)))  # noqa: S311 - a pause, not a secret
                     continue
-                if _code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     raise
             found = self._ddb().get_item(TableName=self.table, Key=self._window(group, window), ConsistentRead=True).get("Item")
             if found is None:  # not opened yet (its opener has not committed), never opened, or long expired
@@ -485,20 +479,3 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     deserializer = TypeDeserializer()
     out = {k: deserializer.deserialize(v) for k, v in item.items()}
     return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in out.items()}
-
-
-def _num(value: float) -> str:
-    return f"{value:.6f}"
-
-
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-
-
-def _cancellation(exc: Exception) -> list[dict[str, Any]] | None:
-    """A cancelled transaction's reasons, one per item; None for any other error."""
-    if _code(exc) != "TransactionCanceledException":
-        return None
-    reasons = getattr(exc, "response", {}).get("CancellationReasons")
-    return list(reasons) if isinstance(reasons, list) else None

@@ -1,0 +1,41 @@
+"""What the users of the ledger's table share: a client built on first use, DynamoDB's error codes
+(never its messages, which may quote keys), and numbers written as DynamoDB takes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class OnTable:
+    """A store on one table; its client is built on the first call that needs it (a cold start that
+    never reaches the store never pays for it). Tests may set ``_built`` to a wrapped client."""
+
+    def __init__(self, table: str, client: Callable[[], Any]) -> None:
+        self.table = table
+        self._client = client
+        self._built: Any = None
+
+    def _ddb(self) -> Any:
+        if self._built is None:
+            self._built = self._client()
+        return self._built
+
+
+def error_code(exc: BaseException) -> str:
+    """A botocore ClientError's code ('ConditionalCheckFailedException', ...); '' for anything else."""
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def cancellation_reasons(exc: BaseException) -> list[dict[str, Any]] | None:
+    """A cancelled transaction's reasons, one per item in order; None for any other error."""
+    if error_code(exc) != "TransactionCanceledException":
+        return None
+    reasons = getattr(exc, "response", {}).get("CancellationReasons")
+    return list(reasons) if isinstance(reasons, list) else None
+
+
+def number(value: float) -> str:
+    """A time or a wait as DynamoDB's number text, to the microsecond."""
+    return f"{value:.6f}"
