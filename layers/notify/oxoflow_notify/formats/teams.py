@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .common import STYLES, encoded_size, facts, fit, fit_tail, footer, message_of, neutralise, stderr_of, subject
+from .common import STYLES, Style, encoded_size, facts, fit, fit_tail, footer, message_of, neutralise, stderr_of, subject
 from .digest_common import counts, headline, items, more, more_line, shrink, style_of, window_line
 from .digest_common import footer as digest_footer
 
@@ -47,24 +47,17 @@ def _message(body: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _banner(style: Style, title: str) -> dict[str, Any]:
+    """The headline in its coloured container: the top of every card, an event's or a digest's."""
+    text = {"type": "TextBlock", "text": fit(f"{style.symbol} {neutralise(title)}", 400), "weight": "Bolder", "size": "Medium",
+            "color": TEXT_COLOUR[style.outcome], "wrap": True}  # fmt: skip
+    return {"type": "Container", "style": CONTAINER_STYLE[style.outcome], "bleed": True, "items": [text]}
+
+
 def _card(event: Event, message_max: int, stderr_max: int) -> dict[str, Any]:
     style = STYLES[event.event]
     body: list[dict[str, Any]] = [
-        {
-            "type": "Container",
-            "style": CONTAINER_STYLE[style.outcome],
-            "bleed": True,
-            "items": [
-                {
-                    "type": "TextBlock",
-                    "text": fit(f"{style.symbol} {neutralise(subject(event))}", 400),
-                    "weight": "Bolder",
-                    "size": "Medium",
-                    "color": TEXT_COLOUR[style.outcome],
-                    "wrap": True,
-                }
-            ],
-        },
+        _banner(style, subject(event)),
         {"type": "TextBlock", "text": fit(neutralise(message_of(event)), message_max), "wrap": True},
         {"type": "FactSet", "facts": [{"title": label, "value": fit(neutralise(value), FACT_MAX)} for label, value in facts(event)]},
     ]
@@ -99,21 +92,7 @@ def render_teams_digest(digest: Digest) -> dict[str, Any]:
     style = style_of(digest)
     listed = items(digest)
     top: list[dict[str, Any]] = [
-        {
-            "type": "Container",
-            "style": CONTAINER_STYLE[style.outcome],
-            "bleed": True,
-            "items": [
-                {
-                    "type": "TextBlock",
-                    "text": fit(f"{style.symbol} {neutralise(headline(digest))}", 400),
-                    "weight": "Bolder",
-                    "size": "Medium",
-                    "color": TEXT_COLOUR[style.outcome],
-                    "wrap": True,
-                }
-            ],
-        },
+        _banner(style, headline(digest)),
         {"type": "TextBlock", "text": fit(neutralise(window_line(digest)), 600), "wrap": True},
     ]
     shown = counts(digest)
