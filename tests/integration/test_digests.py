@@ -150,6 +150,21 @@ def test_a_window_that_would_outgrow_its_item_closes_early_and_nothing_is_lost(
     assert all(len(r.body) < 200_000 for r in hook.requests)
 
 
+def wrap_window_transactions(stack: Stack, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """The dispatcher's digest windows with their TransactWriteItems passed through ``wrap``
+    (a fault injected at the seam); every other DynamoDB call goes through as it is."""
+    stack.handler("DispatchFunction")
+    windows: DynamoWindowStore = stack.modules["DispatchFunction"].notifier.windows
+    real = windows._ddb()
+
+    class Wrapped:
+        def __getattr__(self, name: str) -> Any:
+            call = getattr(real, name)
+            return wrap(call) if name == "transact_write_items" else call
+
+    windows._built = Wrapped()
+
+
 class InjectedCrash(BaseException):
     """The function died (not an Exception: nothing in the handler may catch it)."""
 
@@ -158,27 +173,19 @@ def test_a_dispatcher_that_dies_after_counting_is_retried_and_counts_once(stack:
     # given a dispatcher whose first window write commits and then the function dies
     hook = receivers(ok())
     stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
-    stack.handler("DispatchFunction")
-    windows: DynamoWindowStore = stack.modules["DispatchFunction"].notifier.windows
-    real = windows._ddb()
     crashes = {"left": 2}
 
-    class Dying:
-        def __getattr__(self, name: str) -> Any:
-            call = getattr(real, name)
-            if name != "transact_write_items":
-                return call
+    def die_after_commit(call: Callable[..., Any]) -> Callable[..., Any]:
+        def after_commit(**kwargs: Any) -> Any:
+            answer = call(**kwargs)
+            if crashes["left"]:
+                crashes["left"] -= 1
+                raise InjectedCrash
+            return answer
 
-            def after_commit(**kwargs: Any) -> Any:
-                answer = call(**kwargs)
-                if crashes["left"]:
-                    crashes["left"] -= 1
-                    raise InjectedCrash
-                return answer
+        return after_commit
 
-            return after_commit
-
-    windows._built = Dying()
+    wrap_window_transactions(stack, die_after_commit)
     events = [rule_event("rule-failed", n) for n in range(4)]
     # when each event is handed to it until it survives (Lambda's retry of an async invocation)
     for event in events:
@@ -427,28 +434,20 @@ def test_a_transaction_conflict_is_a_lost_race_tried_again_not_a_failed_event(st
     # (concurrent writes to one item; moto never produces it)
     hook = receivers(ok())
     stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
-    stack.handler("DispatchFunction")
-    windows: DynamoWindowStore = stack.modules["DispatchFunction"].notifier.windows
-    real = windows._ddb()
     conflicts = {"left": 2}
 
-    class Conflicting:
-        def __getattr__(self, name: str) -> Any:
-            call = getattr(real, name)
-            if name != "transact_write_items":
-                return call
+    def conflict_first(call: Callable[..., Any]) -> Callable[..., Any]:
+        def maybe_conflict(**kwargs: Any) -> Any:
+            if conflicts["left"]:
+                conflicts["left"] -= 1
+                reasons = [{"Code": "None"}] + [{"Code": "TransactionConflict"}] * (len(kwargs["TransactItems"]) - 1)
+                error = {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}, "CancellationReasons": reasons}
+                raise ClientError(error, "TransactWriteItems")
+            return call(**kwargs)
 
-            def maybe_conflict(**kwargs: Any) -> Any:
-                if conflicts["left"]:
-                    conflicts["left"] -= 1
-                    reasons = [{"Code": "None"}] + [{"Code": "TransactionConflict"}] * (len(kwargs["TransactItems"]) - 1)
-                    error = {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}, "CancellationReasons": reasons}
-                    raise ClientError(error, "TransactWriteItems")
-                return call(**kwargs)
+        return maybe_conflict
 
-            return maybe_conflict
-
-    windows._built = Conflicting()
+    wrap_window_transactions(stack, conflict_first)
     # when two events are dispatched
     reports = [stack.invoke("DispatchFunction", sns(rule_event("rule-failed", n))) for n in range(2)]
     stack.drain_retries(until_empty=30)
