@@ -17,12 +17,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from oxoflow_notify.inbound.events import RULE_EVENTS, RUN_ENDINGS
+from oxoflow_notify.inbound.events import RULE_EVENTS
 
 from .retry import DIGEST_EVENT
 
 DIGEST = DIGEST_EVENT  # the event name a digest goes out under (body and X-OxoFlow-Event)
-ENDING_EVENTS = RUN_ENDINGS  # close their run's window first
 KEEP_FAILED = 10  # RuleFailed events a window keeps in full
 KEEP_OTHER = 10  # other Rule* events a window keeps in full
 KEEP_EVENT_BYTES = 8_000  # a larger event is kept trimmed (its stderr's tail, its message's head)
@@ -146,7 +145,3 @@ def digest_from_payload(payload: Any) -> Digest:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DigestPayloadError(f"malformed digest payload: {type(exc).__name__}") from None
-
-
-def is_digest_payload(payload: Any) -> bool:
-    return isinstance(payload, dict) and payload.get("event") == DIGEST

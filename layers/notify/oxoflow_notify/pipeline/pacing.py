@@ -43,19 +43,6 @@ class Pacer(Protocol):
     def paused_until(self, target: str) -> float: ...
 
 
-class NoPacer:
-    """No table: no limit is enforced (a ledger-less deployment is documented as unlimited)."""
-
-    def reserve(self, target: str, rate: float, now: float) -> Slot:
-        return Slot(now, now)
-
-    def pause(self, target: str, until: float) -> None:
-        return None
-
-    def paused_until(self, target: str) -> float:
-        return 0.0
-
-
 class MemoryPacer:
     """The same rule in memory: one process (unit tests)."""
 
