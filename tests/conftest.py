@@ -40,6 +40,28 @@ EVENT_KINDS = [
     "rule-skipped",
 ]
 RECEIVED_AT = datetime(2026, 5, 18, 12, 0, 1, tzinfo=UTC)
+GOLDEN = ROOT / "tests" / "golden"
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def assert_golden(fmt: str, name: str, body: bytes) -> None:
+    """tests/golden/<fmt>/<name>.json holds a body, pretty-printed for review; the body sent must
+    be exactly its compact UTF-8 form, and the receiver's shape check must pass. With
+    UPDATE_GOLDEN=1 the file is rewritten and the test fails on purpose: review the diff and run
+    again without it, so a run that rewrote the goldens is never green."""
+    from oxolocal.shapes import problems_of
+
+    path = GOLDEN / fmt / f"{name}.json"
+    pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False) + "\n"
+    if UPDATE_GOLDEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pretty, encoding="utf-8")
+        assert problems_of(fmt, body) == []
+        pytest.fail("goldens rewritten: review the diff and run again without UPDATE_GOLDEN", pytrace=False)
+    golden = path.read_text(encoding="utf-8")
+    assert golden == pretty, f"{path} differs from what {fmt} renders now"
+    assert json.dumps(json.loads(golden), ensure_ascii=False, separators=(",", ":")).encode() == body
+    assert problems_of(fmt, body) == []
 
 
 def sns_event(kind: str) -> dict[str, Any]:

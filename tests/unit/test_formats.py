@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -15,10 +14,7 @@ from oxoflow_notify.formats import FORMATS, STYLES, render
 from oxoflow_notify.formats.common import fit, fit_bytes, fit_tail, units
 from oxoflow_notify.inbound.events import EVENT_NAMES, parse_event
 from oxolocal.shapes import problems_of
-from tests.conftest import EVENT_KINDS, RECEIVED_AT, ROOT, message
-
-GOLDEN = ROOT / "tests" / "golden"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+from tests.conftest import EVENT_KINDS, GOLDEN, RECEIVED_AT, ROOT, assert_golden, message
 
 
 def event_of(data: dict[str, Any]) -> Any:
@@ -38,21 +34,9 @@ def test_one_style_per_event_and_one_renderer_per_format() -> None:
 @pytest.mark.parametrize("kind", EVENT_KINDS)
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_golden_payloads(kind: str, fmt: str) -> None:
-    """tests/golden/<format>/<kind>.json holds each body, pretty-printed for review; the body sent
-    must be exactly its compact UTF-8 form. Regenerate with UPDATE_GOLDEN=1, review the diff, and
-    run again without it: a run that rewrote the goldens always fails, so it is never green."""
-    body = render(event_of(message(kind)), fmt)
-    path = GOLDEN / fmt / f"{kind}.json"
-    pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False) + "\n"
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(pretty, encoding="utf-8")
-        assert problems_of(fmt, body) == []
-        pytest.fail("goldens rewritten: review the diff and run again without UPDATE_GOLDEN", pytrace=False)
-    golden = path.read_text(encoding="utf-8")
-    assert golden == pretty, f"{path} differs from what {fmt} renders now"
-    assert json.dumps(json.loads(golden), ensure_ascii=False, separators=(",", ":")).encode() == body
-    assert problems_of(fmt, body) == []
+    """tests/golden/<format>/<kind>.json holds each body (conftest.assert_golden: byte for byte,
+    and UPDATE_GOLDEN=1 rewrites them and fails on purpose)."""
+    assert_golden(fmt, kind, render(event_of(message(kind)), fmt))
 
 
 # -- any valid event, however hostile, renders within every receiver's limits --------------------
