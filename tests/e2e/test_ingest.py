@@ -17,6 +17,7 @@ from oxolocal.stack import REGION, Stack
 from tests.conftest import EVENTS
 
 SECRET = "sample-ingest-secret"  # what events/url-oxoflow-workflow-completed.json is signed with
+OLDER = "older-ingest-secret"  # still accepted while rotating: the stored value is the JSON list [new, old]
 
 
 def sample() -> dict[str, Any]:
@@ -34,7 +35,7 @@ def signed(native: dict[str, Any], secret: str = SECRET) -> dict[str, Any]:
 @pytest.fixture
 def ingest_stack(stack: Stack) -> Stack:
     boto3.client("ssm", region_name=REGION).put_parameter(
-        Name="/oxoflow-notify-ingest/secret", Value=f"{SECRET},older-secret", Type="SecureString", Overwrite=True
+        Name="/oxoflow-notify-ingest/secret", Value=json.dumps([SECRET, OLDER]), Type="SecureString", Overwrite=True
     )
     return stack
 
@@ -103,10 +104,23 @@ def test_unsigned_or_tampered_requests_are_refused_and_never_published(
 
 def test_a_rotated_secret_still_verifies_and_a_bad_payload_is_named(ingest_stack: Stack) -> None:
     native = {"event": "rule_failed", "workflow_name": "variant-calling", "data": {"rule": "bwa", "exit_code": 137}}
-    assert ingest_stack.invoke("IngestFunction", signed(native, "older-secret"))["statusCode"] == 202
+    assert ingest_stack.invoke("IngestFunction", signed(native, OLDER))["statusCode"] == 202
     answer = ingest_stack.invoke("IngestFunction", signed({"event": "workflow_finished", "workflow_name": "wf"}))
     assert answer["statusCode"] == 400
     assert "unknown event 'workflow_finished' (did you mean 'workflow_failed'?)" in json.loads(answer["body"])["error"]
     # signed, so it is oxo-flow's: kept in the dead-letter queue with its reason, as the dispatcher keeps bad events
     (letter,) = ingest_stack.drain(ingest_stack.dead_letter_queue_url)
     assert letter["reason_code"] == "invalid_event" and "workflow_finished" in letter["raw_message"]
+
+
+def test_a_stored_secret_with_a_comma_is_refused_not_split(ingest_stack: Stack) -> None:
+    # given the stored ingest secret holds a comma (the old rotation separator) before a short tail
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="/oxoflow-notify-ingest/secret", Value="k3y-long-part-of-it,X", Type="SecureString", Overwrite=True
+    )
+    native = {"event": "rule_failed", "workflow_name": "variant-calling", "data": {"rule": "bwa"}}
+    # when a body signed with the tail arrives
+    answer = ingest_stack.invoke("IngestFunction", signed(native, "X"))
+    # then it is refused with 503 (the operator must store a JSON list to rotate), never published
+    assert answer["statusCode"] == 503 and "misconfigured" in json.loads(answer["body"])["error"]
+    assert ingest_stack.receive(ingest_stack.tap_url) == []

@@ -127,8 +127,10 @@ def test_an_event_cannot_be_silenced_by_publishing_a_fake_under_its_id(stack: St
     lims = receivers(ok())
     stack.put_config("variant-calling", hooks(lims.url))
     fake = {"event": "WorkflowCompleted", "workflow": "variant-calling", "id": "run-42-completed", "message": "nothing to see"}
-    real = {"event": "WorkflowCompleted", "workflow": "variant-calling", "id": "run-42-completed", "details": {"outputs": 12}}
-    # when the fake is published first, then the real one, then the real one again (the pipeline retried)
+    real = {"event": "WorkflowCompleted", "workflow": "variant-calling", "id": "run-42-completed", "details": {"outputs": 12},
+            "timestamp": "2026-05-18T12:30:00Z"}  # fmt: skip
+    # when the fake is published first, then the real one, then the real one again (the pipeline
+    # retried its publish: the same content, its own timestamp included)
     for message in (fake, real, real):
         stack.publish(message)
     reports = stack.carry_published()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from oxoflow_notify.outbound.breaker import CircuitBreaker, target_of
+from oxoflow_notify.outbound.breaker import CircuitBreaker, circuit_of, target_of
 
 
 class Clock:
@@ -83,3 +83,19 @@ def test_one_blip_in_a_fresh_container_does_not_open_the_circuit() -> None:
         breaker.record(key, failed=True)
     # then the target is still called
     assert breaker.blocked_for(key) == 0
+
+
+def test_each_config_file_has_its_own_circuit_and_trial_for_a_shared_url() -> None:
+    # given two teams' files with the same receiver URL, and team A failing until its circuit opens
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=10, clock=clock, window=2)
+    url = "https://lims.example.org/hook?token=T0KEN"
+    team_a, team_b = circuit_of("workflows/team-a.oxoflow", url), circuit_of("workflows/team-b.oxoflow", url)
+    breaker.record(team_a, failed=True)
+    breaker.record(team_a, failed=True)
+    # then only A is held; after the cool-down each team gets its own half-open trial
+    assert breaker.blocked_for(team_a) == 10 and breaker.blocked_for(team_b) == 0
+    clock.now += 11
+    assert breaker.blocked_for(team_a) == 0 and breaker.blocked_for(team_b) == 0
+    # and the key names neither the URL nor the file
+    assert "T0KEN" not in team_a and "team-a" not in team_a and len(team_a) == 16

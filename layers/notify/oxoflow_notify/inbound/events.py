@@ -87,10 +87,15 @@ class Event:
 
     @property
     def digest(self) -> str:
-        """A digest of what the event says (everything but its timestamp, which defaults to when SNS
-        received it): part of each delivery id, so a different event reusing an id is a new delivery."""
-        content = {k: v for k, v in self.to_payload().items() if k != "timestamp"}
-        return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+        """A digest of the whole normalised event, timestamp included: part of each delivery id, so
+        an event differing in anything (a forged timestamp too) is a delivery of its own and can never
+        make the real one "already delivered". A true SNS redelivery keeps its content and, when the
+        publisher set no timestamp, SNS's own Timestamp, which is the default: the same delivery."""
+        return hashlib.sha256(self.normalised_json()).hexdigest()
+
+    def normalised_json(self) -> bytes:
+        """The event as it is re-serialised for receivers and queues (sorted keys, compact, UTF-8)."""
+        return json.dumps(self.to_payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
     def to_payload(self) -> dict[str, Any]:
         """The seed's JSON shape, in a fixed key order so bodies are byte-stable."""
@@ -372,7 +377,10 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
     if message is None:
         message = default_message(event, workflow, rule, details)
 
-    return Event(
+    run_id = _text(data, "run_id", MAX_TEXT)
+    if run_id is not None and not run_id.strip():
+        raise EventError("field 'run_id' must not be empty: leave it out (or null) when there is no run")
+    parsed = Event(
         event=event,
         workflow=workflow,
         timestamp=timestamp,
@@ -380,8 +388,20 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
         message=message,
         rule=rule,
         details=details,
-        run_id=_text(data, "run_id", MAX_TEXT),
+        run_id=run_id,
     )
+    check_normalised_size(parsed)
+    return parsed
+
+
+def check_normalised_size(event: Event) -> None:
+    """Refuse an event whose re-serialised form is over the limit a published one is held to:
+    numbers such as ``1e5`` are written out in full (``100000.0``), so a message under the limit
+    can grow past it, and past what the queues and receivers take, once normalised."""
+    size = len(event.normalised_json())
+    if size > MAX_MESSAGE_BYTES:
+        raise EventError(f"the event is {size:,} bytes once normalised (numbers such as 1e5 written out in full, "
+                         f"defaults filled in); the limit is {MAX_MESSAGE_BYTES:,}: send fewer or shorter details")  # fmt: skip
 
 
 def event_from_payload(payload: Any) -> Event:
@@ -394,6 +414,8 @@ def event_from_payload(payload: Any) -> Event:
     text: dict[str, str | None] = {}
     for name in ("event", "workflow", "timestamp", "id", "message", "rule", "run_id"):
         value = payload.get(name)
+        if name == "run_id" and isinstance(value, str) and not value.strip():
+            value = None  # refused when published; one queued by an older version is read as no run
         if value is None and name in ("rule", "run_id"):
             text[name] = None
         elif not isinstance(value, str):

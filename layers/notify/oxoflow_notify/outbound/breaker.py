@@ -1,7 +1,10 @@
-"""A circuit breaker per webhook target, for the life of a warm container.
+"""A circuit breaker per config file and webhook target, for the life of a warm container.
 
 Keyed by the webhook's whole target (scheme, host, port and path), not the host: every Slack
-webhook lives on hooks.slack.com, and one dead channel must not hold the healthy ones. It opens
+webhook lives on hooks.slack.com, and one dead channel must not hold the healthy ones. And keyed
+by the config file the webhook comes from (``circuit_of``): teams share one deployment, and a
+failure one team's settings cause (a timeout shorter than the receiver's answer, a wrong secret)
+must never hold another team's deliveries to the same URL, nor win each half-open trial for it. It opens
 only on a sustained failure — ``threshold`` retryable failures in a row *and* at least
 ``min_failure_rate`` of the last answers failed, over at least half a ``window`` of them — so a
 mostly healthy receiver that fails now and then is never held, and one blip in a fresh container
@@ -24,6 +27,12 @@ from collections.abc import Callable
 def target_of(url: str) -> str:
     """A short digest of the whole URL: the unit that fails together, never the URL itself (it may hold a token)."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def circuit_of(source: str, url: str) -> str:
+    """The breaker's unit: one config file's webhooks to one target, as a short digest (never the
+    URL). Each file learns on its own, so no team's failures open, or keep open, another's circuit."""
+    return hashlib.sha256(f"{source}\n{url}".encode()).hexdigest()[:16]
 
 
 class CircuitBreaker:

@@ -33,7 +33,7 @@ from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.config import Config, ConfigProblem, Webhook, is_reference
 from oxoflow_notify.errors import ConfigError, EventError, is_infrastructure
 from oxoflow_notify.inbound.events import RUN_ENDINGS, Event, event_from_payload, parse_event
-from oxoflow_notify.outbound.breaker import CircuitBreaker, target_of
+from oxoflow_notify.outbound.breaker import CircuitBreaker, circuit_of, target_of
 from oxoflow_notify.outbound.delivery import (
     ALREADY_DELIVERED,
     DUPLICATE_ATTEMPT,
@@ -519,7 +519,7 @@ class Notifier:
             self._settle(attempt, Outcome(None, error, 0.0, detail=str(exc)), report, tally)
             return None
         resolved = attempt if webhook is attempt.webhook else dataclasses.replace(attempt, webhook=webhook)
-        wait = self.breaker.blocked_for(target_of(webhook.url))
+        wait = self.breaker.blocked_for(circuit_of(webhook.source, webhook.url))
         if wait > 0:
             self._act(resolved, None, circuit_open(wait), report, tally)
             return None
@@ -719,7 +719,7 @@ class Notifier:
         }
         summary = {k: log[k] for k in ("delivery_id", "webhook_id", "attempt", "status", "error")}
         if decision.endpoint_failed is not None:
-            self.breaker.record(target_of(webhook.url), failed=decision.endpoint_failed)
+            self.breaker.record(circuit_of(webhook.source, webhook.url), failed=decision.endpoint_failed)
         pause = pause_for(webhook.format, outcome, now) if outcome is not None and webhook.pace > 0 else None
         if pause and self.pacer is not None:
             try:
