@@ -9,11 +9,14 @@ PY313 := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | tail -n 
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(PY313),PYENV_VERSION=$(shell pyenv version-name 2>/dev/null | cut -d: -f1):$(PY313))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bench soak help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
+.PHONY: up down env bench soak help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
 
 help:
 	@echo "make demo      run the whole pipeline locally (moto server + loopback receivers)"
 	@echo "make test      run unit, integration and end-to-end tests"
+	@echo "make up        start a local stack (moto, the three functions, an HTTPS receiver) that stays up; prints its export lines"
+	@echo "make env       the local stack's export lines again: eval \"\$$(make -s env)\""
+	@echo "make down      stop the local stack"
 	@echo "make lint      ruff + mypy"
 	@echo "make sam-check sam validate --lint and sam build"
 	@echo "make bench     speed and memory targets against baselines (writes bench-results.json)"
@@ -59,6 +62,16 @@ soak: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py
+
+# A local stack to try every command on (docs/local.md): stays up until `make down`; safe to run twice.
+up: $(VENV)/.installed
+	@$(PY) scripts/oxolocal/local.py up
+
+env: $(VENV)/.installed
+	@$(PY) scripts/oxolocal/local.py env
+
+down: $(VENV)/.installed
+	@$(PY) scripts/oxolocal/local.py down
 
 test: $(VENV)/.installed $(EXAMPLES)
 	$(PY) -m pytest

@@ -16,7 +16,10 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import sys
+import textwrap
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +62,23 @@ def oxoflow_post(native: dict[str, Any], secret: str | None) -> dict[str, Any]:
 
 def say(text: str = "") -> None:
     print(text, file=OUT, flush=True)
+
+
+def clip(text: str, width: int) -> str:
+    """At most ``width`` characters on one line, cut at a word's end with an ellipsis, never mid-word."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    if " " in cut[width // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def as_seen(markdown: str) -> str:
+    """Chat markdown as a person reads it: ``align\\_reads`` shows as align_reads (the escape is
+    right in the JSON body; printing it would show the escape, not the message)."""
+    return re.sub(r"\\([\\`*_~|>#\[\]()-])", r"\1", markdown)
 
 
 def configs(r: dict[str, Receiver]) -> dict[str, str]:
@@ -219,23 +239,27 @@ def show_signed_delivery(lims: Receiver) -> None:
     say(f"  over https://localhost:{lims.port}: TLS SNI {lims.handshakes[0]!r}, certificate verified for that name")
     for name in ("Host", "User-Agent", "X-OxoFlow-Event", "X-OxoFlow-Delivery", "X-Hub-Signature-256"):
         say(f"  {name}: {sample.header(name)}")
-    say(f"  body: {sample.body.decode()[:160]}...")
+    say(f"  body: {clip(sample.body.decode(), 160)}")
 
 
 def show_what_people_see(named: dict[str, Receiver]) -> None:
     card = json.loads(named["teams"].requests[0].body)["attachments"][0]["content"]["body"]
     embed = json.loads(named["discord"].requests[0].body)["embeds"][0]
     say("\nwhat people see")
-    say(f"  slack:   {json.loads(named['slack'].requests[0].body)['text'][:110]}")
-    say(f"  teams:   {card[0]['items'][0]['text']} | " + ", ".join(f"{f['title']}: {f['value']}" for f in card[2]["facts"])[:70])
-    say(f"  discord: {embed['title']} (colour #{embed['color']:06x}) | {embed['description'][:50]!r}")
+    say(f"  slack:   {clip(json.loads(named['slack'].requests[0].body)['text'], 110)}")
+    facts = ", ".join(f"{f['title']}: {f['value']}" for f in card[2]["facts"])
+    say(f"  teams:   {card[0]['items'][0]['text']} | {clip(facts, 80)}")
+    first_line = as_seen(embed["description"]).splitlines()[0]
+    say(f"  discord: {embed['title']} (colour #{embed['color']:06x}) | {clip(first_line, 60)}")
 
 
 def show_dead_letters(letters: list[dict[str, Any]]) -> None:
     say("\ndead-letter queue")
     for letter in letters:
         webhook = (letter.get("webhook") or {}).get("id") or "-"
-        say(f"  [{letter['reason_code']}] webhook {webhook}: {letter['reason'][:150]}")
+        # The reason is the fix: wrapped whole, never cut.
+        say(textwrap.fill(f"[{letter['reason_code']}] webhook {webhook}: {letter['reason']}", width=110,
+                          initial_indent="  ", subsequent_indent="      ", break_long_words=False, break_on_hyphens=False))  # fmt: skip
 
 
 @dataclass
@@ -273,7 +297,7 @@ def oxoflow_itself(ctx: contextlib.ExitStack, stack: Stack) -> OxoflowRun:
     if oxo.requests:
         got = oxo.requests[0]
         say(f"  oxo received: X-OxoFlow-Signature: {got.header('X-OxoFlow-Signature')}")
-        say(f"  body: {got.body.decode()[:150]}...")
+        say(f"  body: {clip(got.body.decode(), 150)}")
     return OxoflowRun(ingest_answers, unsigned, oxo)
 
 
@@ -337,7 +361,11 @@ rate_limit = {STORM_RATE}
     stack.publish({"event": "WorkflowFailed", "workflow": "wgs-storm", "run_id": "run-7", "message": f"{STORM_RULES} rules failed"})
     reports = stack.carry_published()
     digested, sent, held = (sum(r[k] for r in reports) for k in ("digested", "delivered", "held"))
-    say(f"  dispatch: {len(reports)} events, {digested} counted in digest windows, {sent} delivered, {held} waiting for a rate-limit slot")
+    per_webhook = Counter(d["webhook_id"] for r in reports for d in r["deliveries"] if d["result"] == "delivered")
+    say(f"  dispatch: {len(reports)} events published ({STORM_RULES} RuleFailed, 1 WorkflowFailed); each RuleFailed was "
+        f"counted in the 2 digest windows (team-slack's, ops-digest's) rather than posted: {digested} counts")  # fmt: skip
+    say(f"  delivered at once: {sent} POSTs (" + ", ".join(f"{name} {n}" for name, n in sorted(per_webhook.items()))
+        + f"), {held} waiting for a rate-limit slot")  # fmt: skip
     stack.drain_retries(until_empty=180)
     say(f"  team-slack got {len(slack.requests)} messages: " + "; ".join(_slack_line(r) for r in slack.requests))
     times = [r.at for r in paced.requests]

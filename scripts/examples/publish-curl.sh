@@ -1,8 +1,8 @@
 #!/bin/bash
 # Publish one oxo-flow event with nothing but curl (7.75 or later signs AWS requests itself):
 # for HPC nodes without Python packages or an SDK.
-# Needs: OXOFLOW_NOTIFY_TOPIC_ARN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN
-# with temporary credentials).
+# Needs: OXOFLOW_NOTIFY_TOPIC_ARN, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN
+# with temporary credentials). (The region is the one in the topic ARN.)
 set -euo pipefail
 WORKFLOW="${WORKFLOW:-variant-calling}"
 REGION="$(echo "$OXOFLOW_NOTIFY_TOPIC_ARN" | cut -d: -f4)"

@@ -1,6 +1,7 @@
 """Publish one oxo-flow event with boto3.
 
-Needs: OXOFLOW_NOTIFY_TOPIC_ARN (the stack's TopicArn output) and AWS credentials.
+Needs: OXOFLOW_NOTIFY_TOPIC_ARN (the stack's TopicArn output), AWS_DEFAULT_REGION and AWS credentials.
+(boto3 reads the region from AWS_DEFAULT_REGION or the AWS profile, not from AWS_REGION.)
 """
 
 import json

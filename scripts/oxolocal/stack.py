@@ -158,6 +158,7 @@ class Stack:
         parameters: dict[str, str] | None = None,
         name_prefix: str = "oxoflow-local",
         overrides: dict[str, str] | None = None,
+        region: str = REGION,
     ) -> None:
         atomic_dynamodb()
         # Environment for every function run here; the local CA is trusted as a private CA would be.
@@ -165,10 +166,11 @@ class Stack:
         self.template = template or tpl.load()
         self.name_prefix = name_prefix
         self.parameters = parameters or {}
-        self.s3 = boto3.client("s3", region_name=REGION)
-        self.sqs = boto3.client("sqs", region_name=REGION)
-        self.sns = boto3.client("sns", region_name=REGION)
-        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+        self.region = region
+        self.s3 = boto3.client("s3", region_name=region)
+        self.sqs = boto3.client("sqs", region_name=region)
+        self.sns = boto3.client("sns", region_name=region)
+        self.dynamodb = boto3.client("dynamodb", region_name=region)
         self.physical: dict[str, dict[str, str]] = {}
         self.tap_url = ""
         self._loaded: dict[str, Callable[..., Any]] = {}
@@ -198,23 +200,36 @@ class Stack:
         return self
 
     def _create(self, logical_id: str, resource: dict[str, Any]) -> None:
+        """Create one resource, or reuse it when the endpoint already has it (a second `invoke`
+        against the same AWS_ENDPOINT_URL): provisioning is idempotent, as a deploy is."""
+        from botocore.exceptions import ClientError
+
         resolver = self.resolver()
         props = resolver.resolve(resource.get("Properties", {}))
         name = f"{self.name_prefix}-{logical_id.lower()}"
         if resource["Type"] == "AWS::SNS::Topic":
-            arn = self.sns.create_topic(Name=name)["TopicArn"]
+            arn = self.sns.create_topic(Name=name)["TopicArn"]  # returns the existing topic's ARN
             self.physical[logical_id] = {"Ref": arn, "TopicArn": arn, "TopicName": name}
         elif resource["Type"] == "AWS::S3::Bucket":
-            self.s3.create_bucket(Bucket=name)
+            try:
+                where = {} if self.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+                self.s3.create_bucket(Bucket=name, **where)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
             if props.get("VersioningConfiguration"):
                 self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             self.physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
         elif resource["Type"] == "AWS::DynamoDB::Table":
             table = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode")}
-            arn = self.dynamodb.create_table(TableName=name, **table)["TableDescription"]["TableArn"]
-            ttl = props.get("TimeToLiveSpecification")
-            if ttl:
-                self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+            try:
+                arn = self.dynamodb.create_table(TableName=name, **table)["TableDescription"]["TableArn"]
+            except self.dynamodb.exceptions.ResourceInUseException:  # "Table already exists": reuse it
+                arn = self.dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+            else:
+                ttl = props.get("TimeToLiveSpecification")
+                if ttl:
+                    self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
             self.physical[logical_id] = {"Ref": name, "Arn": arn}
         else:
             attributes = {}
@@ -223,7 +238,10 @@ class Stack:
                     attributes[key] = str(props[key])
             if "RedrivePolicy" in props:
                 attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
-            url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            try:
+                url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            except self.sqs.exceptions.QueueNameExists:  # exists with other attributes: reuse it, as it is
+                url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
             arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             self.physical[logical_id] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
 

@@ -119,11 +119,11 @@ def test_validate_reports_file_line_and_did_you_mean_with_exit_codes(tmp_path: P
     assert ok.returncode == 0 and f"{good}: ok" in ok.stdout
     done = run("validate", str(good), str(bad), str(broken))
     assert done.returncode == 1
-    assert f"{bad}: [[webhooks]] #1 (line 4): unknown key 'formt' (did you mean 'format'?)" in done.stderr
+    assert f"{bad}: [[webhooks]] #1 (line 6): unknown key 'formt' (did you mean 'format'?)" in done.stderr  # the key's line
     assert f"{broken}: TOML syntax error at line 2" in done.stderr
     report = json.loads(run("validate", "--json", str(good), str(bad)).stdout)
     assert [r["ok"] for r in report] == [True, False]
-    assert report[1]["problems"][0]["line"] == 4 and report[0]["workflow"] == "variant-calling"
+    assert report[1]["problems"][0]["line"] == 6 and report[0]["workflow"] == "variant-calling"
 
 
 HOSTILE_CONFIGS = {
@@ -345,3 +345,26 @@ def test_follow_publishes_a_growing_log_until_the_run_ends(stack: Stack, env: di
     ]  # fmt: skip
     assert published[2]["details"] == {"status": "failed", "exit_code": 137}
     assert "execution.jsonl:3: rule_failed published" in stderr
+
+
+def test_follow_refuses_a_missing_log_and_exits_on_a_finished_one(tmp_path: Path) -> None:
+    # a mistyped log path: refused at once, in one sentence, exit 2
+    missing = tmp_path / "exection.jsonl"
+    done = run("follow", str(missing), "--workflow", "wgs", "--until-done", "--dry-run")
+    assert done.returncode == 2 and done.stdout == ""
+    said = f"follow: no such file: {missing}; give the run's execution log (JSON lines), or pass --wait-for-log to wait for the run"
+    said += " to create it"
+    assert done.stderr == said + "\n"
+    # a finished run's log, with a misspelled record: published through the final record, the typo reported, exit 1
+    log = tmp_path / "execution.jsonl"
+    records = [{"event": "workflow_started"}, {"event": "rule_faild", "rule": "bwa"},
+               {"event": "rule_completed", "rule": "bwa", "status": "fail"}, {"event": "workflow_completed"}]  # fmt: skip
+    log.write_text("".join(json.dumps({**r, "timestamp": "2026-05-18T12:00:00Z"}) + "\n" for r in records), encoding="utf-8")
+    done = run("follow", str(log), "--workflow", "wgs", "--from-start", "--until-done", "--dry-run")
+    assert done.returncode == 1, done.stderr
+    assert [json.loads(s)["event"] for s in done.stdout.splitlines()] == ["workflow_started", "rule_failed", "workflow_completed"]
+    assert "execution.jsonl:2: skipped: unknown event 'rule_faild' (did you mean 'rule_failed'?)" in done.stderr
+    # followed again until done: the run has ended, nothing is published twice, exit 0
+    again = run("follow", str(log), "--workflow", "wgs", "--until-done", "--dry-run")
+    assert again.returncode == 0 and again.stdout == "", again.stderr
+    assert "the run already ended at execution.jsonl:4 (workflow_completed)" in again.stderr

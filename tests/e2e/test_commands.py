@@ -87,3 +87,55 @@ def test_the_replay_command_shows_then_redelivers_dead_letters(stack: Any, recei
 def test_the_replay_command_explains_missing_settings() -> None:
     result = run("scripts/replay.py", "--dry-run")
     assert result.returncode == 2 and "DEAD_LETTER_QUEUE_URL" in result.stderr
+
+
+def test_invoke_names_a_missing_env_vars_file_and_the_documented_one_works() -> None:
+    # when the --env-vars file does not exist, then one sentence names it, exit 2
+    missing = run("scripts/invoke.py", "RetryFunction", "-e", "events/sqs-retry.json", "--env-vars", "env.json")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.splitlines() == [
+        "invoke: --env-vars: no such file: env.json; give a JSON file of environment overrides in `sam local invoke` format, "
+        "such as events/env-vars.json"
+    ]
+    # and the README's own line, with the sample file, runs
+    done = run("scripts/invoke.py", "RetryFunction", "-e", "events/sqs-retry.json", "--env-vars", "events/env-vars.json")
+    assert done.returncode == 0, done.stderr
+    assert '"batchItemFailures": []' in done.stdout
+
+
+def test_invoke_refuses_a_plain_event_on_stdin_and_says_what_to_give() -> None:
+    # given a plain event (what `publish` takes), not the Lambda event SNS would hand the function
+    plain = json.dumps({"event": "RuleFailed", "workflow": "wgs", "rule": "bwa"})
+    result = run("scripts/invoke.py", "DispatchFunction", stdin=plain)
+    # then it is refused in one sentence naming a sample and the right command, exit 1, no traceback
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "invoke: the event on stdin is not an SNS event (no 'Records'): give a Lambda event such as events/sns-rule-failed.json, "
+        "or publish a plain event with `oxoflow-notify publish`"
+    ]
+
+
+def test_invoke_twice_against_one_endpoint_reuses_what_is_there(moto_endpoint: str) -> None:
+    # given a moto server named by AWS_ENDPOINT_URL, as a user would start one
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint}
+
+    def invoke() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "scripts/invoke.py", "DispatchFunction", "-e", "events/sns-rule-failed.json"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+
+    # when invoke runs on it twice, then both runs dispatch the event
+    first, second = invoke(), invoke()
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["events"] == 1 and "Traceback" not in second.stderr
+
+
+def test_make_invoke_of_the_ingest_sample_is_accepted_and_published() -> None:
+    # when the README's `make invoke FUNCTION=IngestFunction EVENT=events/url-oxoflow-workflow-completed.json` runs
+    result = run("scripts/invoke.py", "IngestFunction", "-e", "events/url-oxoflow-workflow-completed.json")
+    # then the sample's signature checks against the local sample secret: 202, published to the topic
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["statusCode"] == 202, answer
+    accepted = json.loads(answer["body"])
+    assert accepted["event"] == "WorkflowCompleted" and accepted["workflow"] == "variant-calling" and accepted["message_id"]

@@ -114,7 +114,7 @@ def test_the_default_file_reads_the_shared_scope_and_a_workflow_its_own(stack: S
     (letter,) = stack.drain(stack.dead_letter_queue_url)
     assert letter["webhook"]["id"] == "grab" and letter["reason_code"] == "invalid_webhook"
     assert letter["reason"] == (
-        "workflows/_default.oxoflow: [[webhooks]] #2 (line 4): key 'url': a reference in workflows/_default.oxoflow may only "
+        "workflows/_default.oxoflow: [[webhooks]] #2 (line 6): key 'url': a reference in workflows/_default.oxoflow may only "
         "name secrets under ssm:/oxoflow-notify/shared/ (the shared scope, as _default.oxoflow is read for every workflow)"
     )
 

@@ -61,3 +61,18 @@ def test_snippets_drop_urls_and_control_characters_and_stay_short() -> None:
     assert snippet("see https://hooks.slack.com/services/T/B/SECRET for details\nmore") == "see <url> for details"
     assert snippet("a\x1b[31mb") == "a[31mb"
     assert len(snippet("x" * 500)) == 81
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [
+        (Outcome(None, "https_required", 0.0, detail="plain http is refused (REQUIRE_HTTPS is on); use an https URL"),
+         "plain http is refused (REQUIRE_HTTPS is on); use an https URL (permanent; not retried)"),
+        (Outcome(404, None, 1.0, snippet="no such hook"), "HTTP 404 no such hook (permanent; not retried)"),
+    ],
+)  # fmt: skip
+def test_a_permanent_failure_reads_as_its_reason_then_what_was_done(outcome: Outcome, reason: str) -> None:
+    from oxoflow_notify.pipeline.answers import Policy, decide
+
+    decision = decide("json", outcome, 1, None, Policy(schedule=(0,)), 0.0)
+    assert (decision.kind, decision.reason, decision.code) == (PERMANENT, reason, "permanent_failure")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -93,9 +94,9 @@ def test_the_same_url_and_format_twice_without_ids_refuses_both_naming_each() ->
     # then neither can be reached by its id (no position decides which one a retry gets), the other works
     assert [w.host for w in config.webhooks] == ["ok.example.org"]
     first, second = config.problems
-    both = f"[[webhooks]] #1 (line 4) and #3 (line 11) {SAME_URL_REASON}"
-    assert first.message == f"{SOURCE}: [[webhooks]] #1 (line 4): key 'url': {both}"
-    assert second.message == f"{SOURCE}: [[webhooks]] #3 (line 11): key 'url': {both}"
+    both = f"[[webhooks]] #1 (line 4) and #3 (line 11) {SAME_URL_REASON}"  # the entries, by their headers
+    assert first.message == f"{SOURCE}: [[webhooks]] #1 (line 5): key 'url': {both}"  # at each one's url
+    assert second.message == f"{SOURCE}: [[webhooks]] #3 (line 12): key 'url': {both}"
     # and each is dead-lettered, under the id it would have had, for the events it would have received
     assert first.webhook_id == second.webhook_id == webhook_id_for(URL, "json")
     assert first.events == frozenset({"RuleFailed"}) and second.events is None
@@ -169,9 +170,9 @@ def test_an_explicit_id_used_twice_refuses_both() -> None:
         "key 'id': [[webhooks]] #1 (line 1) and #2 (line 5) have the same id 'lims'; "
         "ids must be unique in a file so pending retries cannot reach the wrong one"
     )
-    assert [p.message for p in config.problems] == [
-        f"{SOURCE}: [[webhooks]] #1 (line 1): {reason}",
-        f"{SOURCE}: [[webhooks]] #2 (line 5): {reason}",
+    assert [p.message for p in config.problems] == [  # each at its own id's line
+        f"{SOURCE}: [[webhooks]] #1 (line 2): {reason}",
+        f"{SOURCE}: [[webhooks]] #2 (line 6): {reason}",
     ]
     assert config.problem_for("lims") is config.problems[0]
 
@@ -207,7 +208,7 @@ def test_problem_for_finds_a_broken_webhook_by_the_id_it_had_while_valid(damage:
     # then neither is found, and each one's problem is found by the id its pending retries carry
     assert broken.webhooks == () and broken.find("lims") is None and broken.find(derived) is None
     lims, org = broken.problem_for("lims"), broken.problem_for(derived)
-    assert lims is not None and lims.webhook_id == "lims" and "#1 (line 1)" in lims.message
+    assert lims is not None and lims.webhook_id == "lims" and "#1 (line " in lims.message
     assert org is not None and org.webhook_id == derived and "#2 (line " in org.message
     # and a valid webhook, or an id the file does not hold, has no problem
     assert valid.problem_for("lims") is None and valid.problem_for(derived) is None and broken.problem_for("gone") is None
@@ -277,7 +278,9 @@ def test_a_bad_webhook_is_a_problem_naming_file_position_and_key(line: str, expe
     # then the good one still works and the bad one is a problem with a precise message
     assert [w.host for w in config.webhooks] == ["ok.example.org"]
     (problem,) = config.problems
-    assert problem.message.startswith(SOURCE + ": [[webhooks]] #1 (line 1): ")
+    named = re.search(r"key '([^']+)'", problem.message)
+    bad_line = 2 + next(i for i, text in enumerate(line.split("\n")) if named and text.startswith(named.group(1)))
+    assert problem.message.startswith(SOURCE + f": [[webhooks]] #1 (line {bad_line}): ")  # the bad key's own line
     assert expected.split(": ", 1)[-1] in problem.message
     assert "SECRETTOKEN" not in problem.message
 
@@ -309,10 +312,10 @@ def test_a_problem_remembers_which_events_it_would_have_matched() -> None:
     assert unfiltered.matches("RuleStarted")
 
 
-def test_line_numbers_point_at_each_webhook_header() -> None:
+def test_line_numbers_point_at_the_bad_key_of_each_webhook() -> None:
     text = f'[workflow]\nname = "x"\n\n[[webhooks]]\nurl = "{URL}"\n\n[[webhooks]]\nurl = "ftp://x"\n'
     (problem,) = one(text).problems
-    assert "[[webhooks]] #2 (line 7)" in problem.message
+    assert "[[webhooks]] #2 (line 8): key 'url'" in problem.message
 
 
 @pytest.mark.parametrize(
@@ -386,7 +389,8 @@ def test_a_hostile_webhook_is_a_problem_naming_the_key_and_the_others_keep_worki
     # quoting no URL, host, port or header value (the SECRETTOKEN stands for any of those)
     assert [w.host for w in config.webhooks] == ["ok.example.org"]
     (problem,) = config.problems
-    assert problem.message.startswith(SOURCE + ": [[webhooks]] #1 (line 1): ")
+    bad_line = 2 if line.startswith("url") else 3
+    assert problem.message.startswith(SOURCE + f": [[webhooks]] #1 (line {bad_line}): ")  # the hostile key's line
     assert expected in problem.message
     assert "SECRETTOKEN" not in problem.message and "Bearer" not in problem.message
 
@@ -447,8 +451,8 @@ def test_oxoflows_singular_table_gets_the_same_checks() -> None:
         '[webhook]\nurl = "https://hooks..example.org/x"\n[[webhooks]]\nurl = "https://a.example.org/x"\nheaders = { "X-A" = "€" }\n'
     )
     messages = sorted(p.message for p in config.problems)
-    assert any("[webhook] (line 1): key 'url' is not usable: the URL's host has an empty label" in m for m in messages)
-    assert any("[[webhooks]] #1 (line 3): key 'headers': the value of 'X-A' contains a non-ASCII character" in m for m in messages)
+    assert any("[webhook] (line 2): key 'url' is not usable: the URL's host has an empty label" in m for m in messages)
+    assert any("[[webhooks]] #1 (line 5): key 'headers': the value of 'X-A' contains a non-ASCII character" in m for m in messages)
     unknown = one(f'[webhook]\nurl = "{URL}"\n"{"k" * 5000}\\n" = 1\n').problems[0].message
     assert "unknown key '" + "k" * 64 + "…'" in unknown and len(unknown) < 400
 
@@ -497,3 +501,63 @@ def test_nesting_up_to_the_limit_and_a_hundred_webhooks_are_fine() -> None:
     assert one("[config]\nx = " + deep(31) + "\n").webhooks == ()
     assert len(one("".join(f'[[webhooks]]\nurl = "https://a.example.org/{i}"\n' for i in range(100))).webhooks) == 100
     assert one("# " + "x" * (1_048_576 - 3) + "\n").webhooks == ()
+
+
+KEY_LINES_TEXT = """[workflow]
+name = "wf"  # [[webhooks]] in a comment is not a table
+notes = '''
+[[webhooks]]
+url = "not a key: inside a multi-line string"
+'''
+
+[[webhooks]]
+"url" = "ftp://x"
+events = [
+  "RuleFaild",  # ] a bracket in a comment
+  "x = 1",
+]
+headers = { "X-A" = "v",  "Host" = "x" }
+'digest' = "2 minutes"
+
+[[webhooks]]
+url = "https://a.example.org/h"
+[webhooks.headers]
+Host = "x"
+"""
+
+
+def test_each_problem_is_reported_at_its_keys_own_line_whatever_the_spelling() -> None:
+    # given quoted keys, a multi-line array, an inline table, a sub-table and look-alikes in strings and comments
+    first, second = one(KEY_LINES_TEXT).problems
+    # then validate's parts put each problem at its key's line, and the dead letter says each line once
+    assert [line for line, _ in first.parts] == [10, 9, 14, 15]  # events, url, headers, digest (the checks' order)
+    assert first.parts[1][1] == f"{SOURCE}: [[webhooks]] #1 (line 9): key 'url' must use http or https (scheme is ftp)"
+    assert first.message.startswith(f"{SOURCE}: [[webhooks]] #1 (line 10): key 'events': unknown event 'RuleFaild'")
+    assert "; line 9: key 'url' must use" in first.message and "; line 15: key 'digest': '2 minutes' is not a duration" in first.message
+    assert second.parts == (
+        (19, f"{SOURCE}: [[webhooks]] #2 (line 19): key 'headers': 'Host' is set by oxoflow-notify and cannot be overridden"),
+    )
+
+
+def test_a_key_not_written_in_the_file_is_reported_at_its_webhooks_header() -> None:
+    (problem,) = one('[workflow]\nname = "wf"\n\n[[webhooks]]\nformat = "json"\n').problems
+    assert problem.message == f"{SOURCE}: [[webhooks]] #1 (line 4): key 'url' is required"
+    inline = one('webhooks = [{ url = "ftp://x" }]\n').problems[0]  # no [[webhooks]] header: no line to give
+    assert inline.message == f"{SOURCE}: [[webhooks]] #1: key 'url' must use http or https (scheme is ftp)"
+
+
+def test_a_url_with_credentials_and_a_bad_port_reports_both() -> None:
+    (problem,) = one('[[webhooks]]\nurl = "https://user:SECRETTOKEN@hooks.example.org:70000/x"\n').problems
+    assert problem.message == (
+        f"{SOURCE}: [[webhooks]] #1 (line 2): key 'url' must not carry credentials (user:password@); use the secret key for signing; "
+        "key 'url' is not usable: the URL's port is not a number between 1 and 65535"
+    )
+    assert check_url("https://u:p@h.example.org:0/") == (
+        "must not carry credentials (user:password@); use the secret key for signing; "
+        "it is not usable: the URL's port is not a number between 1 and 65535"
+    )
+
+
+def test_a_duration_that_cannot_be_read_says_how_to_write_one() -> None:
+    (problem,) = one('[[webhooks]]\nurl = "https://a.example.org/h"\ndigest = "2 minutes"\n').problems
+    assert problem.message == f"{SOURCE}: [[webhooks]] #1 (line 3): key 'digest': '2 minutes' is not a duration: write 90s, 2m or 1m30s"

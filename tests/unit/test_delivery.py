@@ -60,9 +60,11 @@ def test_delivery_ids_are_deterministic_and_distinct_per_webhook() -> None:
 def test_a_different_event_reusing_an_id_gets_its_own_delivery_id_and_a_redelivery_does_not() -> None:
     # given the real event and a fake one published under the same id
     fake = dataclasses.replace(EVENT, event="WorkflowCompleted", message="all good")
-    redelivered = dataclasses.replace(EVENT, timestamp="2026-05-18T12:00:09Z")  # the same message, received again
-    # then the fake is a delivery of its own, while a redelivery of the same content is the same delivery
+    forged = dataclasses.replace(EVENT, timestamp="2020-01-01T00:00:00Z")  # the same fields, a forged timestamp
+    redelivered = dataclasses.replace(EVENT)  # the same message received again: SNS keeps its Timestamp
+    # then the fakes are deliveries of their own, while a redelivery of the same content is the same delivery
     assert delivery_id_for(fake, "k", "a") != delivery_id_for(EVENT, "k", "a")
+    assert delivery_id_for(forged, "k", "a") != delivery_id_for(EVENT, "k", "a")
     assert delivery_id_for(redelivered, "k", "a") == delivery_id_for(EVENT, "k", "a")
 
 
@@ -89,3 +91,22 @@ def test_status_classification(status: int, verdict: Kind) -> None:
 
 def test_transport_errors_are_retryable() -> None:
     assert kind(Outcome(None, "read_timeout", 1.0)) is RETRYABLE
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("no such hook", "no such hook"),
+        ("no such hook a1B2c3D4e5F6g7H8", "no such hook <redacted>"),
+        ("unknown webhook id 1234567890", "unknown webhook id <redacted>"),
+        ("POST /hooks/1234567890/a1B2c3D4e5F6g7H8 not found", "POST <redacted> not found"),
+        ("invalid token for path", "invalid token for path"),
+    ],
+)
+def test_a_receivers_answer_keeps_plain_words_of_the_url_and_loses_its_secret_parts(said: str, kept: str) -> None:
+    # given a webhook whose secret URL's path has plain words ('hooks') and secret parts (an id, a token)
+    from oxoflow_notify.outbound.delivery import redact
+
+    prepared = prepare(EVENT, hook("https://host.example/hooks/1234567890/a1B2c3D4e5F6g7H8?token=x"), "d", 1)
+    # when its answer is cleaned for a reason, then what the receiver said reads as it was, minus the secret
+    assert redact(said, prepared) == kept

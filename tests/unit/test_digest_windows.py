@@ -189,7 +189,7 @@ def test_digest_and_rate_limit_are_read_and_the_format_gives_the_default_rate() 
     [
         ('digest = "20m"', "key 'digest' must be from 1s to 15m"),
         ('digest = "0.5s"', "key 'digest' must be from 1s to 15m"),
-        ('digest = "2 minutes"', "key 'digest': '2 minutes' is not a duration"),
+        ('digest = "2 minutes"', "key 'digest': '2 minutes' is not a duration: write 90s, 2m or 1m30s"),
         ("rate_limit = -1", "key 'rate_limit' must be a number of POSTs per second"),
         ('rate_limit = "5"', "key 'rate_limit' must be a number of POSTs per second"),
         ("rate_limit = 1000", "key 'rate_limit' must be a number of POSTs per second"),
@@ -198,7 +198,7 @@ def test_digest_and_rate_limit_are_read_and_the_format_gives_the_default_rate() 
 def test_a_wrong_digest_or_rate_limit_names_the_key(entry: str, says: str) -> None:
     parsed = config(entry)
     (problem,) = parsed.problems  # type: ignore[attr-defined]
-    assert says in problem.message and "(line 1)" in problem.message
+    assert says in problem.message and "(line 3)" in problem.message  # the key's own line
 
 
 def test_a_cold_start_imports_no_digest_or_rate_limit_code_until_a_webhook_needs_it() -> None:

@@ -152,3 +152,107 @@ def test_a_workflow_completed_with_a_failing_status_is_workflow_failed(tmp_path:
     log.write_text(line("workflow_completed", status=status), encoding="utf-8")
     follower(log, topic).poll_once()
     assert topic.events == ["workflow_failed:"]
+
+
+def no_waiting(_: float) -> None:
+    raise AssertionError("the follower waited although the run had ended")
+
+
+def test_a_misspelled_event_is_reported_with_its_line_and_a_suggestion_and_other_records_once(tmp_path: Path) -> None:
+    # given a log with a typo'd lifecycle event and two progress records
+    log, topic = tmp_path / "run.jsonl", Topic()
+    said: list[str] = []
+    log.write_text(line("workflow_started") + line("rule_faild", rule="bwa") + line("progress", pct=1) + line("progress", pct=2),
+                   encoding="utf-8")  # fmt: skip
+    f = follower(log, topic, said)
+    # when it is followed
+    f.poll_once()
+    # then the typo is skipped and named at its line with the right spelling; progress is mentioned once, not counted
+    assert topic.events == ["workflow_started:"] and f.rejected == 1
+    assert "follow: run.jsonl:2: skipped: unknown event 'rule_faild' (did you mean 'rule_failed'?)" in said
+    assert [s for s in said if "progress" in s] == ["follow: run.jsonl:3: ignoring 'progress' records: not a lifecycle event"]
+
+
+def test_a_run_that_skipped_a_line_exits_1_and_says_how_many(tmp_path: Path) -> None:
+    log, topic = tmp_path / "run.jsonl", Topic()
+    said: list[str] = []
+    log.write_text(line("RuleFialed", rule="a") + line("workflow_completed"), encoding="utf-8")
+    assert follower(log, topic, said).run(poll=0, until_done=True) == 1
+    assert said[-1] == "follow: 1 published, 1 skipped (the lines named above)"
+
+
+@pytest.mark.parametrize("status", ["fail", "failed", "FAILURE", "error", "errored", "timeout", "Timed-Out", "timed out",
+                                    "killed", "crashed", "oom", "OOM_KILLED", "aborted"])  # fmt: skip
+def test_every_failure_status_makes_a_failed_event(tmp_path: Path, status: str) -> None:
+    log, topic = tmp_path / "run.jsonl", Topic()
+    log.write_text(line("rule_completed", rule="bwa", status=status) + line("workflow_completed", status=status), encoding="utf-8")
+    follower(log, topic).poll_once()
+    assert topic.events == ["rule_failed:bwa", "workflow_failed:"]
+
+
+@pytest.mark.parametrize(("fields", "event"), [
+    ({"status": "success"}, "rule_completed:bwa"),
+    ({"status": "ok", "exit_code": 0}, "rule_completed:bwa"),
+    ({}, "rule_completed:bwa"),
+    ({"exit_code": 0}, "rule_completed:bwa"),
+    ({"exit_code": 137}, "rule_failed:bwa"),  # no status: a non-zero exit code is a failure
+])  # fmt: skip
+def test_a_success_stays_completed_and_a_bare_non_zero_exit_code_fails(tmp_path: Path, fields: dict[str, Any], event: str) -> None:
+    log, topic = tmp_path / "run.jsonl", Topic()
+    log.write_text(line("rule_completed", rule="bwa", **fields), encoding="utf-8")
+    follower(log, topic).poll_once()
+    assert topic.events == [event]
+
+
+def test_until_done_on_a_log_that_already_ended_exits_at_once_without_a_saved_position(tmp_path: Path) -> None:
+    # given a finished run's log and no saved position (the follow starts at the end)
+    log, topic = tmp_path / "run.jsonl", Topic()
+    said: list[str] = []
+    log.write_text(line("workflow_started") + line("workflow_completed") + line("progress", pct=100), encoding="utf-8")
+    f = Follower(log, topic, workflow="wgs", log=said.append, sleep=no_waiting)
+    # when it is followed until done, then it ends at once, publishing nothing, and says why
+    assert f.run(poll=1, until_done=True) == 0
+    assert topic.events == []
+    assert said == [
+        "follow: the run already ended at run.jsonl:2 (workflow_completed); nothing left to publish (--from-start publishes it)"
+    ]
+
+
+def test_until_done_after_a_restart_past_the_final_record_exits_at_once(tmp_path: Path) -> None:
+    # given a run followed to its end, whose position was saved after the final record
+    log, topic = tmp_path / "run.jsonl", Topic()
+    log.write_text(line("workflow_started") + line("rule_completed", rule="a", status="failed") + line("workflow_completed"),
+                   encoding="utf-8")  # fmt: skip
+    assert follower(log, topic).run(poll=0, until_done=True) == 0
+    # when it is started again with the saved position, then it ends without waiting or publishing again
+    again = Follower(log, topic, workflow="wgs", from_start=True, sleep=no_waiting)
+    assert again.run(poll=1, until_done=True) == 0
+    assert topic.events == ["workflow_started:", "rule_failed:a", "workflow_completed:"]
+
+
+def test_until_done_on_a_log_whose_run_started_again_keeps_following(tmp_path: Path) -> None:
+    # given a log whose last run ended and a new one started (the final record is not the last word)
+    log, topic = tmp_path / "run.jsonl", Topic()
+    log.write_text(line("workflow_started") + line("workflow_completed") + line("workflow_started"), encoding="utf-8")
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        append(log, line("workflow_failed"))
+
+    # when followed from the end until done, then it waits for the new run's end and publishes it
+    assert Follower(log, topic, workflow="wgs", sleep=sleep).run(poll=1, until_done=True) == 0
+    assert topic.events == ["workflow_failed:"] and sleeps == [1]
+
+
+def test_idle_exit_is_measured_on_the_injected_clock(tmp_path: Path) -> None:
+    log, topic = tmp_path / "run.jsonl", Topic()
+    log.write_text(line("workflow_started"), encoding="utf-8")
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    f = Follower(log, topic, workflow="wgs", from_start=True, sleep=sleep, clock=lambda: now[0])
+    assert f.run(poll=2, idle_exit=5) == 0
+    assert topic.events == ["workflow_started:"] and now[0] == 6

@@ -73,3 +73,27 @@ def test_the_allowlist_opens_only_its_ranges() -> None:
         guard.vetted_addresses("10.0.0.1", 80)
     with pytest.raises(ValueError, match=r"'10\.0\.0/33'"):
         parse_allowlist("127.0.0.0/8, 10.0.0/33")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://hooks.example.org/x", "plain http is refused (REQUIRE_HTTPS is on); use an https URL"),
+        ("https://0x7f.1/x", "target resolves to 127.0.0.1, which is loopback and blocked"),
+        ("https://017700000001:8443/x", "target resolves to 127.0.0.1, which is loopback and blocked"),
+        ("https://[::ffff:10.1.2.3]/x", "target resolves to ::ffff:a01:203, which is private, embedded in an IPv6 address and blocked"),
+        ("https://LOCALHOST./x", "target resolves to 127.0.0.1, which is loopback and blocked"),
+        ("https://app.localhost/x", "target resolves to 127.0.0.1, which is loopback and blocked"),
+        ("https://ip6-localhost/x", "target resolves to ::1, which is loopback and blocked"),
+        ("https://169.254.169.254/x", "the instance metadata service (link-local)"),
+        ("https://hooks.example.org/x", None),  # a name: looked up only with resolve (unit tests open no socket)
+    ],
+)
+def test_preflight_says_offline_what_the_guard_will_say_at_send_time(url: str, says: str | None) -> None:
+    from oxoflow_notify.outbound.preflight import Preflight, guard_from
+
+    verdict = Preflight(guard_from({}))(url)
+    assert verdict is None if says is None else (verdict is not None and says in verdict)
+    # with the parameters opened, the same URLs pass (the metadata service stays outside 10/8 and 127/8)
+    opened = Preflight(guard_from({"REQUIRE_HTTPS": "false", "TARGET_ALLOWLIST": "10.0.0.0/8,127.0.0.0/8,::1/128"}))(url)
+    assert (opened is None) == ("169.254" not in url)

@@ -70,7 +70,7 @@ def test_snake_case_events_and_both_tables_in_one_file() -> None:
     [
         (
             'url = "https://a.example.org/h"\ntimeout_sec = 5',
-            "[webhook] (line 3): unknown key 'timeout_sec' (did you mean 'timeout_secs'?)",
+            "[webhook] (line 5): unknown key 'timeout_sec' (did you mean 'timeout_secs'?)",
         ),
         ('url = "https://a.example.org/h"\nevents = ["workflow_complete"]', "did you mean 'workflow_completed'?"),
         ('url = "https://a.example.org/h"\nmethod = "get"', "key 'method': 'get' is not supported; use post or put"),
@@ -84,7 +84,8 @@ def test_mistakes_in_the_singular_table_are_named_with_their_line(body: str, exp
     config = parse_config(f'[workflow]\nname = "wgs"\n[webhook]\n{body}\n', SOURCE)
     (problem,) = config.problems
     assert expected in problem.message
-    assert problem.message.startswith(f"{SOURCE}: [webhook] (line 3)")
+    bad_line = 3 + len(body.split("\n"))  # the body's last key, after the header at line 3
+    assert problem.message.startswith(f"{SOURCE}: [webhook] (line {bad_line})")
 
 
 def test_an_array_of_singular_tables_is_refused_with_a_pointer_to_the_plural() -> None:

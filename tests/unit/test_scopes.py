@@ -147,7 +147,9 @@ def test_a_reference_outside_the_scope_is_a_problem_naming_the_rule_only(entry: 
     config = parsed(f'[[webhooks]]\nevents = ["RuleFailed", "WorkflowFailed"]\n{entry}\n')
     (problem,) = config.problems
     assert config.webhooks == ()
-    assert problem.message == f"{KEY}: [[webhooks]] #1 (line 1): {reason}"
+    key = "url" if reason.startswith("key 'url'") else "secret"
+    line = 3 + entry.split("\n").index(next(text for text in entry.split("\n") if text.startswith(key)))
+    assert problem.message == f"{KEY}: [[webhooks]] #1 (line {line}): {reason}"  # at the key's own line
     assert problem.events == frozenset({"RuleFailed", "WorkflowFailed"})  # dead-lettered for each event it would match
     for leaked in ("teamB", "ingest-secret", "/x/", "old"):
         assert leaked not in problem.message
@@ -157,7 +159,7 @@ def test_the_signing_oracle_through_oxoflows_own_webhook_table_is_refused() -> N
     # oxo-flow's [webhook] defaults to its own payload signed hmac-sha256: what the ingest URL verifies
     config = parsed('[webhook]\nurl = "https://me.example.org/h"\nsecret = "ssm:/oxoflow-notify-ingest/secret"\nevents = ["*"]\n')
     (problem,) = config.problems
-    assert problem.message == f"{KEY}: [webhook] (line 1): key 'secret': {RULE}"
+    assert problem.message == f"{KEY}: [webhook] (line 3): key 'secret': {RULE}"
     assert problem.events is None
 
 
@@ -175,7 +177,7 @@ def test_the_default_file_may_use_shared_names_only() -> None:
     ok = parsed('[[webhooks]]\nurl = "ssm:/oxoflow-notify/shared/org-alerts"\n', source)
     assert len(ok.webhooks) == 1
     (problem,) = parsed('[[webhooks]]\nurl = "ssm:/oxoflow-notify/workflows/variant-calling/slack"\n', source).problems
-    assert problem.message == f"{source}: [[webhooks]] #1 (line 1): key 'url': {SHARED_RULE}"
+    assert problem.message == f"{source}: [[webhooks]] #1 (line 2): key 'url': {SHARED_RULE}"
 
 
 # -- resolve time: checked again before any AWS call -------------------------------------------
@@ -322,10 +324,14 @@ def test_validate_checks_scopes_from_the_file_name(tmp_path: Path, capsys: pytes
     path = write(tmp_path, "variant-calling.oxoflow", '[[webhooks]]\nurl = "ssm:/oxoflow-notify/workflows/teamB/slack"\n')
     assert cli.main(["validate", path]) == 1
     rule = RULE.replace("workflows/variant-calling.oxoflow", path)
-    assert capsys.readouterr().err.strip() == f"{path}: [[webhooks]] #1 (line 1): key 'url': {rule}"
+    said = capsys.readouterr()
+    assert said.err.strip() == f"{path}: [[webhooks]] #1 (line 2): key 'url': {rule}"
+    assert said.out.strip() == (
+        f"{path}: 1 problem, checked as workflow 'variant-calling' (the file name): upload puts it at workflows/variant-calling.oxoflow"
+    )
     # the same words the Lambda dead-letters, for the same file at its key
     (problem,) = parsed(Path(path).read_text(encoding="utf-8")).problems
-    assert problem.message == f"{KEY}: [[webhooks]] #1 (line 1): key 'url': {RULE}"
+    assert problem.message == f"{KEY}: [[webhooks]] #1 (line 2): key 'url': {RULE}"
 
 
 def test_validate_takes_the_workflow_and_the_prefix_as_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -333,7 +339,8 @@ def test_validate_takes_the_workflow_and_the_prefix_as_options(tmp_path: Path, c
     assert cli.main(["validate", path]) == 1  # scope of "mine" under oxoflow-notify/
     assert cli.main(["validate", "--workflow", "teamB", "--secrets-prefix", "acme/", path]) == 0
     assert cli.main(["validate", "--workflow", "teamB", "--secrets-prefix", "acme/", "--json", path]) == 0
-    report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("[\n") :])  # after the two runs' verdict lines
     assert report[0]["scope"] == "acme/workflows/teamB/" and report[0]["ok"]
     assert cli.main(["validate", "--workflow", "../x", path]) == 2
     assert cli.main(["validate", "--secrets-prefix", "a/../b", path]) == 2

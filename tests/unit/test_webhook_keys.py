@@ -36,9 +36,11 @@ def test_each_keys_mistake_is_reported_in_table_order_the_first_as_it_reads_alon
     # given one entry with three mistakes, in three keys
     alone = messages(f'[[webhooks]]\nurl = "{URL}"\nformat = "slak"\n')[0]
     (message,) = messages(f'[[webhooks]]\nurl = "{URL}"\nformat = "slak"\ntimeout = 99\nmethod = "get"\n')
-    # then one problem names all three, "; "-joined, the first exactly as when it is the only one
+    # then one problem names all three, "; "-joined, the first exactly as when it is the only one, each
+    # later one after the line of its key
     assert message == (
-        f"{alone}; key 'timeout' must be a number of seconds from 0.5 to 30; key 'method': 'get' is not supported; use post or put"
+        f"{alone}; line 4: key 'timeout' must be a number of seconds from 0.5 to 30; line 5: key 'method': 'get' is not supported; "
+        "use post or put"
     )
 
 
@@ -52,18 +54,18 @@ def test_each_keys_mistake_is_reported_in_table_order_the_first_as_it_reads_alon
 )
 def test_a_keys_mistake_causes_no_problem_in_another_key(entry: str, expected: str) -> None:
     (message,) = messages(f'[[webhooks]]\nurl = "{URL}"\n{entry}\n')
-    assert message == f"{SOURCE}: [[webhooks]] #1 (line 1): {expected}"
+    assert message == f"{SOURCE}: [[webhooks]] #1 (line 3): {expected}"  # the secret's line
 
 
 def test_oxoflows_own_spelling_is_reported_once_as_written_there() -> None:
     # given [webhook] with a bad timeout_secs and two unknown keys
     (message,) = messages(f'[webhook]\nurl = "{URL}"\ntimeout_secs = 0\nsignature = "x"\nmax_attempts = 2\n')
     # then the unknown keys and timeout_secs are named as oxo-flow spells them, never again as ours
-    assert message.startswith(
-        f"{SOURCE}: [webhook] (line 1): unknown key 'signature' (did you mean 'signature_scheme'?); "
+    assert message.startswith(  # at the first unknown key's line
+        f"{SOURCE}: [webhook] (line 4): unknown key 'signature' (did you mean 'signature_scheme'?); "
         "unknown key 'max_attempts' (did you mean 'max_retries'?); allowed keys are "
     )
-    assert message.endswith("; key 'timeout_secs' must be a number of seconds from 0.5 to 30")
+    assert message.endswith("; line 3: key 'timeout_secs' must be a number of seconds from 0.5 to 30")
     assert "key 'timeout' " not in message and "key 'signature':" not in message
 
 

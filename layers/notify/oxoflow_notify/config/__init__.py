@@ -112,6 +112,7 @@ class ConfigProblem:
     webhook_id: str
     message: str
     events: frozenset[str] | None
+    parts: tuple[tuple[int | None, str], ...] = ()  # each problem alone, with its key's line: what validate lists
 
     def matches(self, event: str) -> bool:
         return self.events is None or event in self.events

@@ -17,8 +17,9 @@ from oxoflow_notify.errors import ConfigError, shown
 
 from . import MAX_CONFIG_BYTES, Config, ConfigProblem, Webhook
 from .limits import check_count, check_nesting, too_big, too_deep, too_long_number
+from .lines import Place, Places
 from .webhook_ids import identity_clashes
-from .webhook_keys import parse_webhook
+from .webhook_keys import Targets, parse_webhook
 
 if TYPE_CHECKING:
     from .scopes import SecretScope
@@ -26,17 +27,19 @@ if TYPE_CHECKING:
 _HEADER_LINE = re.compile(r"^\s*\[\[\s*webhooks\s*\]\]")
 
 
-def parse_config(raw: str | bytes, source: str, scope: SecretScope | None = None) -> Config:
+def parse_config(raw: str | bytes, source: str, scope: SecretScope | None = None, targets: Targets | None = None) -> Config:
     """Parse one .oxoflow file. Raises ConfigError only when the whole file is unusable: not UTF-8,
     a TOML syntax error, or over a limit (MAX_CONFIG_BYTES, MAX_NESTING, MAX_WEBHOOKS).
 
     With a ``scope`` (secret_scope: what the file's workflow may read), a webhook whose ``url`` or
-    ``secret`` references a name outside it is refused here, before anything is read from AWS."""
+    ``secret`` references a name outside it is refused here, before anything is read from AWS.
+    With ``targets`` (validate's outbound.preflight), a URL the outbound guard would refuse at send
+    time is refused here too; the functions leave that to the guard itself."""
     text = _text(raw, source)
     document = _toml(text, source)
     check_nesting(document, source, text)
     located = _located(document, text, source)
-    results = [parse_webhook(entry, f"{source}: {label}", source, index, scope) for index, (entry, label) in enumerate(located, start=1)]
+    results = [parse_webhook(entry, place, index, scope, targets) for index, (entry, place) in enumerate(located, start=1)]
     return _settled(source, located, results)
 
 
@@ -69,36 +72,38 @@ def _toml(text: str, source: str) -> dict[str, Any]:
         raise too_long_number(source, text) from None
 
 
-def _located(document: dict[str, Any], text: str, source: str) -> list[tuple[Any, str]]:
-    """Each webhook entry with its label: "[[webhooks]] #3 (line 20)", then oxo-flow's "[webhook] (line 9)"."""
+def _located(document: dict[str, Any], text: str, source: str) -> list[tuple[Any, Place]]:
+    """Each webhook entry with its place: "[[webhooks]] #3 (line 20)", then oxo-flow's "[webhook] (line 9)"."""
     entries = document.get("webhooks", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{source}: 'webhooks' must be an array of tables ([[webhooks]]), got {type(entries).__name__}")
     lines = [i for i, line in enumerate(text.splitlines(), start=1) if _HEADER_LINE.match(line)]  # tomli reports no positions
     check_count(source, len(entries) + ("webhook" in document), lines)
-    located: list[tuple[Any, str]] = []
+    places = Places(text, source)
+    located: list[tuple[Any, Place]] = []
     for index, entry in enumerate(entries, start=1):
         line = lines[index - 1] if len(lines) == len(entries) else None
-        located.append((entry, f"[[webhooks]] #{index}" + (f" (line {line})" if line else "")))
+        located.append((entry, places.webhook(index, line, len(entries))))
     if "webhook" in document:  # oxo-flow's own [webhook] table: its dialect is imported only for files that use it
         from oxoflow_notify.inbound.oxoflow import singular_webhook
 
         singular = singular_webhook(document, text, source)
         if singular is not None:
-            located.append(singular)
+            located.append((singular[0], places.singular(singular[1])))
     return located
 
 
-def _settled(source: str, located: list[tuple[Any, str]], results: Sequence[Webhook | ConfigProblem]) -> Config:
+def _settled(source: str, located: list[tuple[Any, Place]], results: Sequence[Webhook | ConfigProblem]) -> Config:
     """The Config of the parsed entries, refusing every entry whose id clashes with another's."""
-    clashes = identity_clashes([entry for entry, _ in located], [label for _, label in located])
+    clashes = identity_clashes([entry for entry, _ in located], [place.label for _, place in located])
     webhooks: list[Webhook] = []
     problems: list[ConfigProblem] = []
     for position, result in enumerate(results):
         clash = clashes.get(position)
         if clash is not None:  # refused whatever else it holds: its id could name another entry
             webhook_id = result.id if isinstance(result, Webhook) else result.webhook_id
-            result = ConfigProblem(source, position + 1, webhook_id, f"{source}: {located[position][1]}: {clash}", result.events)
+            message, parts = located[position][1].report([clash])
+            result = ConfigProblem(source, position + 1, webhook_id, message, result.events, parts)
         if isinstance(result, Webhook):
             webhooks.append(result)
         else:

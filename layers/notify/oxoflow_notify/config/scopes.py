@@ -72,7 +72,11 @@ def under_config_grants(reference: str, secrets_prefix: str) -> bool:
 def workflow_of(source: str, config_prefix: str | None = None) -> str | None:
     """The workflow a config file belongs to: '<config_prefix><workflow>.oxoflow' (an S3 key), or,
     with no config prefix, the file name's '<workflow>.oxoflow' (a local file); '_default' for the
-    org-wide file; None when the name says neither."""
+    org-wide file; None when the name says neither.
+
+    For the Lambda the key decides: the file at <prefix><workflow>.oxoflow is that workflow's. The
+    CLI's validate and upload choose that key by one rule (tools.cli.file_workflow: --workflow, else
+    [workflow] name, else this file name), so a file is checked as the workflow it is uploaded as."""
     if config_prefix is not None:
         if not source.startswith(config_prefix):
             return None

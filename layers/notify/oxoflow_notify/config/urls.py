@@ -17,32 +17,43 @@ _LABEL = re.compile(rb"[A-Za-z0-9_-]+")  # one label of a host name once IDNA-en
 def check_url(url: str) -> str | None:
     """Return what is wrong with a webhook URL, without quoting it or any part of it (not even
     the host or the port: either may be part of a secret); None when it is fine."""
+    problems = url_problems(url)
+    return "; it ".join(problems) if problems else None
+
+
+def url_problems(url: str) -> list[str]:
+    """Every rule a webhook URL breaks (one never hides another), each worded to follow "the URL"."""
     if not url.strip():
-        return "is empty"
+        return ["is empty"]
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        return "contains whitespace or control characters"
+        return ["contains whitespace or control characters"]
     try:
         parts = urlsplit(url)
     except ValueError:  # its text quotes the host: not repeated
-        return "is not a valid URL (its host cannot be parsed; a host in [brackets] must be an IPv6 address)"
+        return ["is not a valid URL (its host cannot be parsed; a host in [brackets] must be an IPv6 address)"]
     if parts.scheme not in ("http", "https"):
-        if not parts.scheme:
-            return "must use http or https (scheme is missing)"
-        if parts.scheme in NAMED_SCHEMES:
-            return f"must use http or https (scheme is {parts.scheme})"
-        return "must use http or https (another scheme)"  # not named: it may be part of a secret
-    if not parts.hostname:
-        return "has no host"
+        return [_scheme_problem(parts.scheme)]  # the rest of another scheme's URL follows other rules
+    problems = [] if parts.hostname else ["has no host"]
     if parts.username is not None or parts.password is not None:
-        return "must not carry credentials (user:password@); use the secret key for signing"
+        problems.append("must not carry credentials (user:password@); use the secret key for signing")
     try:
         port = parts.port
     except ValueError:  # its text quotes the port: not repeated
         port = 0
     if port == 0:
-        return "is not usable: the URL's port is not a number between 1 and 65535"
-    host_problem = check_host(parts.hostname, bracketed="[" in parts.netloc)
-    return f"is not usable: the URL's host {host_problem}" if host_problem else None
+        problems.append("is not usable: the URL's port is not a number between 1 and 65535")
+    host_problem = check_host(parts.hostname, bracketed="[" in parts.netloc) if parts.hostname else None
+    if host_problem:
+        problems.append(f"is not usable: the URL's host {host_problem}")
+    return problems
+
+
+def _scheme_problem(scheme: str) -> str:
+    if not scheme:
+        return "must use http or https (scheme is missing)"
+    if scheme in NAMED_SCHEMES:
+        return f"must use http or https (scheme is {scheme})"
+    return "must use http or https (another scheme)"  # not named: it may be part of a secret
 
 
 def check_host(host: str, bracketed: bool = False) -> str | None:

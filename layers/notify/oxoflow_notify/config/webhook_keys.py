@@ -28,14 +28,17 @@ from . import (
     is_reference,
 )
 from .format_names import DEFAULT_FORMAT, FORMAT_NAMES
-from .urls import check_url
+from .urls import url_problems
 from .webhook_ids import entry_id, invalid_id, valid_id
 from .webhook_values import check_whsec, parse_duration, parse_events, parse_headers, parse_secrets, seconds_problem
 
 if TYPE_CHECKING:
+    from .lines import Place
     from .scopes import SecretScope
 
 Check = Callable[["Fields"], list[str]]
+# What the deployed functions' outbound guard says of a URL (outbound.preflight), for validate; None: not asked.
+Targets = Callable[[str], str | None]
 
 
 class Translated(dict[str, Any]):
@@ -53,11 +56,11 @@ class Translated(dict[str, Any]):
 
 class Fields:
     """What the checks read of one entry: its keys (a translated entry's already reported ones left
-    out) and the file's secret scope. Events and secrets are parsed once, for every check and for
-    the webhook or problem built after them."""
+    out), the file's secret scope and, for validate, the outbound guard's verdict on a URL. Events
+    and secrets are parsed once, for every check and for the webhook or problem built after them."""
 
-    def __init__(self, table: Mapping[str, Any], scope: SecretScope | None = None) -> None:
-        self.table, self.scope = table, scope
+    def __init__(self, table: Mapping[str, Any], scope: SecretScope | None = None, targets: Targets | None = None) -> None:
+        self.table, self.scope, self.targets = table, scope, targets
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.table.get(key, default)
@@ -100,8 +103,11 @@ def _url(fields: Fields) -> list[str]:
     if not isinstance(url, str):
         return [f"key 'url' must be a string, got {type(url).__name__}"]
     if not is_reference(url):
-        url_error = check_url(url)
-        return [f"key 'url' {url_error}"] if url_error else []
+        url_errors = url_problems(url)
+        if not url_errors and fields.targets is not None:
+            refused = fields.targets(url)
+            return [f"key 'url': {refused}"] if refused else []
+        return [f"key 'url' {url_error}" for url_error in url_errors]
     if not REFERENCE.match(url):
         return ["key 'url' is not a valid reference (ssm:/path/name or secretsmanager:name[#key])"]
     if fields.scope is not None and not fields.scope.allows(url):
@@ -207,7 +213,7 @@ def _digest(fields: Fields) -> list[str]:
         return []
     seconds = parse_duration(value)
     if seconds is None:
-        return [f'key \'digest\': \'{_named(value)}\' is not a duration; write it like "90s", "2m" or "1m30s"']
+        return [f"key 'digest': '{_named(value)}' is not a duration: write 90s, 2m or 1m30s"]
     if not DIGEST_RANGE[0] <= seconds <= DIGEST_RANGE[1]:
         return [f"key 'digest' must be from 1s to 15m (got {seconds:g} s)"]
     return []
@@ -241,23 +247,28 @@ KEY_CHECKS: tuple[tuple[str, Check], ...] = (
 )
 
 
-def fields_of(entry: Mapping[str, Any], scope: SecretScope | None = None) -> tuple[list[str], Fields]:
+def fields_of(entry: Mapping[str, Any], scope: SecretScope | None = None, targets: Targets | None = None) -> tuple[list[str], Fields]:
     """The problems found before the key checks (unknown keys, or a translated entry's own), and what the checks read."""
     if isinstance(entry, Translated):
-        return list(entry.problems), Fields({k: v for k, v in entry.items() if k not in entry.reported}, scope)
-    return unknown_keys(entry, WEBHOOK_KEYS), Fields(entry, scope)
+        return list(entry.problems), Fields({k: v for k, v in entry.items() if k not in entry.reported}, scope, targets)
+    return unknown_keys(entry, WEBHOOK_KEYS), Fields(entry, scope, targets)
 
 
-def parse_webhook(entry: Any, where: str, source: str, index: int, scope: SecretScope | None = None) -> Webhook | ConfigProblem:
-    """One entry as a Webhook, or a problem naming everything wrong with it. Its id (the problem's
-    too) is its explicit ``id`` when that is valid, whatever else is wrong, else the one derived
-    from its url and format; whether ids clash between entries is parse_config's to check."""
+def parse_webhook(
+    entry: Any, place: Place, index: int, scope: SecretScope | None = None, targets: Targets | None = None
+) -> Webhook | ConfigProblem:
+    """One entry as a Webhook, or a problem naming everything wrong with it, each at its key's line.
+    Its id (the problem's too) is its explicit ``id`` when that is valid, whatever else is wrong,
+    else the one derived from its url and format; whether ids clash between entries is parse_config's to check."""
+    source = place.source
     if not isinstance(entry, Mapping):
-        return ConfigProblem(source, index, invalid_id(entry), f"{where}: must be a table, got {type(entry).__name__}", None)
-    problems, fields = fields_of(entry, scope)
+        message, parts = place.report([f"must be a table, got {type(entry).__name__}"])
+        return ConfigProblem(source, index, invalid_id(entry), message, None, parts)
+    problems, fields = fields_of(entry, scope, targets)
     problems += [problem for _, check in KEY_CHECKS for problem in check(fields)]
     if problems:  # events are never a reported key: the translated entry's own are read
-        return ConfigProblem(source, index, entry_id(entry), f"{where}: {'; '.join(problems)}", fields.events[0])
+        message, parts = place.report(problems)
+        return ConfigProblem(source, index, entry_id(entry), message, fields.events[0], parts)
     return _webhook(fields, entry_id(entry), source, index)
 
 

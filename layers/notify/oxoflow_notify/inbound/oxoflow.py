@@ -20,7 +20,12 @@ from oxoflow_notify.errors import ConfigError, EventError
 from .events import Event, canonical_event_name, snake_name
 
 DATA_FIELDS = ("total_rules", "succeeded", "failed", "skipped", "duration_ms", "rule", "exit_code", "error")
-_FAILED_STATUSES = frozenset({"failed", "failure", "error", "errored", "crashed", "timeout", "timed_out", "killed"})
+# A rule_completed / workflow_completed record whose status is one of these (compared case-blind,
+# '-' and ' ' read as '_') is a failure: RuleFailed / WorkflowFailed. docs/publishing.md lists them.
+FAILED_STATUSES = frozenset(
+    {"fail", "failed", "failure", "failing", "error", "errored", "err", "timeout", "timed_out", "timedout", "time_out",
+     "killed", "crashed", "crash", "oom", "oom_killed", "out_of_memory", "aborted", "segfault", "signaled", "signalled"}
+)  # fmt: skip
 # oxo-flow's own singular [webhook] table (its 0.14 releases), accepted as it is written there.
 OXOFLOW_KEYS = ("url", "method", "headers", "events", "secret", "signature_scheme", "timeout_secs", "max_retries", "format", "id")
 OXOFLOW_DEFAULT_EVENTS = ["workflow_completed"]  # oxo-flow's default for [webhook]
@@ -84,18 +89,16 @@ def from_log_record(record: Any, workflow: str | None = None) -> dict[str, Any] 
     """One line of oxo-flow's JSON-lines execution log -> our event message, or None for records
     that are not lifecycle events (progress, resource samples, ...).
 
-    ``rule_completed`` with a failing status becomes RuleFailed."""
+    ``rule_completed`` (``workflow_completed``) with a failing status becomes RuleFailed
+    (WorkflowFailed): see ``failed_status``."""
     if not isinstance(record, dict) or not isinstance(record.get("event"), str):
         raise EventError("an execution-log record must be a JSON object with an 'event' string")
     canonical = canonical_event_name(record["event"])
     if canonical is None:
         return None
     name = snake_name(canonical)
-    status = str(record.get("status") or "").lower()
-    if name == "rule_completed" and status in _FAILED_STATUSES:
-        name = "rule_failed"
-    if name == "workflow_completed" and status in _FAILED_STATUSES:
-        name = "workflow_failed"
+    if name in ("rule_completed", "workflow_completed") and failed_status(record):
+        name = name.replace("_completed", "_failed")
     wf = record.get("workflow") or record.get("workflow_name") or workflow
     if not isinstance(wf, str) or not wf:
         raise EventError("an execution-log record names no workflow: pass --workflow")
@@ -109,6 +112,16 @@ def from_log_record(record: Any, workflow: str | None = None) -> dict[str, Any] 
     if isinstance(text, str) and text:
         message["message"] = text[:4096]
     return message
+
+
+def failed_status(record: Mapping[str, Any]) -> bool:
+    """A completion record that reports a failure: a failing ``status``, or no status and a
+    non-zero integer ``exit_code``."""
+    status = record.get("status")
+    if status is None or status == "":
+        code = record.get("exit_code")
+        return isinstance(code, int) and not isinstance(code, bool) and code != 0
+    return str(status).strip().lower().replace("-", "_").replace(" ", "_") in FAILED_STATUSES
 
 
 def singular_webhook(document: Mapping[str, Any], text: str, source: str) -> tuple[Any, str] | None:

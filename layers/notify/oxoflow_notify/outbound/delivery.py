@@ -312,15 +312,16 @@ def redact(text: str, prepared: Prepared) -> str:
     """A receiver's answer, with everything secret it could echo back removed: every header value
     we sent that carries a secret (custom headers, signatures) and each word of it, the URL and
     each of its path segments, query values and user info, and the webhook's secrets — in any
-    case, and in their percent-encoded, JSON-escaped and base64 forms. The rest may enter logs
-    and dead letters."""
+    case, and in their percent-encoded, JSON-escaped and base64 forms. A fragment that is a plain
+    word (``_PLAIN_WORD``: "hook", "Bearer") is kept. The rest may enter logs and dead letters."""
     webhook = prepared.webhook
     parts = urlsplit(webhook.url)
     sent = [value for name, value in prepared.headers.items() if name.lower() in _SECRET_HEADERS]
     values = [*(v for _, v in webhook.headers), *sent, *webhook.secrets]
     pieces = {webhook.url, parts.netloc, parts.path, parts.query, *values}
-    pieces |= {word for value in values for word in value.replace(",", " ").split()}  # "Bearer <token>", "v1,<sig> v1,<sig>"
-    pieces |= set(unquote(parts.path).split("/")) | {v for pair in parse_qsl(parts.query) for v in pair}
+    fragments = {word for value in values for word in value.replace(",", " ").split()}  # "Bearer <token>", "v1,<sig> v1,<sig>"
+    fragments |= set(unquote(parts.path).split("/")) | {v for pair in parse_qsl(parts.query) for v in pair}
+    pieces |= {f for f in fragments if not _PLAIN_WORD.fullmatch(f)}  # "no such hook" keeps its "hook"
     pieces |= {parts.username or "", parts.password or ""}
     forms: set[str] = set()
     for piece in (p for p in pieces if len(p) >= 4):
@@ -332,6 +333,12 @@ def redact(text: str, prepared: Prepared) -> str:
     pattern = re.compile("|".join(re.escape(f) for f in sorted(found, key=len, reverse=True)), re.IGNORECASE)
     return pattern.sub(REDACTED, text)
 
+
+# A fragment of a secret value or URL (a path segment, a query key, a header value's word) that is
+# a plain word: lowercase letters, perhaps capitalised, at most 12 ("hooks", "api", "Bearer",
+# "token"). Alone it is no secret material, and removing it would garble what the receiver said;
+# tokens (digits, inner capitals, symbols, or longer) are removed, and so are the whole values.
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]{0,11}")
 
 # Headers of ours whose values carry a secret's work (ours are otherwise the event name, the delivery id, ...).
 _SECRET_HEADERS = frozenset({"x-hub-signature-256", "x-oxoflow-signature", "webhook-signature"})

@@ -101,6 +101,12 @@ class TargetGuard:
         candidates = [ip, *([embedded_ipv4(ip)] if embedded_ipv4(ip) else [])]
         return any(c.version == net.version and c in net for c in candidates if c for net in self.allowlist)
 
+    def vet(self, ip: IPAddress) -> None:
+        """Refuse one address unless it is globally routable or allowlisted (BlockedTarget, safe to log)."""
+        reason = None if self.allowed(ip) else why_blocked(ip)
+        if reason:
+            raise BlockedTarget(f"target resolves to {ip}, which is {reason} and blocked")
+
     def check_scheme(self, scheme: str) -> None:
         if self.require_https and scheme != "https":
             raise BlockedTarget("plain http is refused (REQUIRE_HTTPS is on); use an https URL")
@@ -117,10 +123,7 @@ class TargetGuard:
             raise InvalidHost("the URL's host is not a valid hostname (IDNA: empty or over-long label)") from None
         addresses: list[tuple[socket.AddressFamily, tuple[Any, ...]]] = []
         for family, _, _, _, sockaddr in infos:
-            ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-            reason = None if self.allowed(ip) else why_blocked(ip)
-            if reason:
-                raise BlockedTarget(f"target resolves to {ip}, which is {reason} and blocked")
+            self.vet(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
             if (family, sockaddr) not in addresses:
                 addresses.append((family, sockaddr))
         if not addresses:

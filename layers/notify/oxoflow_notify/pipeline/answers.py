@@ -162,7 +162,7 @@ def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, p
     # A failure of the receiver (an answer, or none in time) teaches the breaker; one of ours does not.
     blames = outcome.error not in OUR_ERRORS
     if verdict.kind is Kind.GIVE_UP:
-        return Decision(Kind.GIVE_UP, f"{verdict.reason} is a permanent failure; not retried", code=dl.PERMANENT_FAILURE,
+        return Decision(Kind.GIVE_UP, f"{verdict.reason} (permanent; not retried)", code=dl.PERMANENT_FAILURE,
                         endpoint_failed=None)  # fmt: skip
     wait = next_delay(
         policy.schedule,

@@ -71,10 +71,25 @@ def checked_event(message: Any) -> dict[str, Any]:
     return dict(message)
 
 
-def aws_client(service: str) -> Any:
+def aws_client(service: str, region: str | None = None) -> Any:
+    """A boto3 client in ``region`` (see ``aws_region``); AWS_ENDPOINT_URL is honoured by boto3 itself."""
     import boto3
 
-    return boto3.client(service)
+    return boto3.client(service, region_name=region) if region else boto3.client(service)
+
+
+def aws_region(command: str, flag: str | None, *resources: str | None) -> str:
+    """The region for a command that talks to AWS (--region, AWS_REGION, AWS_DEFAULT_REGION, the
+    region in a given ARN or queue URL, the profile's), made the process's own so that every client
+    it builds, the functions' wiring included, uses it. Usage (exit 2) when there is none."""
+    from .region import NoRegion, require_region, use_region
+
+    try:
+        region = require_region(command, flag, *resources)
+    except NoRegion as exc:
+        raise Usage(str(exc)) from None
+    use_region(region)
+    return region
 
 
 def explain_aws_error(exc: Exception, what: str) -> str:
@@ -83,7 +98,9 @@ def explain_aws_error(exc: Exception, what: str) -> str:
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return f"{what}: no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
     if name == "NoRegionError":
-        return f"{what}: no AWS region (set AWS_REGION or pass an ARN in your region)"
+        from .region import NO_REGION
+
+        return f"{what}: {NO_REGION}"
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
         return f"{what}: cannot reach AWS ({exc})"
     response = getattr(exc, "response", None)
@@ -134,8 +151,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     topic = args.topic_arn or os.environ.get(TOPIC_ENV)
     if not topic:
         raise Usage(f"publish: no topic: pass --topic-arn or set {TOPIC_ENV} (the stack's TopicArn output)")
+    region = aws_region("publish", args.region, topic)
     try:
-        print(publish_message(aws_client("sns"), topic, checked))
+        print(publish_message(aws_client("sns", region), topic, checked))
     except _aws_errors() as exc:
         raise Usage(explain_aws_error(exc, "publish")) from None
     return 0
@@ -146,18 +164,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
 _LINE = re.compile(r"\(line (\d+)\)|at line (\d+)")
 
 
-def check_config(path: str, workflow: str | None = None, secrets_prefix: str = "oxoflow-notify/") -> dict[str, Any]:
-    """The Lambda's own validation of one .oxoflow file, as a report. References are checked
-    against the scope of ``workflow`` (default: the one the file name says, <workflow>.oxoflow;
-    _default.oxoflow: the shared scope) under ``secrets_prefix``, as the Lambda checks them."""
-    from oxoflow_notify.config import MAX_CONFIG_BYTES
+def check_config(
+    path: str, workflow: str | None = None, secrets_prefix: str = "oxoflow-notify/", targets: Any = None, config_prefix: str = "workflows/"
+) -> dict[str, Any]:
+    """The Lambda's own validation of one .oxoflow file, as a report. The file belongs to the workflow
+    ``file_workflow`` says (the one rule validate and upload share); its references are checked
+    against that workflow's scope under ``secrets_prefix``, as the Lambda checks the file at
+    <config_prefix><workflow>.oxoflow. With ``targets`` (outbound.preflight.Preflight) each URL is
+    also checked as the deployed functions' outbound guard will check it at send time."""
+    from oxoflow_notify.config import MAX_CONFIG_BYTES, is_reference
     from oxoflow_notify.config.limits import too_big
     from oxoflow_notify.config.parse import parse_config
     from oxoflow_notify.config.scopes import secret_scope
 
-    scope = secret_scope(path, secrets_prefix, workflow=workflow)
-    report: dict[str, Any] = {"file": path, "ok": False, "workflow": None, "webhooks": 0, "problems": [],
-                              "scope": "/".join(scope.segments) + "/" if scope.segments else None}  # fmt: skip
+    report: dict[str, Any] = {"file": path, "ok": False, "workflow": None, "workflow_from": None, "key": None, "scope": None,
+                              "webhooks": 0, "problems": [], "notes": []}  # fmt: skip
     try:
         with Path(path).open("rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)  # no further: the Lambda refuses a bigger file unread
@@ -165,20 +186,60 @@ def check_config(path: str, workflow: str | None = None, secrets_prefix: str = "
     except OSError as exc:
         report["problems"].append({"line": None, "message": f"{path}: cannot read: {exc.strerror}"})
         return report
+    chosen, origin, report["notes"] = file_workflow(path, raw, workflow)
+    scope = secret_scope(path, secrets_prefix, workflow=chosen or "")
+    report.update(workflow=chosen, workflow_from=origin, key=f"{config_prefix}{chosen}.oxoflow" if chosen else None,
+                  scope="/".join(scope.segments) + "/" if scope.segments else None)  # fmt: skip
     try:
         if len(raw) > MAX_CONFIG_BYTES:
             raise too_big(path, size if size > MAX_CONFIG_BYTES else None)
-        config = parse_config(raw, path, scope)
+        config = parse_config(raw, path, scope, targets)
     except ConfigError as exc:
         report["problems"].append({"line": _line_of(str(exc)), "message": str(exc)})
         return report
-    report["workflow"] = workflow_name(raw)
     report["webhooks"] = len(config.webhooks)
-    report["problems"] = [{"line": _line_of(p.message), "message": p.message} for p in config.problems]
+    report["problems"] = [
+        {"line": line, "message": text} for p in config.problems for line, text in p.parts or [(_line_of(p.message), p.message)]
+    ]
+    if targets is not None:
+        report["notes"] += [_reference_note(path, w.id, w.url) for w in config.webhooks if is_reference(w.url)]
     if not config.webhooks and not config.problems:
         report["warnings"] = [f"{path}: no [[webhooks]] or [webhook]: events of this workflow go nowhere"]
     report["ok"] = not report["problems"]
     return report
+
+
+def _reference_note(path: str, webhook_id: str, url: str) -> str:
+    kind = "an ssm:" if url.startswith("ssm:") else "a secretsmanager:"
+    return (f"{path}: webhook {webhook_id}: its url is {kind} reference, read by the functions when they send: "
+            "whether its target is https and a public address cannot be checked offline")  # fmt: skip
+
+
+def file_workflow(path: str, raw: bytes, given: str | None = None) -> tuple[str | None, str | None, list[str]]:
+    """Which workflow a config file belongs to, by the one rule validate and upload share: ``--workflow``
+    if given; else the file's ``[workflow] name``; else its file name, <workflow>.oxoflow
+    (_default.oxoflow: the org-wide file, the shared scope). Upload puts it at <prefix><workflow>.oxoflow,
+    and the Lambda reads it there as that workflow's file. Returns (workflow, where it came from, notes)."""
+    from oxoflow_notify.config.scopes import workflow_of
+    from oxoflow_notify.inbound.events import WORKFLOW_NAME
+
+    named, by_name = workflow_name(raw), workflow_of(path)
+    notes: list[str] = []
+    if named is not None and not WORKFLOW_NAME.match(named):
+        notes.append(f"{path}: [workflow] name is not a workflow name events can carry (letters, digits, '.', '_' or '-', "
+                     "at most 128): it is not used")  # fmt: skip
+        named = None
+    chosen: str | None
+    origin: str | None
+    if given is not None:
+        chosen, origin = given, "--workflow"
+    elif named is not None:
+        chosen, origin = named, "[workflow] name"
+    else:
+        chosen, origin = by_name, "the file name" if by_name else None
+    others = [(what, name) for what, name in (("[workflow] name", named), ("the file name", by_name)) if what != origin and name]
+    notes += [f"{path}: {what} says '{name}'; {origin} '{chosen}' wins" for what, name in others if name != chosen]
+    return chosen, origin, notes
 
 
 def _line_of(message: str) -> int | None:
@@ -215,48 +276,105 @@ def _scope_options(args: argparse.Namespace, command: str) -> tuple[str | None, 
     return workflow, prefix
 
 
+def _targets(args: argparse.Namespace, command: str) -> Any:
+    """The outbound guard's checks as the deployed functions apply them: REQUIRE_HTTPS and
+    TARGET_ALLOWLIST from the environment (``eval "$(oxoflow-notify env)"`` of a stack sets them),
+    overridden by --allow-http and --allowlist, which mirror the template's parameters."""
+    from oxoflow_notify.errors import SettingsError
+    from oxoflow_notify.outbound.preflight import Preflight, guard_from
+
+    try:
+        return Preflight(guard_from(os.environ, args.allow_http, args.allowlist), resolve=args.resolve)
+    except (SettingsError, ValueError) as exc:
+        raise Usage(f"{command}: {exc} (--allowlist takes CIDR ranges such as 10.0.0.0/8,127.0.0.0/8)") from None
+
+
+WORKFLOW_HELP = ("the workflow the file belongs to: its key and the secret scope its references keep to (default: the "
+                 "file's [workflow] name, else its file name, <workflow>.oxoflow; _default: the shared scope)")  # fmt: skip
+
+
+def _target_options(command: argparse.ArgumentParser) -> None:
+    """The flags that mirror the template's RequireHttps and TargetAllowlist parameters."""
+    command.add_argument("--allow-http", action="store_true",
+                         help="accept plain http URLs, as a stack deployed with RequireHttps=false does "
+                              "(default: $REQUIRE_HTTPS, else https only)")  # fmt: skip
+    command.add_argument("--allowlist", metavar="CIDR,...",
+                         help="address ranges webhooks may reach although not public, as the stack's TargetAllowlist "
+                              "(default: $TARGET_ALLOWLIST)")  # fmt: skip
+    command.add_argument("--resolve", action="store_true",
+                         help="look host names up in DNS and check their addresses too "
+                              "(default: only IP literals and localhost names)")  # fmt: skip
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    """Problems and warnings on stderr; notes, and the verdict with the workflow it was checked as, on stdout."""
+    for problem in report["problems"]:
+        print(problem["message"], file=sys.stderr)
+    for note in report.get("notes", []):
+        print(f"note: {note}")
+    for warning in report.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    if report["workflow"] is None:
+        checked_as = "checked with no workflow known (no --workflow, no [workflow] name, no <workflow>.oxoflow file name)"
+    else:
+        where = "the shared scope" if report["workflow"] == "_default" else f"workflow '{report['workflow']}'"
+        checked_as = f"checked as {where} ({report['workflow_from']}): upload puts it at {report['key']}"
+    if report["ok"]:
+        count = report["webhooks"]
+        print(f"{report['file']}: ok ({count} webhook{'s' if count != 1 else ''}), {checked_as}")
+    elif report["problems"] and report["key"] is not None:
+        count = len(report["problems"])
+        print(f"{report['file']}: {count} problem{'s' if count != 1 else ''}, {checked_as}")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     workflow, prefix = _scope_options(args, "validate")
-    reports = [check_config(path, workflow, prefix) for path in args.files]
+    targets = _targets(args, "validate")
+    config_prefix = os.environ.get("CONFIG_PREFIX", "workflows/")
+    reports = [check_config(path, workflow, prefix, targets, config_prefix) for path in args.files]
     if args.json:
         print(json.dumps(reports, indent=2))
     else:
         for report in reports:
-            for problem in report["problems"]:
-                print(problem["message"], file=sys.stderr)
-            for warning in report.get("warnings", []):
-                print(f"warning: {warning}", file=sys.stderr)
-            if report["ok"]:
-                print(f"{report['file']}: ok ({report['webhooks']} webhook{'s' if report['webhooks'] != 1 else ''})")
+            _print_report(report)
+    if any(_unreadable(path) for path in args.files):
+        return 2  # a missing or unreadable file: could not run (its problem is printed above)
     return 0 if all(r["ok"] for r in reports) else 1
 
 
-def cmd_upload(args: argparse.Namespace) -> int:
-    from oxoflow_notify.inbound.events import WORKFLOW_NAME
+def _unreadable(path: str) -> str | None:
+    """Why ``path`` cannot be read as a file ("cannot read my.oxoflow: No such file or directory"), else None."""
+    try:
+        with Path(path).open("rb"):
+            return None
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
 
+
+def cmd_upload(args: argparse.Namespace) -> int:
     workflow, prefix = _scope_options(args, "upload")
-    if workflow is None:  # the key it goes to decides the scope its references are checked against
-        try:
-            workflow = workflow_name(Path(args.file).read_bytes()[: 1 << 20])
-        except OSError:
-            workflow = None
-    report = check_config(args.file, workflow, prefix)
+    if _unreadable(args.file):  # could not run (2), not an invalid file (1)
+        raise Usage(f"upload: {_unreadable(args.file)}")
+    # validate's checks, for the workflow (so the key and the secret scope) file_workflow says
+    report = check_config(args.file, workflow, prefix, _targets(args, "upload"), args.prefix)
     if not report["ok"]:
-        for problem in report["problems"]:
-            print(problem["message"], file=sys.stderr)
+        _print_report(report)
         print(f"upload: {args.file} is not valid; nothing uploaded", file=sys.stderr)
         return 1
-    workflow = args.workflow or report["workflow"]
+    workflow = report["workflow"]
     if not workflow:
-        raise Usage(f"upload: {args.file} has no [workflow] name; pass --workflow NAME")
-    if not WORKFLOW_NAME.match(workflow):
-        raise Usage(f"upload: workflow name {workflow!r} must be letters, digits, '.', '_' or '-' (at most 128), as events name it")
+        raise Usage(f"upload: {args.file}: no workflow: the file has no [workflow] name and is not named <workflow>.oxoflow; "
+                    "pass --workflow NAME")  # fmt: skip
+    for note in report["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"upload: {args.file} is workflow '{workflow}' ({report['workflow_from']})", file=sys.stderr)
     bucket = args.bucket or os.environ.get(BUCKET_ENV) or os.environ.get("CONFIG_BUCKET")
     if not bucket:
         raise Usage(f"upload: no bucket: pass --bucket or set {BUCKET_ENV} (the stack's ConfigBucketName output)")
     key = f"{args.prefix}{workflow}.oxoflow"
+    region = aws_region("upload", args.region)
     try:
-        aws_client("s3").put_object(Bucket=bucket, Key=key, Body=Path(args.file).read_bytes(), ContentType="application/toml")
+        aws_client("s3", region).put_object(Bucket=bucket, Key=key, Body=Path(args.file).read_bytes(), ContentType="application/toml")
     except _aws_errors() as exc:
         raise Usage(explain_aws_error(exc, "upload")) from None
     print(f"s3://{bucket}/{key}")
@@ -267,7 +385,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from oxoflow_notify.outbound.verify import verify_hub, verify_oxoflow, verify_standard
+    from oxoflow_notify.outbound.verify import standard_problem, verify_hub, verify_oxoflow
 
     secret = args.secret or os.environ.get("OXOFLOW_NOTIFY_SECRET")
     if args.secret_file:
@@ -282,7 +400,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         headers[name] = value
     lowered = {k.lower(): v for k, v in headers.items()}
     if "webhook-signature" in lowered:
-        ok, scheme = verify_standard(secret, headers, body, tolerance=args.tolerance), "Standard Webhooks"
+        try:
+            problem = standard_problem(secret, headers, body, tolerance=args.tolerance)
+        except ValueError:  # binascii.Error: the key is the base64 after whsec_
+            raise Usage("verify: the secret is not a Standard Webhooks secret: write whsec_ followed by its base64") from None
+        if problem:
+            print(f"invalid Standard Webhooks request: {problem}", file=sys.stderr)
+            return 1
+        ok, scheme = True, "Standard Webhooks"
     elif "x-oxoflow-signature" in lowered:
         ok, scheme = verify_oxoflow([secret], body, lowered["x-oxoflow-signature"]), "X-OxoFlow-Signature"
     elif "x-hub-signature-256" in lowered:
@@ -292,8 +417,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if ok:
         print(f"valid {scheme} signature ({len(body)} bytes)")
         return 0
-    hint = " (or the timestamp is older than --tolerance)" if scheme == "Standard Webhooks" else ""
-    print(f"invalid {scheme} signature: this secret did not sign these {len(body)} bytes{hint}", file=sys.stderr)
+    print(f"invalid {scheme} signature: this secret did not sign these {len(body)} bytes", file=sys.stderr)
     return 1
 
 
@@ -353,18 +477,48 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if not args.queue_url:
         raise Usage("replay: no dead-letter queue: pass --queue-url or set DEAD_LETTER_QUEUE_URL (a stack output)")
+    args.event = _known_event(args.event, "replay", digest=not args.on_failure)
     if args.on_failure:
         return replay_on_failure(args)
+    args.reason = _known_reason(args.reason)
+    region = aws_region("replay", args.region, args.queue_url)
+    filters = Filters(args.workflow, args.webhook, args.event, args.reason, args.older_than, args.newer_than)
     try:
         notifier = build_notifier({**os.environ, "DEAD_LETTER_QUEUE_URL": args.queue_url})
+        summary: Summary = replay(
+            notifier, aws_client("sqs", region), args.queue_url, filters, dry_run=args.dry_run, limit=args.limit, progress=_progress_bar
+        )
     except NotifyError as exc:
         raise Usage(f"replay: {exc} (replay reads the same settings as the functions)") from None
-    filters = Filters(args.workflow, args.webhook, args.event, args.reason, args.older_than, args.newer_than)
-    summary: Summary = replay(
-        notifier, aws_client("sqs"), args.queue_url, filters, dry_run=args.dry_run, limit=args.limit, progress=_progress_bar
-    )
+    except _aws_errors() as exc:
+        raise Usage(explain_aws_error(exc, "replay")) from None
     _print_summary(summary, "webhook")
     return 1 if summary.results.get("failed again") else 0
+
+
+def _known_event(name: str | None, command: str, digest: bool = False) -> str | None:
+    """--event as the letters spell it (PascalCase; either spelling accepted); Usage with a
+    did-you-mean for a name no event has, which would otherwise match nothing, silently."""
+    from oxoflow_notify.inbound.events import canonical_event_name, unknown_event_message
+
+    if name is None:
+        return None
+    known = "Digest" if digest and name.lower() == "digest" else canonical_event_name(name)
+    if known is None:
+        raise Usage(f"{command}: --event: {unknown_event_message(name)}{' (or Digest)' if digest else ''}")
+    return known
+
+
+def _known_reason(code: str | None) -> str | None:
+    """--reason, checked against the reason codes dead letters carry (a typo would match nothing)."""
+    from oxoflow_notify.errors import did_you_mean
+
+    from .replay import REASON_CODES
+
+    if code is None or code in REASON_CODES:
+        return code
+    raise Usage(f"replay: --reason: unknown reason code {code[:80]!r}{did_you_mean(code, REASON_CODES)}; "
+                f"one of {', '.join(REASON_CODES)}")  # fmt: skip
 
 
 def replay_on_failure(args: argparse.Namespace) -> int:
@@ -379,12 +533,13 @@ def replay_on_failure(args: argparse.Namespace) -> int:
     topic = args.topic_arn or os.environ.get(TOPIC_ENV)
     if not topic and not args.dry_run:
         raise Usage(f"replay --on-failure: no topic: pass --topic-arn or set {TOPIC_ENV} (the stack's TopicArn output)")
+    region = aws_region("replay --on-failure", args.region, args.queue_url, topic)
     filters = Filters(workflow=args.workflow, event=args.event, older_than=args.older_than, newer_than=args.newer_than)
     try:
         summary = republish_on_failure(
-            None if args.dry_run else aws_client("sns"),
+            None if args.dry_run else aws_client("sns", region),
             topic,
-            aws_client("sqs"),
+            aws_client("sqs", region),
             args.queue_url,
             filters,
             dry_run=args.dry_run,
@@ -401,10 +556,16 @@ def replay_on_failure(args: argparse.Namespace) -> int:
 def cmd_follow(args: argparse.Namespace) -> int:
     from .follow import Follower
 
+    log = Path(args.log)
+    if log.is_dir():
+        raise Usage(f"follow: {log} is a directory; give the run's execution log (JSON lines)")
+    if not log.exists() and not args.wait_for_log:
+        raise Usage(f"follow: no such file: {log}; give the run's execution log (JSON lines), or pass --wait-for-log "
+                    "to wait for the run to create it")  # fmt: skip
     topic = args.topic_arn or os.environ.get(TOPIC_ENV)
     if not topic and not args.dry_run:
         raise Usage(f"follow: no topic: pass --topic-arn or set {TOPIC_ENV} (the stack's TopicArn output)")
-    sns = None if args.dry_run else aws_client("sns")
+    sns = None if args.dry_run else aws_client("sns", aws_region("follow", args.region, topic))
 
     def publish(message: dict[str, Any]) -> str:
         checked = checked_event(message)
@@ -413,7 +574,9 @@ def cmd_follow(args: argparse.Namespace) -> int:
             return "dry-run"
         return publish_message(sns, str(topic), checked)
 
-    follower = Follower(Path(args.log), publish, workflow=args.workflow, state=Path(args.state) if args.state else None,
+    if not log.exists():
+        print(f"follow: waiting for {log} to be created", file=sys.stderr)
+    follower = Follower(log, publish, workflow=args.workflow, state=Path(args.state) if args.state else None,
                         from_start=args.from_start, log=lambda text: print(text, file=sys.stderr))  # fmt: skip
     return follower.run(poll=args.poll, until_done=args.until_done, idle_exit=args.idle_exit)
 
@@ -436,9 +599,24 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _age(text: str) -> float:
+    """--older-than/--newer-than: argparse names the option; this says what is wrong with an example."""
     from .replay import parse_age
 
-    return parse_age(text)
+    try:
+        return parse_age(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a duration; write a number and a unit: 30m, 12h, 7d") from None
+
+
+def _seconds(text: str) -> float:
+    """--idle-exit: seconds (90) or a duration (30s, 10m, 1h)."""
+    try:
+        return float(text) if text.strip().replace(".", "", 1).isdigit() else _age(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a duration; write seconds or a number and a unit: 90, 30s, 10m") from None
+
+
+REGION_HELP = "AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the region in the topic ARN or queue URL, your profile's)"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -461,27 +639,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--details", help="a JSON object of facts: '{\"exit_code\": 1}'")
     p.add_argument("--run-id", dest="run_id", help="the run this event belongs to")
     p.add_argument("--timestamp", help="RFC 3339 with an offset (default: when SNS receives it)")
-    p.add_argument("--id", help="event id (default: the SNS message id); a stable id makes re-publishing safe")
+    p.add_argument("--id", help="event id (default: the SNS message id); the same --id and --timestamp make re-publishing safe")
     p.add_argument("--topic-arn", help=f"the topic (default: ${TOPIC_ENV})")
+    p.add_argument("--region", help=REGION_HELP)
     p.add_argument("--dry-run", action="store_true", help="validate and print the message; publish nothing")
     p.set_defaults(run=cmd_publish)
 
     v = sub.add_parser("validate", help="check .oxoflow files as the Lambda will",
-                       description="Apply the dispatcher's own validation; report each problem with file, line and a "
-                                   "did-you-mean. Exit 0 when every file is valid, 1 otherwise.")  # fmt: skip
+                       description="Apply the dispatcher's own validation and its outbound guard's checks of each URL "
+                                   "(https, no private or loopback address), with the stack's settings; report each problem "
+                                   "with file, line and a did-you-mean. Exit 0 when every file is valid, 1 otherwise.")  # fmt: skip
     v.add_argument("files", nargs="+", metavar="FILE.oxoflow")
     v.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    v.add_argument("--workflow", help="the workflow the files belong to, whose secret scope their references must keep to "
-                                      "(default: from each file name, <workflow>.oxoflow; _default: the shared scope)")  # fmt: skip
+    v.add_argument("--workflow", help=WORKFLOW_HELP)
     v.add_argument("--secrets-prefix", help="the stack's SecretsPrefix (default: $SECRETS_PREFIX, else oxoflow-notify/)")
+    _target_options(v)
     v.set_defaults(run=cmd_validate)
 
     u = sub.add_parser("upload", help="validate a .oxoflow file, then put it where the Lambda reads it",
-                       description="Refuses an invalid file. The key is <prefix><workflow>.oxoflow, the workflow taken from "
-                                   "[workflow] name or --workflow.")  # fmt: skip
+                       description="Refuses a file validate refuses. The key is <prefix><workflow>.oxoflow, the workflow "
+                                   "chosen as validate chooses it: --workflow, else [workflow] name, else the file name.")  # fmt: skip
     u.add_argument("file", metavar="FILE.oxoflow")
-    u.add_argument("--workflow", help="workflow name (default: [workflow] name in the file)")
+    u.add_argument("--workflow", help=WORKFLOW_HELP)
+    _target_options(u)
     u.add_argument("--bucket", help=f"config bucket (default: ${BUCKET_ENV})")
+    u.add_argument("--region", help=REGION_HELP)
     u.add_argument("--prefix", default=os.environ.get("CONFIG_PREFIX", "workflows/"), help="key prefix (default: workflows/)")
     u.add_argument("--secrets-prefix", help="the stack's SecretsPrefix (default: $SECRETS_PREFIX, else oxoflow-notify/)")
     u.set_defaults(run=cmd_upload)
@@ -522,22 +704,30 @@ def parser() -> argparse.ArgumentParser:
                    help="recover Lambda on-failure records (whole events the dispatcher failed on): publish each event "
                         "again with its original event id; needs the topic, not the functions' settings")  # fmt: skip
     r.add_argument("--topic-arn", help=f"with --on-failure: the topic (default: ${TOPIC_ENV})")
+    r.add_argument("--region", help=REGION_HELP)
     r.set_defaults(run=cmd_replay)
 
     f = sub.add_parser("follow", help="tail a run's JSON-lines execution log and publish each event",
                        description="Publishes workflow_started, rule_started, rule_completed (a failing status becomes "
                                    "RuleFailed), rule_skipped, workflow_completed and workflow_cancelled records as they "
-                                   "are written. Survives log rotation; remembers where it stopped (--state) and resumes.")  # fmt: skip
+                                   "are written. Survives log rotation; remembers where it stopped (--state) and resumes. "
+                                   "Exits 1 if it skipped a line (each reported with its line number).")  # fmt: skip
     f.add_argument("log", help="the execution-event log (JSON lines)")
     f.add_argument("--workflow", help="workflow name for records that do not carry one")
     f.add_argument("--state", help="where to remember the position (default: <log>.oxoflow-notify.json)")
     f.add_argument("--from-start", action="store_true", help="with no saved position, read the log from its start (default: the end)")
     f.add_argument("--until-done", action="store_true", help="exit after the run's workflow_completed/failed/cancelled")
-    f.add_argument("--idle-exit", type=float, help="exit after this many seconds without new lines")
+    f.add_argument("--idle-exit", type=_seconds, help="exit after this long without new lines: seconds (90) or 30s, 10m, 1h")
+    f.add_argument("--wait-for-log", action="store_true", help="wait for the log to be created (default: a missing log is an error)")
     f.add_argument("--poll", type=float, default=0.5, help="seconds between checks for new lines (default 0.5)")
     f.add_argument("--topic-arn", help=f"the topic (default: ${TOPIC_ENV})")
+    f.add_argument("--region", help=REGION_HELP)
     f.add_argument("--dry-run", action="store_true", help="print the events instead of publishing them")
     f.set_defaults(run=cmd_follow)
+
+    from .envcmd import add_env_parser
+
+    add_env_parser(sub)  # `env`: a deployed stack's outputs as export lines (tools/envcmd.py)
     return top
 
 

@@ -9,11 +9,16 @@ What it promises:
 - Each event's id is derived from the workflow and the line, so publishing a line twice (a crash
   between publishing and saving the position) yields the same delivery ids, which the delivery
   ledger does not post twice.
-- A line that is not a valid event is reported with its line number and skipped, never fatal.
+- A line that is not a valid event is reported with its line number and skipped, never fatal; so
+  is a misspelled lifecycle event (``rule_faild``: did you mean ``rule_failed``?). Records of other
+  kinds (progress, resource samples) are not events: each such name is mentioned once, then ignored.
+- With ``until_done``, a log whose run already ended before the starting position (a saved
+  position after the final record, or the end of a finished log) ends the follow at once.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import time
@@ -23,13 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from oxoflow_notify.errors import EventError
-from oxoflow_notify.inbound.events import load_json
+from oxoflow_notify.errors import EventError, shown
+from oxoflow_notify.inbound.events import EVENT_NAMES, load_json, snake_name
 from oxoflow_notify.inbound.oxoflow import from_log_record
 
 _NAMESPACE = uuid.UUID("0b7c3f0e-93a5-5a3e-8d0c-5f0d3b1f6a21")
 FINAL = ("workflow_completed", "workflow_failed", "workflow_cancelled")
 PUBLISH_RETRY_SECONDS = (1, 2, 5, 10, 30)
+# Lifecycle names in both spellings, lowered: a record named close to one of these is a typo, not
+# another kind of record. 0.8 catches a dropped or swapped letter ("rule_faild") but not
+# "resource_sample" or "progress".
+_LIFECYCLE = {n.lower(): n for n in (*EVENT_NAMES, *(snake_name(n) for n in EVENT_NAMES))}
+_TYPO_CUTOFF = 0.8
 
 
 @dataclass
@@ -54,6 +64,7 @@ class Follower:
         from_start: bool = False,
         log: Callable[[str], None] = lambda _: None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
         self.publish = publish
@@ -62,12 +73,14 @@ class Follower:
         self.from_start = from_start
         self.log = log
         self.sleep = sleep
+        self.clock = clock
         self.published = 0
         self.rejected = 0
         self.done = False  # the run's final record was published
         self.until_done = False
         self._file: IO[bytes] | None = None
         self._position: Position | None = None
+        self._ignored: set[str] = set()  # names of non-lifecycle records already mentioned
 
     # -- position ---------------------------------------------------------------------------
 
@@ -93,6 +106,8 @@ class Follower:
         if offset > stat.st_size:  # truncated in place (copytruncate): start over
             self.log(f"follow: {path} is shorter than the saved position; it was truncated, reading from its start")
             offset, line = 0, 0
+        if self.until_done and offset and not self.done:
+            self._check_ended(handle, path, offset)
         handle.seek(offset)
         if self._file is not None:
             self._file.close()
@@ -117,6 +132,27 @@ class Follower:
             return False
         size = 0 if self.from_start or saved is not None else self.path.stat().st_size
         return self._open(self.path, size, 0)
+
+    def _check_ended(self, handle: IO[bytes], path: Path, offset: int) -> None:
+        """Before ``offset``: if the last lifecycle record is the run's final one, the run has ended
+        and there is nothing left to wait for (a finished log, or a position saved after its end)."""
+        last: tuple[int, str] | None = None
+        for number, raw in enumerate(iter(lambda: handle.readline(), b""), start=1):
+            if handle.tell() > offset:
+                break
+            message = self._quiet(raw)
+            if message is not None:
+                last = (number, str(message["event"]))
+        if last is not None and last[1] in FINAL:
+            self.done = True
+            again = f"remove {self.state} to publish it again" if self.state.exists() else "--from-start publishes it"
+            self.log(f"follow: the run already ended at {path.name}:{last[0]} ({last[1]}); nothing left to publish ({again})")
+
+    def _quiet(self, raw: bytes) -> dict[str, Any] | None:
+        try:
+            return from_log_record(load_json(raw.rstrip(b"\r\n"), "the record"), self.workflow or "-")
+        except (ValueError, EventError):
+            return None
 
     def _find_rotated(self, saved: Position) -> Path | None:
         for candidate in sorted(self.path.parent.glob(self.path.name + "*")):
@@ -191,6 +227,7 @@ class Follower:
             self.log(f"follow: {where}: skipped: {exc}")
             return
         if message is None:
+            self._not_lifecycle(record["event"], where)
             return
         message.setdefault("id", event_id(str(message["workflow"]), raw))
         for attempt, wait in enumerate((*PUBLISH_RETRY_SECONDS, None), start=1):
@@ -211,14 +248,31 @@ class Follower:
         if message["event"] in FINAL:
             self.done = True
 
+    def _not_lifecycle(self, name: str, where: str) -> None:
+        """A record that is no lifecycle event: a near miss of one is a typo, reported and counted
+        on every line; any other name (progress, resource samples) is mentioned once, then ignored."""
+        near = difflib.get_close_matches(name.lower(), list(_LIFECYCLE), n=1, cutoff=_TYPO_CUTOFF)
+        if near:
+            self.rejected += 1
+            self.log(f"follow: {where}: skipped: unknown event '{shown(name)}' (did you mean '{_LIFECYCLE[near[0]]}'?)")
+        elif name not in self._ignored and len(self._ignored) < 100:
+            self._ignored.add(name)
+            self.log(f"follow: {where}: ignoring '{shown(name)}' records: not a lifecycle event")
+
     def run(self, poll: float = 0.5, until_done: bool = False, idle_exit: float | None = None) -> int:
+        """Follow until the run's final record (``until_done``) or ``idle_exit`` seconds without a
+        line; 1 if any line was skipped (reported above), else 0."""
         self.until_done = until_done
-        idle_since = time.monotonic()
+        idle_since = self.clock()
         while True:
             if self.poll_once():
-                idle_since = time.monotonic()
-            if until_done and self.done:
-                return 0
-            if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
-                return 0
+                idle_since = self.clock()
+            if (until_done and self.done) or (idle_exit is not None and self.clock() - idle_since >= idle_exit):
+                return self._finish()
             self.sleep(poll)
+
+    def _finish(self) -> int:
+        if not self.rejected:
+            return 0
+        self.log(f"follow: {self.published} published, {self.rejected} skipped (the lines named above)")
+        return 1

@@ -12,11 +12,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from oxoflow_notify.pipeline import deadletter as dl
 from oxoflow_notify.pipeline.answers import Kind
 from oxoflow_notify.pipeline.deadletter import DEAD_LETTER_SCHEMA
 from oxoflow_notify.pipeline.retry import CLOSE_SCHEMA, RETRY_SCHEMA
 
 SCAN_VISIBILITY = 300  # seconds a scanned message stays hidden: the replay finishes within it
+RETRY_REDRIVEN = "retry_redriven"  # a retry queue message SQS gave up on (see Letter.reason_code)
+# Every reason code a letter can carry, so --reason can refuse a typo instead of matching nothing.
+REASON_CODES: tuple[str, ...] = (
+    dl.INVALID_EVENT,
+    dl.INVALID_CONFIG,
+    dl.INVALID_WEBHOOK,
+    dl.PERMANENT_FAILURE,
+    dl.RETRIES_EXHAUSTED,
+    dl.WEBHOOK_REMOVED,
+    dl.UNSUBSCRIBED,
+    dl.MALFORMED_RETRY,
+    dl.INTERNAL_ERROR,
+    RETRY_REDRIVEN,
+)
 
 
 @dataclass
@@ -58,7 +73,7 @@ class Letter:
     @property
     def reason_code(self) -> str:
         if self.is_retry_message or self.is_digest_close:
-            return "retry_redriven"
+            return RETRY_REDRIVEN
         return str(self.body.get("reason_code", "unknown"))
 
     def why_not_replayable(self) -> str | None:

@@ -1,0 +1,93 @@
+"""The outbound guard's verdict on a webhook URL before anything is sent, so that ``validate`` passes
+only what the deployed functions will send to.
+
+The verdict comes from the guard itself (``TargetGuard``), built as the functions build it from
+REQUIRE_HTTPS and TARGET_ALLOWLIST (the template's RequireHttps and TargetAllowlist): the scheme
+first, then every address. Offline only what needs no DNS is known: IP literals in any spelling the
+resolver reads (parsed as numeric hosts, never looked up) and names that mean loopback by definition
+(``localhost``, ``*.localhost``, RFC 6761, and the usual /etc/hosts aliases). Any other name is
+looked up, and its addresses vetted, only when asked (``resolve``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .guard import BlockedTarget, IPAddress, TargetGuard, parse_allowlist
+
+_V4 = ipaddress.ip_address("127.0.0.1")
+_V6 = ipaddress.ip_address("::1")
+# Names every resolver answers with loopback (RFC 6761, and Linux's /etc/hosts aliases, Lambda's included).
+LOOPBACK_NAMES: dict[str, IPAddress] = {
+    "localhost": _V4,
+    "localhost.localdomain": _V4,
+    "localhost4": _V4,
+    "localhost4.localdomain4": _V4,
+    "localhost6": _V6,
+    "localhost6.localdomain6": _V6,
+    "ip6-localhost": _V6,
+    "ip6-loopback": _V6,
+}
+HTTPS_HINT = "only a stack deployed with RequireHttps=false sends to it: --allow-http checks against one"
+ADDRESS_HINT = "only a stack whose TargetAllowlist covers it sends to it: --allowlist checks against one"
+
+
+def guard_from(env: Mapping[str, str], allow_http: bool = False, allowlist: str | None = None) -> TargetGuard:
+    """The guard the functions build from ``env`` (REQUIRE_HTTPS, TARGET_ALLOWLIST), with the flags
+    that mirror those parameters applied on top. Raises SettingsError or ValueError naming the bad value."""
+    from oxoflow_notify.aws.settings import _allowlist, _flag
+
+    require_https = False if allow_http else _flag(env, "REQUIRE_HTTPS", True)
+    networks = _allowlist(env.get("TARGET_ALLOWLIST", "")) if allowlist is None else parse_allowlist(allowlist)
+    return TargetGuard(networks, require_https=require_https)
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """Calls to it answer what the guard would refuse about one URL (its own words, then how to allow
+    it), or None. The URL has passed the config's own check (``urls.check_url``)."""
+
+    guard: TargetGuard
+    resolve: bool = False
+
+    def __call__(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        try:
+            self.guard.check_scheme(parts.scheme)
+        except BlockedTarget as exc:
+            return f"{exc} ({HTTPS_HINT})"
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            known = known_addresses(host)
+            for ip in known or ():
+                self.guard.vet(ip)
+            if known is None and self.resolve:
+                self.guard.vetted_addresses(host, port)
+        except BlockedTarget as exc:  # InvalidHost too: its words are the Lambda's
+            return f"{exc} ({ADDRESS_HINT})" if str(exc).startswith("target resolves") else str(exc)
+        except OSError:
+            return "names a host that does not resolve now (DNS); the functions retry it, then dead-letter it"
+        return None
+
+
+def known_addresses(host: str) -> list[IPAddress] | None:
+    """The addresses a host stands for without DNS (parsed, never looked up): an IP literal's, in any
+    spelling the resolver reads, or a loopback name's; None for any other name."""
+    name = host.rstrip(".").lower()
+    if name in LOOPBACK_NAMES:
+        return [LOOPBACK_NAMES[name]]
+    if name.endswith(".localhost"):
+        return [_V4]
+    try:  # the resolver reads IPv4 literals as inet_aton does (2130706433, 0x7f.1, 017700000001, 127.1)
+        return [ipaddress.IPv4Address(socket.inet_aton(host))]
+    except (OSError, UnicodeError, ValueError):
+        pass
+    try:  # IPv6, with an optional zone (fe80::1%25eth0)
+        return [ipaddress.IPv6Address(host.split("%", 1)[0])]
+    except ValueError:
+        return None
