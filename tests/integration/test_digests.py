@@ -455,3 +455,76 @@ def test_a_transaction_conflict_is_a_lost_race_tried_again_not_a_failed_event(st
     assert conflicts["left"] == 0 and sum(r["digested"] for r in reports) == 2
     (digest,) = digests(hook)
     assert digest["total"] == 2 and stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_a_runs_ending_sends_every_unsent_window_of_the_run_first_even_one_whose_close_was_lost(
+    stack: Stack, receivers: Callable[..., Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oxoflow_notify.pipeline import windows
+
+    # given a run whose first window lost its close twice (the message never queued: as lost as a
+    # batch that died five times and went to the dead-letter queue), while a second window holds the next event
+    monkeypatch.setattr(windows, "STALE_AFTER", 0)
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    stack.handler("DispatchFunction")
+    monkeypatch.setattr(stack.modules["DispatchFunction"].notifier, "_schedule_close", lambda *args: None)
+    stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 1)))
+    time.sleep(1.5)  # window 1 is past its second: the next event opens window 2 (and would queue window 1's close again)
+    stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 2)))
+    assert hook.requests == []
+    # when the run fails
+    stack.invoke("DispatchFunction", sns({**message("workflow-failed"), "run_id": RUN, "id": "wf-end"}))
+    # then both windows went out before the WorkflowFailed, each once, with every event
+    assert [r.header("X-OxoFlow-Event") for r in hook.requests] == ["Digest", "Digest", "WorkflowFailed"]
+    assert sorted(e["id"] for d in digests(hook) for e in d["events"]) == sorted(rule_event("rule-failed", n)["id"] for n in (1, 2))
+    # and a second copy of the ending (an SNS redelivery) sends nothing again
+    stack.invoke("DispatchFunction", sns({**message("workflow-failed"), "run_id": RUN, "id": "wf-end"}))
+    stack.drain_retries(until_empty=30)
+    assert len(hook.requests) == 3
+
+
+def test_a_runs_ending_does_not_send_again_a_window_its_timer_already_sent(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a run whose first window was closed and delivered by its own timer, and a second open window
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
+    stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 1)))
+    stack.drain_retries(until_empty=30)
+    assert len(digests(hook)) == 1
+    stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 2)))
+    # when the run completes
+    stack.invoke("DispatchFunction", sns({**message("workflow-completed"), "run_id": RUN, "id": "wc-end"}))
+    stack.drain_retries(until_empty=30)
+    # then the first window is not sent again: two digests in all, each event in one
+    assert [r.header("X-OxoFlow-Event") for r in hook.requests] == ["Digest", "Digest", "WorkflowCompleted"]
+    assert [d["total"] for d in digests(hook)] == [1, 1]
+
+
+def test_a_window_that_cannot_be_written_fails_the_event_before_anything_is_posted(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    # given a digest webhook and a plain one, and DynamoDB refusing the digest window's write once
+    digest_hook, plain = receivers(ok(), "digest"), receivers(ok(), "plain")
+    stack.put_config("variant-calling", hooks(f'id = "d"\nurl = "{digest_hook.url}"\ndigest = "1s"', f'id = "p"\nurl = "{plain.url}"'))
+    stack.handler("DispatchFunction")
+    windows = stack.modules["DispatchFunction"].notifier.windows
+    real_add, failures = windows.add, [1]
+
+    def add_or_throttle(*args: Any, **kwargs: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "TransactWriteItems")
+        return real_add(*args, **kwargs)
+
+    windows.add = add_or_throttle  # this test's own handler: nothing to put back
+    event = sns(rule_event("rule-failed", 1))
+    # when the event is dispatched, it fails before any POST (the plain webhook was not posted either) ...
+    with pytest.raises(ClientError):
+        stack.invoke("DispatchFunction", event)
+    assert plain.requests == [] and digest_hook.requests == []
+    # ... and Lambda's retry of it delivers each once: the plain webhook now, the digest when its window closes
+    stack.invoke("DispatchFunction", event)
+    stack.drain_retries(until_empty=30)
+    assert len(plain.requests) == 1 and len(digests(digest_hook)) == 1

@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from oxoflow_notify.config import Webhook
 from oxoflow_notify.inbound.events import parse_event
-from oxoflow_notify.outbound.delivery import Outcome, Prepared, prepare
+from oxoflow_notify.outbound.delivery import LEDGER_UNAVAILABLE, Outcome, Prepared, prepare
 from oxoflow_notify.pipeline.ledger import ALREADY_DELIVERED, IN_PROGRESS, IdempotencyLedger, _Budget
 
 EVENT = parse_event('{"event": "WorkflowFailed", "workflow": "variant-calling"}', message_id="m-1", received_at=datetime.now(UTC))
@@ -104,12 +104,35 @@ def test_a_failed_answer_is_not_recorded(dynamodb: Any) -> None:
 
 
 def test_without_its_table_the_ledger_posts_anyway_and_says_so(dynamodb: Any, caplog: pytest.LogCaptureFixture) -> None:
-    # given a ledger whose table does not exist (deleted, wrong name, throttled to death)
+    # given a ledger whose table does not exist (a deployment without the template's table)
     ledger = IdempotencyLedger("no-such-table", 86400, lambda: dynamodb)
     send = answered(200)
     # when a delivery goes through it
     outcome = ledger.once(delivery(), send, two_xx)
-    # then the notification is not held back, and the log names the trouble, not the URL
+    # then the notification is not held back (there is no ledger to wait for), and the log names the trouble, not the URL
     assert outcome.status == 200 and len(send.calls) == 1
-    assert "delivery ledger unavailable" in caplog.text
+    assert "delivery ledger table missing" in caplog.text
     assert "hooks.example.org" not in caplog.text
+
+
+class _Throttled:
+    """A DynamoDB client whose every call is throttled (what a ledger under a DynamoDB fault sees)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from botocore.exceptions import ClientError
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, name)
+
+        return call
+
+
+def test_a_ledger_that_does_not_answer_holds_the_delivery_rather_than_post_it_unrecorded(caplog: pytest.LogCaptureFixture) -> None:
+    # given a ledger whose table is throttled: a POST now could not be recorded, and a re-run would post it again
+    ledger = IdempotencyLedger("ledger", 86400, _Throttled)
+    send = answered(200)
+    # when a delivery goes through it
+    outcome = ledger.once(delivery(), send, two_xx)
+    # then nothing is posted: the delivery is held (no attempt spent) until the ledger answers
+    assert send.calls == [] and outcome.error == LEDGER_UNAVAILABLE
+    assert "delivery ledger unavailable, delivery held" in caplog.text

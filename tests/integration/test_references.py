@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 
 import boto3
+import pytest
 
 from oxolocal.receivers import Receiver, ok
 from oxolocal.stack import REGION, Stack
@@ -72,3 +73,32 @@ def test_a_referenced_url_is_checked_like_a_literal_without_quoting_any_of_it(st
     everything = json.dumps(letters)
     for fragment in ("TOKEN", "svcaccount", "CANARY"):
         assert fragment not in everything
+
+
+def test_a_secret_store_hiccup_holds_the_delivery_without_spending_an_attempt(
+    stack: Stack, receivers: Callable[..., Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a webhook whose URL is in SSM, and SSM throttling the first two reads (a transient fault, ours)
+    from oxoflow_notify.aws.references import ReferenceProblem, References
+
+    receiver = receivers(ok())
+    boto3.client("ssm", region_name=REGION).put_parameter(Name=f"/{SCOPE}/lims-url", Value=receiver.url, Type="SecureString")
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "lims"\nurl = "ssm:/{SCOPE}/lims-url"\n')
+    real, failures = References.resolve, [2]
+
+    def throttled(self: References, reference: str) -> str:
+        if failures[0]:
+            failures[0] -= 1
+            raise ReferenceProblem(f"{reference.split(':', 1)[0]} is unavailable (ThrottlingException); will retry", permanent=False)
+        return real(self, reference)
+
+    monkeypatch.setattr(References, "resolve", throttled)
+    monkeypatch.setattr("oxoflow_notify.pipeline.answers.SECRET_HOLD_SECONDS", 0.0)  # back at once (30 s on AWS)
+    # when the event is dispatched, and its held delivery comes back twice through the retry queue
+    result = stack.invoke("DispatchFunction", sns_event("rule-failed"))
+    assert result["held"] == 1 and receiver.requests == []
+    stack.drain_retries(until_empty=30)
+    # then the receiver's first sight of it is attempt 1: the store's hiccups spent no attempt, and nothing was dead-lettered
+    (got,) = receiver.requests
+    assert got.header("X-OxoFlow-Attempt") == "1"
+    assert stack.drain(stack.dead_letter_queue_url) == []

@@ -76,3 +76,18 @@ def test_a_permanent_failure_reads_as_its_reason_then_what_was_done(outcome: Out
 
     decision = decide("json", outcome, 1, None, Policy(schedule=(0,)), 0.0)
     assert (decision.kind, decision.reason, decision.code) == (PERMANENT, reason, "permanent_failure")
+
+
+def test_a_secret_the_store_could_not_give_is_a_hold_not_an_attempt() -> None:
+    # given SSM or Secrets Manager throttled or timed out (our fault, not the receiver's)
+    from oxoflow_notify.outbound.delivery import SECRET_UNAVAILABLE
+    from oxoflow_notify.pipeline.answers import SECRET_HOLD_SECONDS, Policy, decide
+
+    outcome = Outcome(None, SECRET_UNAVAILABLE, 0.0, detail="ssm is unavailable (ThrottlingException)")
+    # when the last allowed attempt meets it
+    for rand in (0.0, 0.999):
+        decision = decide("json", outcome, attempt=8, max_attempts=8, policy=Policy((5, 300), rand=lambda r=rand: r), now=0.0)
+        # then it is held (no attempt spent, never dead-lettered), back within 0.5x-1.5x of the hold, blaming no endpoint
+        assert decision.kind is Kind.HELD and decision.code == SECRET_UNAVAILABLE
+        assert 0.5 * SECRET_HOLD_SECONDS <= decision.wait <= 1.5 * SECRET_HOLD_SECONDS
+        assert decision.endpoint_failed is None

@@ -50,13 +50,15 @@ ALREADY_DELIVERED = "already_delivered"  # the ledger holds a 2xx for this deliv
 IN_PROGRESS = "delivery_in_progress"  # another run holds the delivery's claim (or a crashed run's, until it expires)
 DUPLICATE_ATTEMPT = "duplicate_attempt"  # this attempt number was already handed on by another run
 RATE_LIMITED = "rate_limited"  # the webhook's rate limit has no slot for it yet: it waits for the one reserved (``slot``)
-HOLD_ERRORS = frozenset({OUT_OF_TIME, IN_PROGRESS, RATE_LIMITED})
+SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 - an error name. SSM or Secrets Manager did not answer (throttled, timed out): our fault, not the webhook's
+LEDGER_UNAVAILABLE = "ledger_unavailable"  # DynamoDB did not answer the delivery ledger's claim: not posted unrecorded
+HOLD_ERRORS = frozenset({OUT_OF_TIME, IN_PROGRESS, RATE_LIMITED, SECRET_UNAVAILABLE, LEDGER_UNAVAILABLE})
 # Refusals of ours: retrying cannot help, the config must change.
 PERMANENT_ERRORS = frozenset(
     {"blocked_target", "https_required", "unresolvable_reference", "invalid_host", "invalid_request", "render_error"}
 )
 # Failures that say nothing about the receiver's health: the circuit breaker does not learn from them.
-OUR_ERRORS = PERMANENT_ERRORS | HOLD_ERRORS | {"secret_unavailable", "request_error", ALREADY_DELIVERED, DUPLICATE_ATTEMPT}
+OUR_ERRORS = PERMANENT_ERRORS | HOLD_ERRORS | {"request_error", ALREADY_DELIVERED, DUPLICATE_ATTEMPT}
 # Errors that mean "no answer in time": the retry waits at least the throttle floor.
 TIMEOUT_ERRORS = frozenset({"read_timeout", "connect_timeout", "deadline_exceeded"})
 # Why a certificate was refused, by OpenSSL's verify code (the message itself may quote names).

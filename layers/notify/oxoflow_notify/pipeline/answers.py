@@ -28,11 +28,13 @@ from oxoflow_notify.outbound.delivery import (
     ALREADY_DELIVERED,
     DUPLICATE_ATTEMPT,
     HOLD_ERRORS,
+    LEDGER_UNAVAILABLE,
     OUR_ERRORS,
     OUT_OF_TIME,
     PERMANENT_ERRORS,
     RATE_LIMITED,
     RETRYABLE_STATUS,
+    SECRET_UNAVAILABLE,
     TIMEOUT_ERRORS,
     Outcome,
 )
@@ -40,6 +42,9 @@ from oxoflow_notify.outbound.delivery import (
 from . import deadletter as dl
 from .retry import next_delay, parse_retry_after
 
+# A delivery whose secret, or whose ledger claim, a store could not give (throttled, timed out) comes back after about
+# this long (spread 0.5x-1.5x so a store's recovery is not met by every held delivery at once).
+SECRET_HOLD_SECONDS = 30.0
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _GONE = {
     ("slack", 404): "Slack: channel_not_found, the webhook's channel is gone",
@@ -158,6 +163,8 @@ def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, p
         # The rate limit: just before the slot reserved for it.
         if outcome.error == RATE_LIMITED:
             return Decision(Kind.HELD, verdict.reason, wait=max(0.0, outcome.hold_for or 0.0), code=RATE_LIMITED)
+        if outcome.error in (SECRET_UNAVAILABLE, LEDGER_UNAVAILABLE):  # a store's hiccup: back soon, no attempt spent
+            return Decision(Kind.HELD, verdict.reason, wait=SECRET_HOLD_SECONDS * (0.5 + policy.rand()), code=outcome.error)
         return Decision(Kind.HELD, verdict.reason, wait=0.0 if outcome.error == OUT_OF_TIME else policy.claim_wait)
     # A failure of the receiver (an answer, or none in time) teaches the breaker; one of ours does not.
     blames = outcome.error not in OUR_ERRORS

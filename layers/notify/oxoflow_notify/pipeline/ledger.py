@@ -7,6 +7,11 @@ saved as COMPLETED in DynamoDB (TTL'd), a failure deletes the claim so the next 
 
 One window stays open, as for every sender: a crash after the receiver answered but before the
 record is saved. Receivers close it with X-OxoFlow-Delivery.
+
+When DynamoDB does not answer the claim (throttled, timed out, unreachable), the delivery is not
+posted: it is held in the retry queue (LEDGER_UNAVAILABLE, no attempt spent) until the ledger
+answers, since a POST the ledger did not record is one a re-run could post again. Only a table that
+does not exist (a deployment without the template's table) posts without it, and says so.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from oxoflow_notify.aws.observability import logger
-from oxoflow_notify.outbound.delivery import ALREADY_DELIVERED, IN_PROGRESS, Outcome, Prepared
+from oxoflow_notify.outbound.delivery import ALREADY_DELIVERED, IN_PROGRESS, LEDGER_UNAVAILABLE, Outcome, Prepared
 
 __all__ = ["ALREADY_DELIVERED", "IN_PROGRESS", "IdempotencyLedger", "Ledger", "NoLedger"]
 
@@ -61,11 +66,25 @@ class _NotDelivered(Exception):
         self.outcome = outcome
 
 
+def _table_missing(exc: BaseException) -> bool:
+    """Whether a ledger failure is the table's absence (its cause, which Powertools wraps, says so)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        causes = [seen, *(a for a in seen.args if isinstance(a, BaseException))]
+        if any(getattr(c, "response", {}).get("Error", {}).get("Code") == "ResourceNotFoundException" for c in causes
+               if isinstance(getattr(c, "response", None), dict)):  # fmt: skip
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class IdempotencyLedger:
     """Powertools Idempotency on a DynamoDB table; the client is built on first use.
 
-    If the table cannot be reached, the delivery is posted anyway (and logged): a possible
-    duplicate, which receivers can drop by delivery id, is better than a notification held back.
+    If the table does not answer, the delivery is held (LEDGER_UNAVAILABLE); if it does not exist,
+    the delivery is posted anyway (and logged): there is no ledger to wait for.
     """
 
     def __init__(self, table: str, ttl_seconds: int, client: Callable[[], Any]) -> None:
@@ -106,8 +125,12 @@ class IdempotencyLedger:
         except self._errors as exc:
             if posted:  # posted fine, but the record could not be saved: the answer still counts
                 return posted[0]
-            logger.warning("delivery ledger unavailable, posting without it",
-                           extra={"delivery_id": prepared.delivery_id, "error": type(exc).__name__})  # fmt: skip
+            if not _table_missing(exc):
+                logger.warning("delivery ledger unavailable, delivery held",
+                               extra={"delivery_id": prepared.delivery_id, "error": type(exc).__name__})  # fmt: skip
+                return Outcome(None, LEDGER_UNAVAILABLE, 0.0, detail="the delivery ledger did not answer; held until it does")
+            logger.error("delivery ledger table missing, posting without it",
+                         extra={"delivery_id": prepared.delivery_id, "error": type(exc).__name__})  # fmt: skip
             return send(prepared)
         if posted:
             return posted[0]

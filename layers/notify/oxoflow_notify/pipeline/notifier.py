@@ -40,6 +40,7 @@ from oxoflow_notify.outbound.delivery import (
     IN_PROGRESS,
     OUT_OF_TIME,
     RATE_LIMITED,
+    SECRET_UNAVAILABLE,
     HttpSender,
     Outcome,
     Prepared,
@@ -242,6 +243,10 @@ class Notifier:
             attempts.append(Attempt(event, webhook, delivery_id, 1))
         if not targets and not closing:
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
+        if errors:
+            # A window could not be read or written: fail the event before anything is posted, so
+            # Lambda's retry re-runs it with nothing to repeat (the windows' markers count it once).
+            raise next((e for e in errors if is_infrastructure(e)), errors[0])
         # A run's open windows go out before the event that ended the run.
         errors += [e for e in self._deliver(closing, report, tally) if e is not None]
         errors += [e for e in self._deliver(attempts, report, tally) if e is not None]
@@ -267,7 +272,11 @@ class Notifier:
         self.retry_queue.send(message, delay_seconds=sqs_delay(self.clock() + delay, self.clock()))
 
     def _close_runs(self, event: Event, configs: list[Config], errors: list[Exception]) -> list[Attempt]:
-        """The digests of the run this event ends: every digest webhook's open window, closed now."""
+        """The digests of the run this event ends, to go out before it: every window of the run,
+        closed now if still open, and sent unless it was before. Not only the current window: one
+        whose close is still on its way, or was lost (a batch that died five times), is sent here
+        too. Attempt 1 of each, so the hand-off log skips a window its own close already posted,
+        and the ledger one that was delivered: nothing goes out twice."""
         closing: list[Attempt] = []
         if self.windows is None or not any(w.digest for config in configs for w in config.webhooks):
             return closing
@@ -281,15 +290,22 @@ class Notifier:
                 group = Group(group_of(config.source, webhook.id, event.workflow, event.run_id), config.source, webhook.id,
                               event.workflow, event.run_id, webhook.digest)  # fmt: skip
                 try:
-                    window = self.windows.current(group)
-                    closing_ = self.windows.close(group, window, self.clock(), "workflow_end") if window else None
-                except Exception as exc:  # noqa: BLE001 - the timer's close still sends it
+                    for window in self._run_windows(group, event.run_id):
+                        done = self.windows.close(group, window, self.clock(), "workflow_end")
+                        if done.digest is not None:
+                            closing.append(Attempt(done.digest, webhook, done.digest.id, 1))
+                except Exception as exc:  # noqa: BLE001 - the timers' closes still send them
                     errors.append(exc)
-                    continue
-                # Only a window this event closed: one closed before is its closer's to send.
-                if closing_ is not None and closing_.digest is not None and closing_.newly:
-                    closing.append(Attempt(closing_.digest, webhook, closing_.digest.id, 1))
         return closing
+
+    def _run_windows(self, group: Group, run_id: str | None) -> range:
+        """The windows a run's ending closes: all of a run's (a run_id's group is that run's alone);
+        without a run_id the group spans runs, so the latest RECENT_WINDOWS (the older ones' closes
+        have long come, or their letters wait in the dead-letter queue for replay)."""
+        assert self.windows is not None
+        head = self.windows.current(group) or 0
+        first = 1 if run_id else max(1, head - RECENT_WINDOWS + 1)
+        return range(first, head + 1)
 
     @staticmethod
     def _refusal(event: Event, problem: ConfigProblem) -> tuple[tuple[str, int], dict[str, Any]]:
@@ -515,7 +531,7 @@ class Notifier:
         try:
             webhook = self._resolved(attempt.webhook)
         except ReferenceProblem as exc:
-            error = "unresolvable_reference" if exc.permanent else "secret_unavailable"
+            error = "unresolvable_reference" if exc.permanent else SECRET_UNAVAILABLE
             self._settle(attempt, Outcome(None, error, 0.0, detail=str(exc)), report, tally)
             return None
         resolved = attempt if webhook is attempt.webhook else dataclasses.replace(attempt, webhook=webhook)
@@ -795,6 +811,10 @@ class Notifier:
         self.dead_letters.send(letter)
         tally.count(DEAD_LETTERED, fmt)
         report.dead_lettered += 1
+
+
+# Without a run_id, how many of a workflow's latest windows its run's ending looks at.
+RECENT_WINDOWS = 16
 
 
 def _jitter(low: float, high: float) -> float:
