@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from oxoflow_notify.outbound.delivery import Outcome
@@ -86,7 +88,8 @@ def test_a_secret_the_store_could_not_give_is_a_hold_not_an_attempt() -> None:
     outcome = Outcome(None, SECRET_UNAVAILABLE, 0.0, detail="ssm is unavailable (ThrottlingException)")
     # when the last allowed attempt meets it
     for rand in (0.0, 0.999):
-        decision = decide("json", outcome, attempt=8, max_attempts=8, policy=Policy((5, 300), rand=lambda r=rand: r), now=0.0)
+        policy = Policy((5, 300), rand=functools.partial(float, rand))
+        decision = decide("json", outcome, attempt=8, max_attempts=8, policy=policy, now=0.0)
         # then it is held (no attempt spent, never dead-lettered), back within 0.5x-1.5x of the hold, blaming no endpoint
         assert decision.kind is Kind.HELD and decision.code == SECRET_UNAVAILABLE
         assert 0.5 * SECRET_HOLD_SECONDS <= decision.wait <= 1.5 * SECRET_HOLD_SECONDS
