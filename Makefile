@@ -20,7 +20,7 @@ help:
 	@echo "make lint      ruff + mypy"
 	@echo "make sam-check sam validate --lint and sam build"
 	@echo "make bench     speed and memory targets against baselines (writes bench-results.json)"
-	@echo "make soak      5,000 events x 3 webhooks under injected faults and crashes: nothing lost"
+	@echo "make soak      5,000 events x 3 webhooks under injected faults and crashes, then 1,000 under DynamoDB faults and 100 of 256 KiB: nothing lost"
 	@echo "make invoke FUNCTION=DispatchFunction EVENT=events/sns-rule-failed.json"
 
 $(VENV)/.installed: requirements/dev.txt requirements/cli.txt layers/notify/requirements.txt pyproject.toml
@@ -59,6 +59,8 @@ bench: $(VENV)/.bench-installed
 
 soak: $(VENV)/.installed
 	$(PY) scripts/soak.py --events 5000
+	$(PY) scripts/soak.py --events 1000 --dynamodb-faults 0.08,0.04
+	$(PY) scripts/soak.py --events 100 --big
 
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py

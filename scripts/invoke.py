@@ -173,7 +173,7 @@ def seed_ingest_secret(env: dict[str, str]) -> None:
 
 def peek(stack: Stack, url: str) -> list[dict[str, Any]]:
     return [
-        json.loads(m["Body"])
+        json.loads(stack.resolve(m["Body"]))  # a letter kept in S3 behind a pointer: the letter
         for m in stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
     ]
 

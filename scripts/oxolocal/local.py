@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import json
 import logging
 import os
@@ -64,6 +65,16 @@ class Paths:
         return self.root / "env.sh"
 
     @property
+    def lock(self) -> Path:
+        """Held (flock) by the running stack for its whole life: the kernel lets go when it dies."""
+        return self.root / "stack.lock"
+
+    @property
+    def starting(self) -> Path:
+        """Held by an `up` while it starts one: two at once start one stack."""
+        return self.root / "up.lock"
+
+    @property
     def log(self) -> Path:
         return self.root / "stack.log"
 
@@ -84,10 +95,20 @@ class Paths:
 
 
 def running(paths: Paths) -> int | None:
-    """The pid of this folder's stack if it is up and answering, else None."""
+    """The pid of this folder's stack if one is up, else None. A stack holds its lock file for as
+    long as it lives, so a stale pid file (a reboot, a SIGKILL, a pid reused) never counts."""
+    if not paths.lock.is_file():
+        return None
+    with paths.lock.open("a") as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # held: the stack is up
+        else:
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            return None
     try:
         pid = int(paths.pid.read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
     return pid if paths.env.is_file() else None
@@ -95,11 +116,17 @@ def running(paths: Paths) -> int | None:
 
 def up(paths: Paths, port: int, wait: float = 90.0) -> int:
     """Start the stack in the background (or find it running) and print its export lines."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with paths.starting.open("a") as starting:
+        fcntl.flock(starting, fcntl.LOCK_EX)  # a second `up` at the same time waits, then finds this one's stack
+        return _up(paths, port, wait)
+
+
+def _up(paths: Paths, port: int, wait: float) -> int:
     if running(paths):
         print(f"the local stack is already up (pid {running(paths)}); its environment:", file=sys.stderr)
         sys.stdout.write(paths.env.read_text())
         return 0
-    paths.root.mkdir(parents=True, exist_ok=True)
     paths.env.unlink(missing_ok=True)
     with paths.log.open("ab") as log:
         process = subprocess.Popen(
@@ -131,16 +158,13 @@ def down(paths: Paths, wait: float = 20.0) -> int:
         print("no local stack is running", file=sys.stderr)
         paths.env.unlink(missing_ok=True)
         return 0
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)  # the lock's holder: this folder's stack, not a process that reused a stale pid
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+    while running(paths) is not None:  # until its lock is let go (a zombie holds none)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
             break
         time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
     paths.env.unlink(missing_ok=True)
     paths.pid.unlink(missing_ok=True)
     print(f"the local stack (pid {pid}) is stopped", file=sys.stderr)
@@ -169,7 +193,13 @@ def free_port(preferred: int) -> int:
 
 
 def serve(paths: Paths, port: int) -> int:
-    """Run the stack until SIGTERM or SIGINT."""
+    """Run the stack until SIGTERM or SIGINT, holding the state folder's lock all along."""
+    held = paths.lock.open("a")  # kept open (so locked) until this process ends
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another local stack holds {paths.lock}; not starting a second", flush=True)
+        return 1
     keep_ca(paths.ca)
     from moto.server import ThreadedMotoServer
 
@@ -223,6 +253,7 @@ def keep_ca(folder: Path) -> None:
     if not (folder / "local-ca.pem").is_file():
         ca = trustme.CA()
         ca.private_key_pem.write_to_path(str(folder / "local-ca.key"))
+        (folder / "local-ca.key").chmod(0o600)
         ca.cert_pem.write_to_path(str(folder / "local-ca.pem"))
     os.environ["OXOFLOW_LOCAL_CA_DIR"] = str(folder)
 

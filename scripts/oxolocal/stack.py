@@ -233,7 +233,7 @@ class Stack:
             self.physical[logical_id] = {"Ref": name, "Arn": arn}
         else:
             attributes = {}
-            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize"):
                 if key in props:
                     attributes[key] = str(props[key])
             if "RedrivePolicy" in props:
@@ -335,13 +335,20 @@ class Stack:
         return {"visible": int(attrs[names[0]]), "delayed": int(attrs[names[1]]), "in_flight": int(attrs[names[2]])}
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
-        """Read and delete everything visible in a queue; bodies parsed as JSON."""
+        """Read and delete everything visible in a queue; bodies parsed as JSON (a letter kept in
+        S3 behind a pointer read through it, as replay reads it)."""
         bodies = []
         while batch := self.receive(queue_url):
             for message in batch:
-                bodies.append(json.loads(message["Body"]))
+                bodies.append(json.loads(self.resolve(message["Body"])))
                 self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return bodies
+
+    def resolve(self, body: str) -> str:
+        """A queue message's body, through its pointer when it was kept in S3 (aws.letters)."""
+        from oxoflow_notify.aws.letters import LetterStore, resolve_body
+
+        return resolve_body(body, LetterStore(self.s3, self.bucket))
 
     def carry_published(self, function: str = "DispatchFunction") -> list[Any]:
         """Hand everything published to the topic to the dispatch handler, one SNS event each."""

@@ -166,3 +166,103 @@ def test_no_canary_reaches_a_log_line_a_metric_a_retry_message_or_a_dead_letter(
     everything = "\n".join([logs.getvalue(), logged, printed, *retry_bodies, json.dumps(letters)]).lower()
     leaked = {where: canary for where, canary in CANARIES.items() if canary.lower() in everything}
     assert leaked == {}, f"canaries leaked: {leaked}"
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a JSON value (log lines and letters are searched as decoded text, so an
+    escape that JSON added, such as a zero-width character as \\u200b, hides nothing)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _decoded(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        try:
+            out += _strings(json.loads(line))
+        except ValueError:
+            out.append(line)
+    return out
+
+
+def test_no_re_encoded_echo_of_a_secret_reaches_a_log_line_a_reason_or_a_dead_letter(
+    stack: Stack, receivers: Callable[..., Receiver], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # given four webhooks with a secret each (a Slack URL's token, a signing secret, a bearer token,
+    # a whsec_ secret), whose receiver refuses each event (400, so the circuit breaker, which a run of
+    # 500s would open, lets every one through) with that secret in one of the forms of issue #20
+    # point 7, a new form at each request; and a fifth whose receiver explains itself in plain words
+    from tests.unit.test_echoes import BEARER, FORMS, ORDINARY, SIGNING_SECRET, SLACK_TOKEN, WHSEC
+
+    secrets = {"slack": SLACK_TOKEN, "secret": SIGNING_SECRET, "bearer": BEARER, "whsec": WHSEC}
+    asked: dict[str, int] = {}
+    answered: list[tuple[str, str]] = []  # (place, what was said)
+
+    def echo_encoded(n: int, request: Received) -> Answer:
+        place = request.path.split("/")[1]
+        k = asked[place] = asked.get(place, -1) + 1
+        said = ORDINARY[k % len(ORDINARY)] if place == "plain" else "upstream said " + list(FORMS.values())[k % len(FORMS)](secrets[place])
+        answered.append((place, said))
+        return Answer(400, said.encode())
+
+    receiver = receivers(echo_encoded, "echo-encoded")
+    base = f"https://localhost:{receiver.port}"
+    stack.put_config(
+        "variant-calling",
+        hooks(
+            f'id = "slack"\nformat = "slack"\nurl = "{base}/slack/services/T0AB12CD3/B0EF45GH6/{SLACK_TOKEN}"',
+            f'id = "secret"\nurl = "{base}/secret"\nsecret = "{SIGNING_SECRET}"',
+            f'id = "bearer"\nurl = "{base}/bearer"\nheaders = {{ Authorization = "Bearer {BEARER}" }}',
+            f'id = "whsec"\nurl = "{base}/whsec"\nsecret = "{WHSEC}"',
+            f'id = "plain"\nurl = "{base}/plain"',
+        ),
+    )
+    from oxoflow_notify.aws.observability import logger
+    from oxoflow_notify.outbound.echoes import REDACTED
+
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    logs = io.StringIO()
+    # not setStream: it flushes the old stream, which an earlier test's capture may have closed
+    previous, handler.stream = handler.stream, logs
+    caplog.set_level(logging.INFO)
+    try:
+        # when one event per form is dispatched
+        for number in range(len(FORMS)):
+            stack.publish({**message("rule-failed"), "rule": f"align_reads_{number}"})
+        stack.carry_published()
+        stack.drain_retries(rounds=10)
+    finally:
+        handler.stream = previous
+    letters = stack.drain(stack.dead_letter_queue_url)
+    printed = capsys.readouterr().out
+
+    # then every form was really answered, for every secret, and each answer dead-lettered with its reason
+    assert {place: count + 1 for place, count in asked.items()} == {p: len(FORMS) for p in ("slack", "secret", "bearer", "whsec", "plain")}
+    assert len(letters) == 5 * len(FORMS) and {letter["reason_code"] for letter in letters} == {"permanent_failure"}
+    texts = [*_decoded(logs.getvalue()), *_decoded(printed), *_strings(letters), caplog.text]
+    texts += [str(r.__dict__.get("reason", "")) for r in caplog.records]
+    everything = "\n".join(texts)
+    reasons = [letter["reason"] for letter in letters if letter["webhook"]["id"] != "plain"]
+    assert len(reasons) == 4 * len(FORMS) and all(r.startswith("HTTP 400 upstream said") for r in reasons), reasons[:3]
+    assert all(REDACTED in r for r in reasons), [r for r in reasons if REDACTED not in r]
+    assert everything.count("HTTP 400 upstream said") >= 2 * 4 * len(FORMS)  # in a log line and a letter each
+    # and no 10 characters of any echoed form, nor of any secret, survive anywhere
+    leaked = []
+    for place, said in answered:
+        if place == "plain":
+            continue
+        echoed = said.removeprefix("upstream said ")
+        for value in (echoed, secrets[place]):
+            width = min(10, len(value))
+            windows = {value[i : i + width] for i in range(len(value) - width + 1)}
+            leaked += [(place, w) for w in windows if w.strip() and w in everything]
+    assert leaked == [], f"echoed secrets leaked: {sorted(set(leaked))[:10]}"
+    # while what the plain receiver said reads as it was said, in its reasons
+    for text in ORDINARY:
+        assert f"HTTP 400 {text}" in everything, text

@@ -17,6 +17,7 @@ import pytest
 from oxoflow_notify.aws.wiring import build_notifier
 from oxoflow_notify.pipeline.digest import group_of
 from oxoflow_notify.pipeline.notifier import Published
+from oxoflow_notify.pipeline.pacing import DynamoPacer
 from oxoflow_notify.pipeline.windows import DynamoWindowStore, Group
 from oxolocal.receivers import Answer, Receiver, most_in_any_second, ok, slack_like
 from oxolocal.stack import Stack, sns_event
@@ -282,6 +283,43 @@ def test_a_429_with_retry_after_pauses_the_webhook_for_every_instance(stack: Sta
     assert refused.answered == 429 and second.delivered + second.retrying == 1
     assert rest and all(r.at - refused.at >= 2.9 for r in rest)
     assert len(hook.successes()) == 2
+
+
+def pacers(stack: Stack, count: int) -> list[DynamoPacer]:
+    """``count`` instances' pacers on the stack's ledger table, each with its own client."""
+    table = stack.function_env("DispatchFunction")["LEDGER_TABLE"]
+    return [DynamoPacer(table, lambda: stack.dynamodb) for _ in range(count)]
+
+
+def test_slots_on_dynamodb_stay_an_interval_apart_in_true_time_with_clocks_2_s_apart(stack: Stack) -> None:
+    # given three instances whose clocks are 2 s behind, right and 2 s ahead, sharing one target
+    errors = [-2.0, 0.0, 2.0]
+    instances = pacers(stack, 3)
+    true_now = 1_800_000_000.0
+    # when each reserves in turn (a storm's first reservations, all at once) and converts its slot to a wait on its own clock
+    starts = []
+    for n in range(30):
+        pacer, error = instances[n % 3], errors[n % 3]
+        slot = pacer.reserve("target", 5, true_now + error, tenant="workflows/w.oxoflow")
+        assert slot.at is not None
+        starts.append(true_now + slot.at - pacer.now(true_now + error))  # the true time its POST starts
+    # then no two POSTs start less than one interval (1.1 / 5 s) apart, and the 30 take about 30 intervals
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:], strict=False)]
+    assert min(gaps) >= 0.22 - 1e-6 and max(starts) - min(starts) <= 29 * 0.22 + 2.5
+
+
+def test_on_dynamodb_another_teams_slow_rate_limit_does_not_delay_ours_but_the_receivers_429_does(stack: Stack) -> None:
+    # given team A's file with our receiver's URL and rate_limit = 0.0012, three deliveries reserved
+    (pacer,) = pacers(stack, 1)
+    now = 1_800_000_000.0
+    team_a = [pacer.reserve("shared", 0.0012, now, tenant="workflows/team-a.oxoflow").at for _ in range(3)]
+    assert (team_a[-1] or 0) - now > 1_800
+    # when team B (rate_limit = 1) sends to the same URL, then the receiver answers one of them 429 for 30 s
+    team_b = [pacer.reserve("shared", 1, now, tenant="workflows/team-b.oxoflow").at for _ in range(2)]
+    pacer.pause("shared", now + 30)
+    paused = pacer.reserve("shared", 1, now + 2, tenant="workflows/team-b.oxoflow").at
+    # then B went at once and one interval later, and after the receiver's pause: only the receiver slows B
+    assert team_b == pytest.approx([now, now + 1.1]) and paused == pytest.approx(now + 30)
 
 
 @pytest.mark.parametrize("fmt", ["json", "slack"])

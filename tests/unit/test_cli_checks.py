@@ -119,3 +119,130 @@ def test_verify_with_a_secret_that_is_not_a_standard_webhooks_one_says_how_to_wr
     headers = [a for k, v in signed().items() for a in ("--header", f"{k}: {v}")]
     code, err = run(capsys, "verify", "--body", str(body), "--secret", "k", *headers)
     assert code == 2 and "write whsec_ followed by its base64" in err and "Traceback" not in err
+
+
+# -- a hostile read's findings: each input below once ended in a traceback or a wrong verdict --------
+
+
+def test_files_a_command_reads_are_bounded_and_must_be_utf8(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # given a binary file and a file larger than any event
+    binary, huge = tmp_path / "bin.json", tmp_path / "huge.json"
+    binary.write_bytes(b"\xff\xfe")
+    huge.write_bytes(b" " * (2 << 20))
+    # when publish and verify read them, each says what is wrong with the file, exit 2
+    assert run(capsys, "publish", str(binary), "--dry-run") == (2, f"cannot read {binary}: not UTF-8 text (byte 0)\n")
+    code, err = run(capsys, "publish", str(huge), "--dry-run")
+    assert code == 2 and "larger than 1,048,576 bytes" in err
+    code, err = run(capsys, "verify", "--body", str(huge), "--secret", "s", "--signature", "sha256=00")
+    assert code == 2 and "larger than" in err and "Traceback" not in err
+
+
+def test_an_endpoint_that_is_no_url_is_one_sentence(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ENDPOINT_URL": "notaurl",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    code, err = run(capsys, "publish", "--event", "WorkflowStarted", "--workflow", "wf", "--topic-arn", "arn:aws:sns:eu-west-1:1:t")
+    assert code == 2 and err.startswith("sns: Invalid endpoint: notaurl: set AWS_ENDPOINT_URL to a URL") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["follow", "x.log", "--poll", "-1"], "'-1' is not a positive number of seconds"),
+        (["follow", "x.log", "--poll", "nan"], "'nan' is not a positive number of seconds"),
+        (["verify", "--tolerance", "nan", "--secret", "s"], "'nan' is not a positive number of seconds"),
+        (["replay", "--queue-url", QUEUE, "--limit", "0"], "'0' is not a whole number of 1 or more"),
+        (["replay", "--queue-url", QUEUE, "--workflow", "bad name!"], "--workflow 'bad name!' is no workflow name"),
+        (["replay", "--queue-url", QUEUE, "--older-than", "2h", "--newer-than", "1h"], "--newer-than must be longer ago than --older-than"),
+    ],
+)
+def test_options_that_could_only_match_nothing_or_spin_are_refused(capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:
+    code, err = run(capsys, *argv)
+    assert code == 2 and says in err and "Traceback" not in err
+
+
+def test_compound_ages_read_like_the_configs_durations() -> None:
+    from oxoflow_notify.tools.replay import parse_age
+
+    assert (parse_age("1h30m"), parse_age("90s"), parse_age("7d")) == (5400, 90, 604800)
+    for bad in ("3", "-1h", "nan", "1e308d", "1h 30m", ""):
+        with pytest.raises(ValueError, match=r"e\.g\. 30m, 12h, 1h30m"):
+            parse_age(bad)
+
+
+def test_follow_refuses_a_state_file_it_could_not_save(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    log.write_text('{"event": "workflow_started", "workflow_name": "wf"}\n')
+    code, err = run(capsys, "follow", str(log), "--dry-run", "--state", str(tmp_path))
+    assert code == 2 and "is a directory; give a file" in err
+    code, err = run(capsys, "follow", str(log), "--dry-run", "--state", str(tmp_path / "no" / "such.json"))
+    assert code == 2 and "no such folder" in err
+
+
+def test_a_bad_require_https_names_that_setting_not_the_allowlist(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "wf.oxoflow"
+    config.write_text('[[webhooks]]\nurl = "https://hooks.example.org/x"\n')
+    monkeypatch.setenv("REQUIRE_HTTPS", "maybe")
+    code, err = run(capsys, "validate", str(config))
+    assert code == 2 and "REQUIRE_HTTPS" in err and "true or false" in err and "CIDR" not in err
+
+
+def test_anything_unexpected_is_one_sentence_never_a_traceback(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a command that hits a bug of ours
+    from oxoflow_notify.tools import cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("something we did not expect")
+
+    monkeypatch.setattr(cli, "cmd_publish", broken)
+    monkeypatch.delenv("OXOFLOW_NOTIFY_DEBUG", raising=False)
+    # when it runs, it says so in one sentence (how to get the traceback included), exit 2
+    code, err = run(capsys, "publish", "--dry-run")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "publish: failed (RuntimeError: something we did not expect)" in err and "OXOFLOW_NOTIFY_DEBUG=1" in err
+
+
+def test_follow_does_not_retry_what_waiting_cannot_fix(tmp_path: Path) -> None:
+    # given a publisher with no credentials (final: waiting cannot help)
+    from oxoflow_notify.tools.cli import Usage
+    from oxoflow_notify.tools.follow import Follower
+
+    log = tmp_path / "run.jsonl"
+    log.write_text('{"event": "workflow_started", "workflow_name": "wf", "timestamp": "2026-05-18T12:00:00Z"}\n')
+    slept: list[float] = []
+
+    def publish(message: dict[str, object]) -> str:
+        raise Usage("follow: no AWS credentials found")
+
+    follower = Follower(log, publish, from_start=True, log=lambda text: None, sleep=slept.append)
+    # when it publishes the first line, the refusal goes straight up, with no retries slept
+    with pytest.raises(Usage):
+        follower.poll_once()
+    assert slept == []
+
+
+def test_validate_refuses_what_upload_could_not_place(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # given a valid file whose name is no workflow name, and no [workflow] name
+    config = tmp_path / "my config.oxoflow"
+    config.write_text('[[webhooks]]\nurl = "https://hooks.example.org/x"\n')
+    # when it is validated, validate says what upload would (so `validate && upload` stops at validate)
+    code, err = run(capsys, "validate", str(config))
+    assert code == 1 and "which workflow is this file for?" in err and "--workflow" in err
+    # and with the workflow named, it is fine
+    assert run(capsys, "validate", str(config), "--workflow", "wgs")[0] == 0
+
+
+@pytest.mark.parametrize("signature", ["garbage", "sha256=zz", "sha256=" + "0" * 63])
+def test_verify_tells_a_malformed_signature_from_a_wrong_one(capsys: pytest.CaptureFixture[str], tmp_path: Path, signature: str) -> None:
+    body = tmp_path / "body.json"
+    body.write_bytes(b"{}")
+    code, err = run(capsys, "verify", "--body", str(body), "--secret", "s", "--signature", signature)
+    assert code == 1 and err.startswith("malformed X-Hub-Signature-256 signature: expected sha256= and 64 hex digits")
+    code, err = run(capsys, "verify", "--body", str(body), "--secret", "s", "--signature", "sha256=" + "0" * 64)
+    assert code == 1 and err.startswith("invalid X-Hub-Signature-256 signature: this secret did not sign these 2 bytes")

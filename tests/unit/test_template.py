@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from oxoflow_notify.aws.dynamo import LEDGER_ACTIONS
 from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.config import TIMEOUT_RANGE
 from oxolocal import template as tpl
@@ -152,7 +154,49 @@ def test_the_delivery_ledger_is_a_ttl_table_both_functions_may_use() -> None:
     assert props["BillingMode"] == "PAY_PER_REQUEST" and props["SSESpecification"]["SSEEnabled"] is True
     assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["LEDGER_TABLE"] == {"Ref": name}
     for function in ("DispatchFunction", "RetryFunction"):
-        assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": name}}} in RESOURCES[function]["Properties"]["Policies"]
+        assert {action for action, arn in grants(function) if arn == LEDGER_ARN} == LEDGER_ACTIONS
+
+
+LEDGER_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/ledger"
+# Where the code calls DynamoDB on the ledger table: our modules through OnTable._ddb(), and
+# Powertools Idempotency's persistence layer through its client.
+_OUR_CALL = re.compile(r"_ddb\(\)\.([a-z_]+)\(")
+_POWERTOOLS_CALL = re.compile(r"self\.client\.([a-z_]+)\(")
+_TRANSACT_ITEM = re.compile(r'"(Put|Update|Delete|ConditionCheck)": \{')
+_TRANSACT_ACTION = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+
+
+def _called_actions() -> set[str]:
+    """The IAM actions the code's DynamoDB calls need, read from the source (a call or a transaction item)."""
+    from aws_lambda_powertools.utilities.idempotency.persistence import dynamodb as powertools_store
+
+    package = Path(__file__).resolve().parents[2] / "layers" / "notify" / "oxoflow_notify"
+    ours = [(p.read_text(encoding="utf-8"), _OUR_CALL) for p in package.rglob("*.py") if "tools" not in p.parts]
+    sources = [*ours, (Path(str(powertools_store.__file__)).read_text(encoding="utf-8"), _POWERTOOLS_CALL)]
+    actions: set[str] = set()
+    for text, call in sources:
+        for method in call.findall(text):
+            if method == "transact_write_items":  # governed by the actions of its items
+                actions |= {_TRANSACT_ACTION[kind] for kind in _TRANSACT_ITEM.findall(text)}
+            else:
+                actions.add("".join(word.capitalize() for word in method.split("_")))
+    return {f"dynamodb:{action}" for action in actions}
+
+
+def test_the_ledger_grants_are_exactly_the_calls_the_code_makes() -> None:
+    # given the DynamoDB calls in the functions' code (ours and Powertools Idempotency's)
+    called = _called_actions()
+    # then the list kept beside the code names each of them, and nothing more
+    assert called == LEDGER_ACTIONS, f"update LEDGER_ACTIONS (aws/dynamo.py) and template.yaml: the code calls {sorted(called)}"
+    # and SAM's translation of the template grants the two functions exactly those on the ledger (no Scan,
+    # Query, BatchWriteItem...), and the ingest function nothing on it
+    assert SAM["ledger_actions"] == {
+        "DispatchFunction": sorted(LEDGER_ACTIONS),
+        "RetryFunction": sorted(LEDGER_ACTIONS),
+        "IngestFunction": [],
+    }
+    crud = {a for s in SAM["policy_templates"]["DynamoDBCrudPolicy"]["Statement"] for a in _listed(s["Action"])}
+    assert {"dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem"} <= crud - LEDGER_ACTIONS
 
 
 def test_the_ingest_url_is_opt_in_and_unauthenticated_only_because_every_request_is_signed() -> None:
@@ -295,7 +339,7 @@ class _Evaluator:
     def __init__(self, parameters: dict[str, str]) -> None:
         physical = {
             "ConfigBucket": {"Ref": "config-bucket", "Arn": "arn:aws:s3:::config-bucket"},
-            "DeliveryLedger": {"Ref": "ledger"},
+            "DeliveryLedger": {"Ref": "ledger", "Arn": LEDGER_ARN},
             "RetryQueue": {"QueueName": "retry-queue"},
             "DeadLetterQueue": {"QueueName": "dead-letters", "Arn": "arn:aws:sqs:us-east-1:123456789012:dead-letters"},
             "NotifyTopic": {"Ref": "arn:aws:sns:us-east-1:123456789012:topic", "TopicName": "topic"},

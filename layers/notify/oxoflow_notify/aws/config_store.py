@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,9 @@ _MISSING = ("NoSuchKey",)
 # errors (the call's, and a body stream's: ResponseStreamingError, IncompleteReadError,
 # ReadTimeoutError), urllib3's and http.client's where they are not wrapped, and the socket's.
 _READ_FAULTS: tuple[type[Exception], ...] = (BotoCoreError, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+# Config files a warm container keeps parsed (each at most MAX_CONFIG_BYTES), the least recently
+# used dropped first: events for ever new workflow names must not grow the cache without end.
+MAX_CACHED_CONFIGS = 1_000
 
 
 @dataclass
@@ -50,6 +54,7 @@ class ConfigStore:
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         secrets_prefix: str = DEFAULT_SECRETS_PREFIX,
+        max_entries: int = MAX_CACHED_CONFIGS,
     ) -> None:
         """``secrets_prefix`` (SECRETS_PREFIX): each file's references are checked against its
         workflow's scope under it (scopes.secret_scope) as the file is parsed."""
@@ -60,7 +65,8 @@ class ConfigStore:
         self.clock = clock
         self.secrets_prefix = secrets_prefix
         self.get_calls = 0
-        self._cache: dict[str, _Entry] = {}
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
 
     def key_for(self, workflow: str) -> str:
         return f"{self.prefix}{workflow}.oxoflow"
@@ -82,6 +88,8 @@ class ConfigStore:
         """Parsed config, the error that makes it unusable, or None when there is no file."""
         now = self.clock()
         entry = self._cache.get(key)
+        if entry:
+            self._cache.move_to_end(key)
         if entry and now - entry.checked_at < self.ttl:
             return entry.result
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
@@ -97,7 +105,7 @@ class ConfigStore:
                 entry.checked_at = now
                 return entry.result
             if code in _MISSING:
-                self._cache[key] = _Entry(None, None, now)
+                self._remember(key, _Entry(None, None, now))
                 return None
             return self._stale(key, entry, exc)
         except _READ_FAULTS as exc:
@@ -111,8 +119,15 @@ class ConfigStore:
             with contextlib.suppress(Exception):
                 response["Body"].close()
             return self._stale(key, entry, exc)
-        self._cache[key] = _Entry(response.get("ETag"), result, now)
+        self._remember(key, _Entry(response.get("ETag"), result, now))
         return result
+
+    def _remember(self, key: str, entry: _Entry) -> None:
+        """Cache one file's result, dropping the least recently used beyond ``max_entries``."""
+        self._cache[key] = entry
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
 
     @staticmethod
     def _read(response: dict[str, Any], key: str) -> bytes:

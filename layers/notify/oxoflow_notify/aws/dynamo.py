@@ -6,6 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+# Every DynamoDB action the functions take on the ledger table, and all the template grants them on
+# it (template.yaml's UseTheLedgerTable). By the client call that needs it: the ledger (Powertools
+# Idempotency: get, put, update, delete), the hand-off log (batch get, put, update), digest windows
+# (get, update, and transactions of Put and Update items, governed by PutItem and UpdateItem) and
+# pacing (get, update). tests/unit/test_template.py checks this list against the calls in the code.
+LEDGER_ACTIONS = frozenset(
+    {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
+)
+
 
 class OnTable:
     """A store on one table; its client is built on the first call that needs it (a cold start that

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .letters import SQS_MESSAGE_LIMIT, message_size
+
+if TYPE_CHECKING:
+    from .letters import LetterStore
 
 SQS_MAX_DELAY = 900  # seconds; SQS refuses longer DelaySeconds
 
@@ -15,11 +20,16 @@ class MessageQueue(Protocol):
 
 class SqsQueue:
     """``client`` may be a client or a function that builds one: a dispatcher whose deliveries all
-    succeed never needs SQS, so a cold start need not pay for the client."""
+    succeed never needs SQS, so a cold start need not pay for the client.
 
-    def __init__(self, client: Any, url: str) -> None:
+    With ``letters``, a message over ``limit`` bytes (the queue's MaximumMessageSize, counted as SQS
+    counts it) keeps its body in S3 and is sent as a pointer (aws.letters): no letter is too big to keep."""
+
+    def __init__(self, client: Any, url: str, letters: LetterStore | None = None, limit: int = SQS_MESSAGE_LIMIT) -> None:
         self._client = client
         self.url = url
+        self.letters = letters
+        self.limit = limit
 
     @property
     def client(self) -> Any:
@@ -28,11 +38,10 @@ class SqsQueue:
         return self._client
 
     def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
-        self.client.send_message(
-            QueueUrl=self.url,
-            MessageBody=json.dumps(message, ensure_ascii=False, separators=(",", ":")),
-            DelaySeconds=max(0, min(SQS_MAX_DELAY, int(delay_seconds))),
-        )
+        body = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        if self.letters is not None and message_size(body) > self.limit:
+            body = json.dumps(self.letters.keep(body), separators=(",", ":"))
+        self.client.send_message(QueueUrl=self.url, MessageBody=body, DelaySeconds=max(0, min(SQS_MAX_DELAY, int(delay_seconds))))
 
 
 @dataclass

@@ -139,3 +139,12 @@ class References:
                     raise ReferenceProblem(f"{which} is not a Standard Webhooks secret (whsec_ + base64 of 24 to 64 random bytes)",
                                            permanent=True)  # fmt: skip
         return resolved
+
+    def publish_keys(self, keys: tuple[str, ...], source: str) -> tuple[str, ...]:
+        """A workflow's [publish] keys with their references read, each checked against the scope of
+        its file (``source``) first, as a webhook's are. ReferenceProblem, never quoting a value."""
+        scope = secret_scope(source, self.prefix, self.config_prefix)
+        for key in keys:
+            if is_reference(key) and not scope.allows(key):
+                raise ReferenceProblem(f"[publish] key: {scope.rule(key)}", permanent=True)
+        return tuple(self.resolve(key) if is_reference(key) else key for key in keys)

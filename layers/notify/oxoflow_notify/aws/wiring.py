@@ -24,6 +24,7 @@ from oxoflow_notify.pipeline.ledger import IdempotencyLedger, NoLedger
 from oxoflow_notify.pipeline.notifier import Notifier
 
 from .config_store import ConfigStore
+from .letters import LetterStore
 from .queues import SqsQueue
 from .references import References
 from .settings import Settings
@@ -69,6 +70,7 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
     s3 = boto3.client("s3", config=_BOTO)
     sqs = _Lazy(lambda: boto3.client("sqs", config=_BOTO))
     dynamodb = _Lazy(lambda: boto3.client("dynamodb", config=_BOTO))  # the ledger and the hand-off log share it
+    letters = LetterStore(s3, settings.config_bucket)  # letters too big for their queue (aws.letters)
     return Notifier(
         settings=settings,
         store=ConfigStore(
@@ -80,8 +82,9 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
             settings.max_concurrency,
             TargetGuard(settings.target_allowlist, settings.require_https),
         ),
-        retry_queue=SqsQueue(sqs, settings.retry_queue_url),
-        dead_letters=SqsQueue(sqs, settings.dead_letter_queue_url),
+        retry_queue=SqsQueue(sqs, settings.retry_queue_url, letters),
+        dead_letters=SqsQueue(sqs, settings.dead_letter_queue_url, letters),
+        letters=letters,
         ledger=IdempotencyLedger(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else NoLedger(),
         handoffs=(
             DynamoHandoffLog(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else NoHandoffLog()

@@ -14,7 +14,7 @@ says which secrets a file may reference, and ``oxoflow`` translates oxo-flow's o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 WEBHOOK_KEYS = (
@@ -123,6 +123,9 @@ class Config:
     source: str
     webhooks: tuple[Webhook, ...] = ()
     problems: tuple[ConfigProblem, ...] = ()
+    # [publish] key: newest first; any verifies the oxoflow-signature of the workflow's events (config.publish)
+    publish_keys: tuple[str, ...] = field(default=(), repr=False)
+    publish_problem: ConfigProblem | None = None  # a [publish] table that cannot be used: the workflow's events are refused
 
     def find(self, webhook_id: str) -> Webhook | None:
         """The valid webhook with this id, if the file has one."""

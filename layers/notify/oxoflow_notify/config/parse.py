@@ -7,6 +7,7 @@ hosts DNS cannot hold, and files over the limits (which make the whole file unus
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from oxoflow_notify.errors import ConfigError, shown
 from . import MAX_CONFIG_BYTES, Config, ConfigProblem, Webhook
 from .limits import check_count, check_nesting, too_big, too_deep, too_long_number
 from .lines import Place, Places
+from .publish import parse_publish
 from .webhook_ids import identity_clashes
 from .webhook_keys import Targets, parse_webhook
 
@@ -40,7 +42,11 @@ def parse_config(raw: str | bytes, source: str, scope: SecretScope | None = None
     check_nesting(document, source, text)
     located = _located(document, text, source)
     results = [parse_webhook(entry, place, index, scope, targets) for index, (entry, place) in enumerate(located, start=1)]
-    return _settled(source, located, results)
+    config = _settled(source, located, results)
+    if "publish" not in document:
+        return config
+    keys, problem = parse_publish(document, text, source, scope)  # the workflow's publish key (config.publish)
+    return dataclasses.replace(config, publish_keys=keys, publish_problem=problem)
 
 
 def _text(raw: str | bytes, source: str) -> str:

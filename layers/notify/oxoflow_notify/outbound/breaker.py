@@ -13,15 +13,19 @@ target's deliveries wait in the retry queue without spending an attempt, one que
 then one delivery is let through as the trial (the others keep waiting), and its result closes
 or reopens the circuit.
 
-The state lives in one warm container: other instances of the function learn on their own.
+The state lives in one warm container: other instances of the function learn on their own. It
+holds at most ``max_circuits`` circuits (MAX_CIRCUITS), the least recently used forgotten first,
+so a container that meets ever new URLs or config files does not grow without end.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
+
+MAX_CIRCUITS = 10_000  # circuits one warm container remembers (a few hundred bytes each)
 
 
 def target_of(url: str) -> str:
@@ -43,6 +47,7 @@ class CircuitBreaker:
         clock: Callable[[], float] = time.monotonic,
         window: int | None = None,
         min_failure_rate: float = 0.8,
+        max_circuits: int = MAX_CIRCUITS,
     ) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
@@ -53,10 +58,27 @@ class CircuitBreaker:
         self._recent: dict[str, deque[bool]] = {}
         self._open_until: dict[str, float] = {}
         self._trial: dict[str, float] = {}  # target -> when its half-open trial was let through
+        self.max_circuits = max_circuits
+        self._used: OrderedDict[str, None] = OrderedDict()  # circuits with state, least recently used first
+
+    def __len__(self) -> int:
+        """How many circuits are remembered."""
+        return len(self._used)
+
+    def _touch(self, target: str) -> None:
+        """Mark the circuit used; forget the least recently used ones beyond ``max_circuits``."""
+        self._used[target] = None
+        self._used.move_to_end(target)
+        while len(self._used) > self.max_circuits:
+            old, _ = self._used.popitem(last=False)
+            for state in (self._streak, self._recent, self._open_until, self._trial):
+                state.pop(old, None)
 
     def blocked_for(self, target: str) -> float:
         """Seconds the target stays closed to us; 0 when it may be called."""
         now = self.clock()
+        if target in self._used:
+            self._used.move_to_end(target)
         trial = self._trial.get(target)
         if trial is not None:
             if now - trial < self.cooldown:
@@ -73,6 +95,7 @@ class CircuitBreaker:
         return remaining
 
     def record(self, target: str, failed: bool) -> None:
+        self._touch(target)
         self._trial.pop(target, None)
         recent = self._recent.setdefault(target, deque(maxlen=self.window))
         recent.append(failed)

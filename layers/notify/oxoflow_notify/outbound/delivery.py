@@ -40,6 +40,8 @@ from oxoflow_notify.inbound.events import Event
 if TYPE_CHECKING:
     from oxoflow_notify.pipeline.digest import Digest
 
+from .echoes import CLEAN_LIMIT, scrub
+from .echoes import REDACTED as REDACTED  # where callers have always found it
 from .guard import BlockedTarget, InvalidHost, TargetGuard
 from .signing import OXOFLOW_SIGNATURE_HEADER, SIGNATURE_HEADER, hmac_sha256_hex, standard_headers
 from .transport import DeadlineExceeded, deadline, guarded_pool_classes, tls_context
@@ -297,25 +299,46 @@ class HttpSender:
         return list(self._executor.map(send, batch))
 
 
-REDACTED = "<redacted>"
-
-
 def _snippet(raw: bytes, status: int, prepared: Prepared) -> str:
-    """The start of an answer, as reasons may quote it. Only answers that can enter a reason (a
-    failure, or a Teams 200 that reports one) are worth cleaning, and cleaning costs a regex per
-    answer: a plain 2xx keeps only a short, unquoted start."""
+    """The start of an answer, as reasons may quote it: the one place a receiver's words enter an
+    Outcome, so every answer is cleaned here (a plain 2xx keeps only a short start, cleaned too).
+    Only the first CLEAN_LIMIT characters are read, less a short word cut in two at the limit."""
     text = raw.decode("utf-8", "replace")
     if 200 <= status < 300 and prepared.webhook.format != "teams":
-        return text[:16]
-    return redact(text, prepared)[:RESPONSE_SNIPPET]
+        return redact(text[:16], prepared)
+    head = text[:CLEAN_LIMIT]
+    if len(text) > CLEAN_LIMIT:
+        head = _CUT_WORD.sub("", head)  # an echo cut short at the limit is no longer recognisable whole
+    return redact(head, prepared)[:RESPONSE_SNIPPET]
+
+
+_CUT_WORD = re.compile(r"\S{1,64}\Z")  # a longer run keeps enough of itself to be recognised
 
 
 def redact(text: str, prepared: Prepared) -> str:
     """A receiver's answer, with everything secret it could echo back removed: every header value
     we sent that carries a secret (custom headers, signatures) and each word of it, the URL and
     each of its path segments, query values and user info, and the webhook's secrets — in any
-    case, and in their percent-encoded, JSON-escaped and base64 forms. A fragment that is a plain
+    case, in their percent-encoded, JSON-escaped and base64 forms, and (``echoes.scrub``) any 8
+    characters of them in any form a receiver may re-encode them in (hex, percent, \\u and HTML
+    escapes, base64 and base64url at any offset, reversed, rot13, split by whitespace or joined by
+    zero-width characters), and any long token that looks like a key. A fragment that is a plain
     word (``_PLAIN_WORD``: "hook", "Bearer") is kept. The rest may enter logs and dead letters."""
+    pieces, material = _secret_parts(prepared)
+    forms: set[str] = set()
+    for piece in (p for p in pieces if len(p) >= 4):
+        forms |= {piece, unquote(piece), quote(piece, safe=""), json.dumps(piece)[1:-1], piece.replace("/", "\\/")}
+        forms.add(base64.b64encode(piece.encode()).decode().rstrip("="))
+    found = [f for f in forms if len(f) >= 4]
+    if found:
+        pattern = re.compile("|".join(re.escape(f) for f in sorted(found, key=len, reverse=True)), re.IGNORECASE)
+        text = pattern.sub(REDACTED, text)
+    return scrub(text, material)
+
+
+def _secret_parts(prepared: Prepared) -> tuple[set[str], frozenset[str]]:
+    """What an answer must not quote whole (the URL, its parts, header values, secrets), and the
+    secret material none of whose forms it may quote in part (the same, less the plain words)."""
     webhook = prepared.webhook
     parts = urlsplit(webhook.url)
     sent = [value for name, value in prepared.headers.items() if name.lower() in _SECRET_HEADERS]
@@ -323,17 +346,9 @@ def redact(text: str, prepared: Prepared) -> str:
     pieces = {webhook.url, parts.netloc, parts.path, parts.query, *values}
     fragments = {word for value in values for word in value.replace(",", " ").split()}  # "Bearer <token>", "v1,<sig> v1,<sig>"
     fragments |= set(unquote(parts.path).split("/")) | {v for pair in parse_qsl(parts.query) for v in pair}
-    pieces |= {f for f in fragments if not _PLAIN_WORD.fullmatch(f)}  # "no such hook" keeps its "hook"
-    pieces |= {parts.username or "", parts.password or ""}
-    forms: set[str] = set()
-    for piece in (p for p in pieces if len(p) >= 4):
-        forms |= {piece, unquote(piece), quote(piece, safe=""), json.dumps(piece)[1:-1], piece.replace("/", "\\/")}
-        forms.add(base64.b64encode(piece.encode()).decode().rstrip("="))
-    found = [f for f in forms if len(f) >= 4]
-    if not found:
-        return text
-    pattern = re.compile("|".join(re.escape(f) for f in sorted(found, key=len, reverse=True)), re.IGNORECASE)
-    return pattern.sub(REDACTED, text)
+    secret = {f for f in fragments if not _PLAIN_WORD.fullmatch(f)}  # "no such hook" keeps its "hook"
+    secret |= {*values, parts.username or "", parts.password or ""}
+    return pieces | secret, frozenset(s for s in secret if s and not _PLAIN_WORD.fullmatch(s))
 
 
 # A fragment of a secret value or URL (a path segment, a query key, a header value's word) that is

@@ -28,8 +28,25 @@ _NAMED: list[tuple[IPNetwork, str]] = [
     (ipaddress.ip_network("198.51.100.0/24"), "reserved for documentation"),
     (ipaddress.ip_network("203.0.113.0/24"), "reserved for documentation"),
     (ipaddress.ip_network("2001:db8::/32"), "reserved for documentation"),
+    # Deprecated by RFC 3879 but still routed inside some networks; Python's ipaddress calls it global.
+    (ipaddress.ip_network("fec0::/10"), "site-local (deprecated, fec0::/10)"),
 ]
-_NAT64 = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
+# RFC 6052: where the IPv4 address sits in a NAT64 address, by prefix length (byte offsets; byte 8,
+# bits 64..71, is always skipped). The well-known prefix is a /96; inside the local-use /48 (RFC
+# 8215) an operator may use a /48, /56, /64 or /96, and we cannot know which: every layout is read.
+_RFC6052_BYTES = {
+    32: (4, 5, 6, 7),
+    40: (5, 6, 7, 9),
+    48: (6, 7, 9, 10),
+    56: (7, 9, 10, 11),
+    64: (9, 10, 11, 12),
+    96: (12, 13, 14, 15),
+}
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_NAT64: list[tuple[IPNetwork, tuple[int, ...]]] = [
+    (ipaddress.ip_network("64:ff9b::/96"), (96,)),
+    (ipaddress.ip_network("64:ff9b:1::/48"), (48, 56, 64, 96)),
+]
 
 
 class BlockedTarget(Exception):
@@ -53,29 +70,47 @@ def parse_allowlist(text: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
-def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4, Teredo client), if any."""
+def nat64_ipv4s(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address a NAT64 address can carry, read by each RFC 6052 layout its prefix allows.
+
+    A reading inside 0.0.0.0/8 is the zero padding of another layout, not a destination (no
+    translator forwards to it), so it counts only when every reading is one."""
+    packed = ip.packed
+    for network, lengths in _NAT64:
+        if ip in network:
+            readings = [ipaddress.IPv4Address(bytes(packed[i] for i in _RFC6052_BYTES[n])) for n in lengths]
+            return [r for r in readings if r not in _THIS_NETWORK] or readings
+    return []
+
+
+def embedded_ipv4s(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, NAT64 in every layout, 6to4, Teredo client)."""
     if not isinstance(ip, ipaddress.IPv6Address):
-        return None
+        return []
     if ip.ipv4_mapped:
-        return ip.ipv4_mapped
-    if any(ip in net for net in _NAT64):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        return [ip.ipv4_mapped]
     if ip.sixtofour:
-        return ip.sixtofour
+        return [ip.sixtofour]
     if ip.teredo:
-        return ip.teredo[1]
-    return None
+        return [ip.teredo[1]]
+    return nat64_ipv4s(ip)
+
+
+def _named(ip: IPAddress) -> str | None:
+    return next((name for network, name in _NAMED if ip.version == network.version and ip in network), None)
 
 
 def why_blocked(ip: IPAddress) -> str | None:
-    """What kind of address this is, when it is not one a webhook may live at; None when global."""
-    for network, name in _NAMED:
-        if ip.version == network.version and ip in network:
-            return name
-    inner = embedded_ipv4(ip)
-    if inner is not None:
-        reason = why_blocked(inner)
+    """What kind of address this is, when it is not one a webhook may live at; None when global.
+
+    A translating IPv6 address (mapped, NAT64, 6to4, Teredo) is vetted itself (the named ranges)
+    and by every IPv4 address it can carry: one blocked IPv4 reading blocks it."""
+    named = _named(ip)
+    if named:
+        return named
+    inner = embedded_ipv4s(ip)
+    if inner:
+        reason = next((r for r in map(why_blocked, inner) if r), None)
         return f"{reason}, embedded in an IPv6 address" if reason else None
     for attribute, name in (
         ("is_unspecified", "unspecified"),
@@ -98,8 +133,11 @@ class TargetGuard:
         self.require_https = require_https
 
     def allowed(self, ip: IPAddress) -> bool:
-        candidates = [ip, *([embedded_ipv4(ip)] if embedded_ipv4(ip) else [])]
-        return any(c.version == net.version and c in net for c in candidates if c for net in self.allowlist)
+        """Whether the address actually dialled is inside the allowlist. An IPv4-mapped address is
+        that IPv4 address on the wire; a NAT64, 6to4 or Teredo address is not its IPv4 address (it is
+        routed as IPv6, through a translator), so it is not admitted by an IPv4 range."""
+        dialled = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+        return any(dialled.version == net.version and dialled in net for net in self.allowlist)
 
     def vet(self, ip: IPAddress) -> None:
         """Refuse one address unless it is globally routable or allowlisted (BlockedTarget, safe to log)."""

@@ -4,9 +4,11 @@ only what the deployed functions will send to.
 The verdict comes from the guard itself (``TargetGuard``), built as the functions build it from
 REQUIRE_HTTPS and TARGET_ALLOWLIST (the template's RequireHttps and TargetAllowlist): the scheme
 first, then every address. Offline only what needs no DNS is known: IP literals in any spelling the
-resolver reads (parsed as numeric hosts, never looked up) and names that mean loopback by definition
-(``localhost``, ``*.localhost``, RFC 6761, and the usual /etc/hosts aliases). Any other name is
-looked up, and its addresses vetted, only when asked (``resolve``).
+resolver reads (parsed as numeric hosts, never looked up) and the loopback names of the Lambda
+runtime's /etc/hosts (``localhost`` and its aliases, spelled exactly: ``localhost.`` or
+``x.localhost`` are names its resolver looks up in DNS). Any other name is looked up, and its
+addresses vetted, only when asked (``resolve``). An IP literal with a trailing dot is refused: the
+resolver takes it for a name, and DNS has none.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class Preflight:
             return f"{exc} ({HTTPS_HINT})"
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        if host.endswith(".") and ip_literal(host[:-1]) is not None:
+            return (f"host {host!r} is an IP address with a trailing dot, which the functions' resolver takes for a "
+                    "host name that DNS cannot resolve: drop the dot")  # fmt: skip
         try:
             known = known_addresses(host)
             for ip in known or ():
@@ -78,16 +83,20 @@ class Preflight:
 def known_addresses(host: str) -> list[IPAddress] | None:
     """The addresses a host stands for without DNS (parsed, never looked up): an IP literal's, in any
     spelling the resolver reads, or a loopback name's; None for any other name."""
-    name = host.rstrip(".").lower()
+    name = host.lower()
     if name in LOOPBACK_NAMES:
         return [LOOPBACK_NAMES[name]]
-    if name.endswith(".localhost"):
-        return [_V4]
+    literal = ip_literal(host)
+    return None if literal is None else [literal]
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address an IP literal stands for, in any spelling the resolver reads; None for a name."""
     try:  # the resolver reads IPv4 literals as inet_aton does (2130706433, 0x7f.1, 017700000001, 127.1)
-        return [ipaddress.IPv4Address(socket.inet_aton(host))]
+        return ipaddress.IPv4Address(socket.inet_aton(host))
     except (OSError, UnicodeError, ValueError):
         pass
     try:  # IPv6, with an optional zone (fe80::1%25eth0)
-        return [ipaddress.IPv6Address(host.split("%", 1)[0])]
+        return ipaddress.IPv6Address(host.split("%", 1)[0])
     except ValueError:
         return None

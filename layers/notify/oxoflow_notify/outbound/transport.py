@@ -15,6 +15,8 @@ Three things real receivers need and a plain connection pool does not give:
 - **The platform's trust store, plus ``SSL_CERT_FILE``.** Verification is always on. The context
   trusts what the platform trusts and adds the CAs of ``SSL_CERT_FILE`` (OpenSSL's variable) when
   it is set, for private CAs and for tests; certifi is the fallback where the platform has none.
+  OpenSSL also reads ``SSL_CERT_DIR`` (a directory of hashed CA certificates, in place of the
+  platform's directory but beside its bundle): it too widens trust (docs/security.md says so).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from oxoflow_notify.outbound.delivery import (
     TIMEOUT_ERRORS,
     Outcome,
 )
+from oxoflow_notify.outbound.echoes import scrub
 
 from . import deadletter as dl
 from .retry import next_delay, parse_retry_after
@@ -89,8 +90,10 @@ class Decision:
 
 
 def snippet(body: str, limit: int = 80) -> str:
-    """First line of a receiver's answer, URLs removed, short: safe to log."""
-    line = _URL.sub("<url>", body.strip().splitlines()[0] if body.strip() else "")
+    """First line of a receiver's answer, URLs and key-like tokens removed, short: safe to log.
+    The answer was cleaned of our secrets as it was read (delivery.redact); scrubbing again here
+    keeps an Outcome built anywhere else from quoting a key."""
+    line = scrub(_URL.sub("<url>", body.strip().splitlines()[0] if body.strip() else ""))
     line = "".join(ch for ch in line if ch.isprintable())
     return line[:limit] + ("…" if len(line) > limit else "")
 

@@ -14,6 +14,9 @@ from oxoflow_notify.inbound.events import format_timestamp
 
 DEAD_LETTER_SCHEMA = "oxoflow-notify/dead-letter/v1"
 RAW_MESSAGE_MAX = 200_000  # bytes kept of an unparseable message, well inside an SQS body
+# Bytes kept of a message the functions failed on (internal_error), for replay: anything SNS or SQS
+# can hand them (a letter over the queue's limit keeps its body in S3: aws.letters).
+KEPT_WHOLE_MAX = 1_048_576
 
 # reason codes
 INVALID_EVENT = "invalid_event"
@@ -25,6 +28,7 @@ WEBHOOK_REMOVED = "webhook_removed"
 UNSUBSCRIBED = "unsubscribed"  # a pending retry whose webhook no longer subscribes to its event: replay to deliver anyway
 MALFORMED_RETRY = "malformed_retry"
 INTERNAL_ERROR = "internal_error"  # a surprise in our own code: the event or delivery is kept for replay
+UNAUTHENTICATED_EVENT = "unauthenticated_event"  # not signed with its workflow's publish key: nothing delivered
 
 
 def now_iso(now: float | None = None) -> str:
@@ -46,7 +50,12 @@ def dead_letter(
     delivery_id: str | None = None,
     attempts: list[dict[str, Any]] | None = None,
     now: float | None = None,
+    raw_max: int = RAW_MESSAGE_MAX,
+    received_at: datetime | None = None,
+    signature: str | None = None,
 ) -> dict[str, Any]:
+    """``received_at`` and ``signature``: when SNS received the raw message and its oxoflow-signature,
+    so that a replay can dispatch it again exactly as it first was (same event id and delivery ids)."""
     attempts = attempts or []
     last = attempts[-1] if attempts else {}
     letter: dict[str, Any] = {
@@ -65,9 +74,13 @@ def dead_letter(
     }
     if message_id is not None:
         letter["message_id"] = message_id
+    if received_at is not None:
+        letter["received_at"] = format_timestamp(received_at)
+    if signature is not None:
+        letter["signature"] = signature
     if raw_message is not None:
         encoded = raw_message.encode("utf-8", "replace")
         # Cut on bytes, then drop a split multi-byte character at the end rather than garble it.
-        letter["raw_message"] = encoded[:RAW_MESSAGE_MAX].decode("utf-8", "ignore")
-        letter["raw_message_truncated"] = len(encoded) > RAW_MESSAGE_MAX
+        letter["raw_message"] = encoded[:raw_max].decode("utf-8", "ignore")
+        letter["raw_message_truncated"] = len(encoded) > raw_max
     return letter

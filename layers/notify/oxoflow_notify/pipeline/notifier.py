@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from oxoflow_notify.aws.config_store import ConfigStore
+from oxoflow_notify.aws.letters import ClaimCheckError, LetterStore, resolve_body
 from oxoflow_notify.aws.observability import (
     ALREADY,
     DEAD_LETTERED,
@@ -52,7 +53,7 @@ from . import deadletter as dl
 from .answers import Decision, Kind, Policy, circuit_open, decide, delivered, judge, pause_for
 from .handoff import HANDED, HandoffLog, Mark, NoHandoffLog
 from .ledger import Ledger, NoLedger
-from .retry import CLOSE_SCHEMA, DIGEST_EVENT, RetryMessageError, RetryTask, sqs_delay
+from .retry import CLOSE_SCHEMA, DIGEST_EVENT, RetryMessageError, RetryTask, far_future, sqs_delay
 
 if TYPE_CHECKING:  # digests and rate limits load on first use: most cold starts deliver neither
     from .digest import Digest
@@ -95,6 +96,7 @@ class Published:
     message: str
     message_id: str
     timestamp: datetime
+    signature: str | None = None  # its oxoflow-signature attribute (pipeline.publishers checks it)
 
 
 @dataclass
@@ -139,8 +141,10 @@ class Notifier:
         windows: WindowStore | None = None,
         pacer: Pacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        letters: LetterStore | None = None,
     ) -> None:
         self.references = references
+        self.letters = letters  # where letters too big for their queue are kept (aws.letters); None: nowhere
         self.windows = windows  # None: no table to keep windows in, so digests are off (each event goes alone)
         self.pacer = pacer  # None: no table for the slots, so no rate limit is enforced
         self.sleep = sleep
@@ -187,17 +191,24 @@ class Notifier:
                 except Exception as exc:
                     if is_infrastructure(exc):
                         raise
-                    self._kept_whole("event", published.message, published.message_id, exc, report, tally)
+                    self._kept_whole("event", published.message, published.message_id, exc, report, tally, published)
         finally:
             tally.flush()
         return report
 
-    def _kept_whole(self, what: str, raw: str, message_id: str | None, exc: Exception, report: Report, tally: MetricsTally) -> None:
+    def _kept_whole(
+        self, what: str, raw: str, message_id: str | None, exc: Exception, report: Report, tally: MetricsTally,
+        published: Published | None = None,
+    ) -> None:  # fmt: skip
         """Whatever else went wrong with one message (an event, a retry message) ends as its dead
-        letter, the message kept whole for replay."""
+        letter, the message kept whole for replay (an event's with when SNS received it and its
+        signature, so a replay re-runs it with the same event and delivery ids)."""
         reason = f"internal error while handling this {what} ({type(exc).__name__}); kept for replay"
         logger.error(f"{what} failed", extra={"message_id": message_id, "reason": reason, "error": type(exc).__name__})
-        self._dead_letter(dl.dead_letter(dl.INTERNAL_ERROR, reason, raw_message=raw, message_id=message_id), report, tally, "none")
+        received = (published.timestamp, published.signature) if published is not None else (None, None)
+        letter = dl.dead_letter(dl.INTERNAL_ERROR, reason, raw_message=raw, message_id=message_id, raw_max=dl.KEPT_WHOLE_MAX,
+                                received_at=received[0], signature=received[1])  # fmt: skip
+        self._dead_letter(letter, report, tally, "none")
 
     def _dispatch_one(self, published: Published, report: Report, tally: MetricsTally) -> None:
         try:
@@ -215,7 +226,10 @@ class Notifier:
         targets: list[tuple[Webhook, str]] = []
         refusals: list[tuple[tuple[str, int], dict[str, Any]]] = []  # ((delivery id, attempt), dead letter): never deliverable
         configs: list[Config] = []
-        for config in self.store.configs_for(event.workflow):
+        loaded = self.store.configs_for(event.workflow)
+        if self._unauthenticated(event, published, loaded, report, tally):
+            return
+        for config in loaded:
             if isinstance(config, ConfigError):
                 logger.error("config unusable", extra={"event_id": event.id, "reason": str(config)})
                 letter = dl.dead_letter(dl.INVALID_CONFIG, str(config), event=event.to_payload())
@@ -307,6 +321,19 @@ class Notifier:
         first = 1 if run_id else max(1, head - RECENT_WINDOWS + 1)
         return range(first, head + 1)
 
+    def _unauthenticated(
+        self, event: Event, published: Published, loaded: list[Config | ConfigError], report: Report, tally: MetricsTally
+    ) -> bool:
+        """Whether the event was refused whole, before any fan-out: its workflow's own file binds it
+        to a publish key it is not signed with (pipeline.publishers)."""
+        from .publishers import refusal
+
+        own = self.store.key_for(event.workflow)
+        refused = refusal(event, published.message, published.message_id, published.signature, loaded, own, self.references)
+        if refused is not None:
+            self._refuse([refused], report, tally)
+        return refused is not None
+
     @staticmethod
     def _refusal(event: Event, problem: ConfigProblem) -> tuple[tuple[str, int], dict[str, Any]]:
         logger.error("webhook skipped", extra={"event_id": event.id, "webhook_id": problem.webhook_id, "reason": problem.message})
@@ -372,16 +399,27 @@ class Notifier:
         """The attempt a retry message asks for, or None when it was settled here (malformed,
         not due yet, or its webhook is gone)."""
         try:
+            body = resolve_body(body, self.letters)  # a pointer to a body kept in S3 (aws.letters): the body
             data = json.loads(body)
             if isinstance(data, dict) and data.get("schema") == CLOSE_SCHEMA:
                 return self._close_attempt(data, body, report, tally)
             task = RetryTask.from_message(data)
             event = subject_from_payload(task.event)
-        except (ValueError, KeyError, TypeError, RecursionError, RetryMessageError) as exc:  # a DigestPayloadError is a ValueError
-            reason = str(exc) if isinstance(exc, RetryMessageError) else f"malformed retry message: {type(exc).__name__}"
+        except _MALFORMED as exc:  # a DigestPayloadError is a ValueError; a ClaimCheckError: a pointer whose body is gone
+            reason = str(exc) if isinstance(exc, (RetryMessageError, ClaimCheckError)) else f"malformed retry message: {type(exc).__name__}"
             self._dead_letter(dl.dead_letter(dl.MALFORMED_RETRY, reason, raw_message=body), report, tally, "none")
             return None
         now = self.clock()
+        limit = far_future(self.settings.retry_schedule, self.settings.retry_jitter)
+        if task.not_before - now > limit:
+            # No wait of ours is that long: re-queued every 15 minutes it would never come due.
+            reason = (f"retry message's not_before is {task.not_before - now:,.0f} s ahead, more than any wait this deployment "
+                      f"schedules ({limit:,.0f} s): dead-lettered instead of re-queued for ever; replay it to deliver now")  # fmt: skip
+            webhook_ref = {"id": task.webhook_id, "format": task.format, "host": None, "source": task.config_key}
+            letter = dl.dead_letter(dl.MALFORMED_RETRY, reason, event=task.event, webhook=webhook_ref, delivery_id=task.delivery_id,
+                                    attempts=task.attempts)  # fmt: skip
+            self._refuse([((task.delivery_id, task.attempt), letter)], report, tally)
+            return None
         if task.not_before - now > 1:
             # Not due yet (a wait longer than SQS's 15-minute delay): hop once more.
             self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(task.not_before, now))
@@ -457,10 +495,10 @@ class Notifier:
             return (Kind.GIVE_UP if exc.permanent else Kind.RETRY), str(exc)
         prepared = prepare(subject_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
         if webhook.pace > 0 and self.pacer is not None:  # a replay keeps to the rate limit too: it waits for its slot
-            slot = self.pacer.reserve(target_of(webhook.url), webhook.pace, self.clock())
-            if slot.at is None or slot.at - self.clock() > REPLAY_WAIT:
+            slot = self.pacer.reserve(target_of(webhook.url), webhook.pace, self.clock(), tenant=webhook.source)
+            if slot.at is None or slot.at - self._shared_now() > REPLAY_WAIT:
                 return Kind.HELD, "rate limit: its next slot is too far off; left in the queue, replay it later"
-            self.sleep(max(0.0, slot.at - self.clock()))
+            self.sleep(max(0.0, slot.at - self._shared_now()))
         outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
         verdict = judge(webhook.format, outcome, self.clock())
         return verdict.kind, verdict.reason
@@ -616,7 +654,7 @@ class Notifier:
         if rate <= 0 or self.pacer is None:
             return None
         target = target_of(prepared.webhook.url)
-        now = self.clock()
+        now = self._shared_now()  # slots and pauses are on the pacer's shared clock, not ours
         if slot is not None:
             late = now - slot
             if late > min(0.5 / rate, 0.5):
@@ -626,7 +664,8 @@ class Notifier:
                 slot = None  # a receiver's 429 paused every sender past this slot
         if slot is None:
             try:
-                reserved = self.pacer.reserve(target, rate, now)
+                reserved = self.pacer.reserve(target, rate, self.clock(), tenant=prepared.webhook.source)
+                now = self._shared_now()  # it may have learned that our clock is behind
             except Exception as exc:  # noqa: BLE001 - an unpaced POST in a storm is what the limit is for
                 logger.warning("rate limit unavailable, delivery held", extra={"webhook_id": prepared.webhook.id,
                                                                                "error": type(exc).__name__})  # fmt: skip
@@ -643,22 +682,26 @@ class Notifier:
         return slot
 
     def _paused_until(self, target: str) -> float:
-        """Until when a 429 paused the target; 0 when unknown (the slot stands)."""
+        """Until when a 429 paused the target (shared clock); 0 when unknown (the slot stands)."""
         try:
             return self.pacer.paused_until(target) if self.pacer is not None else 0.0
         except Exception:  # noqa: BLE001
             return 0.0
 
+    def _shared_now(self) -> float:
+        """Now on the clock the rate-limit slots share (ours, moved on by what the pacer learned)."""
+        return self.pacer.now(self.clock()) if self.pacer is not None else self.clock()
+
     def _at_slot(self, prepared: Prepared, slot: float) -> Outcome | None:
         """Wait for the slot; then, if a 429 paused the webhook meanwhile, hold it past the pause."""
-        wait = slot - self.clock()
+        wait = slot - self._shared_now()
         if wait <= 0:
             return None
         self.sleep(wait)
         paused = self._paused_until(target_of(prepared.webhook.url))
         if paused > slot:
             return Outcome(None, RATE_LIMITED, 0.0, detail="rate limit: the receiver asked everyone to wait",
-                           hold_for=max(0.0, paused - self.clock() - PACE_EARLY))  # fmt: skip
+                           hold_for=max(0.0, paused - self._shared_now() - PACE_EARLY))  # fmt: skip
         return None
 
     def _budget(self, prepared: Prepared) -> float:
@@ -739,7 +782,7 @@ class Notifier:
         pause = pause_for(webhook.format, outcome, now) if outcome is not None and webhook.pace > 0 else None
         if pause and self.pacer is not None:
             try:
-                self.pacer.pause(target_of(webhook.url), now + pause)  # every instance waits, not only this delivery
+                self.pacer.pause(target_of(webhook.url), self.pacer.now(now) + pause)  # every instance and tenant waits
             except Exception as exc:  # noqa: BLE001 - the delivery's own retry still waits; only the others may not
                 logger.warning("rate limit pause not recorded", extra={"webhook_id": webhook.id, "error": type(exc).__name__})
         if outcome is not None and decision.spends_attempt and not outcome.recovered:
@@ -793,7 +836,6 @@ class Notifier:
             report.retrying += 1
             report.deliveries.append({**summary, "result": "retrying"})
         else:
-            logger.error("delivery dead-lettered", extra={**log, "reason": decision.reason})
             letter = dl.dead_letter(
                 decision.code or dl.PERMANENT_FAILURE,
                 decision.reason,
@@ -804,6 +846,7 @@ class Notifier:
                 now=now,
             )
             self._dead_letter(letter, report, tally, webhook.format)
+            logger.error("delivery dead-lettered", extra={**log, "reason": decision.reason})  # only once the letter is written
             report.deliveries.append({**summary, "result": "dead_lettered"})
         self.handoffs.handed(attempt.delivery_id, attempt.number)
 
@@ -815,6 +858,8 @@ class Notifier:
 
 # Without a run_id, how many of a workflow's latest windows its run's ending looks at.
 RECENT_WINDOWS = 16
+# What a retry message that cannot be read raises on its way in (it is dead-lettered as malformed_retry).
+_MALFORMED = (ValueError, KeyError, TypeError, RecursionError, RetryMessageError, ClaimCheckError)
 
 
 def _jitter(low: float, high: float) -> float:

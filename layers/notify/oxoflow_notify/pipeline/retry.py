@@ -91,6 +91,16 @@ def next_delay(
     return max(0.0, delay)
 
 
+FAR_FUTURE_MARGIN = 2 * 86400  # seconds past the longest scheduled wait that a not_before may still lie ahead
+
+
+def far_future(schedule: tuple[int, ...], jitter: float) -> float:
+    """How far ahead a retry message's not_before may lie: the schedule's longest wait (spread by
+    its jitter) plus FAR_FUTURE_MARGIN, which covers every hold and Retry-After. Further is no wait
+    of ours (``not_before = 1e15`` would hop through the queue every 15 minutes for ever)."""
+    return max(schedule, default=0) * (1 + jitter) + FAR_FUTURE_MARGIN
+
+
 def sqs_delay(not_before: float, now: float) -> int:
     return max(0, min(SQS_MAX_DELAY, math.ceil(not_before - now)))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -21,15 +22,18 @@ from typing import Any
 
 from oxoflow_notify import __version__
 from oxoflow_notify.errors import ConfigError, EventError, NotifyError
-from oxoflow_notify.inbound.topic import publish_message
+from oxoflow_notify.inbound.topic import publish_message, signable
 
 TOPIC_ENV = "OXOFLOW_NOTIFY_TOPIC_ARN"
 BUCKET_ENV = "OXOFLOW_NOTIFY_BUCKET"
+PUBLISH_KEY_ENV = "OXOFLOW_NOTIFY_PUBLISH_KEY"  # the workflow's [publish] key: events are signed with it
 SCHEMA_PATH = Path(__file__).parent.parent / "event.schema.json"
 
 
 class Usage(Exception):
-    """Could not run: exit 2 with this message."""
+    """Could not run: exit 2 with this message. ``final``: waiting and trying again cannot help."""
+
+    final = True
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -75,7 +79,10 @@ def aws_client(service: str, region: str | None = None) -> Any:
     """A boto3 client in ``region`` (see ``aws_region``); AWS_ENDPOINT_URL is honoured by boto3 itself."""
     import boto3
 
-    return boto3.client(service, region_name=region) if region else boto3.client(service)
+    try:
+        return boto3.client(service, region_name=region) if region else boto3.client(service)
+    except ValueError as exc:  # botocore: "Invalid endpoint: ..." (AWS_ENDPOINT_URL is not a URL)
+        raise Usage(f"{service}: {exc}: set AWS_ENDPOINT_URL to a URL such as http://127.0.0.1:4566, or unset it for AWS") from None
 
 
 def aws_region(command: str, flag: str | None, *resources: str | None) -> str:
@@ -108,6 +115,12 @@ def explain_aws_error(exc: Exception, what: str) -> str:
         error = response.get("Error", {})
         return f"{what}: {error.get('Code', name)}: {error.get('Message', '')}".rstrip(": ")
     return f"{what}: {name}: {exc}"
+
+
+def _final_aws_errors() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import NoCredentialsError, NoRegionError, PartialCredentialsError, ProfileNotFound
+
+    return (NoCredentialsError, PartialCredentialsError, ProfileNotFound, NoRegionError)
 
 
 def _aws_errors() -> tuple[type[Exception], ...]:
@@ -145,6 +158,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not message:
         raise Usage("publish: nothing to publish: give --event and --workflow, a JSON file, or '-' for stdin")
     checked = checked_event(message)
+    signing_key = publish_key(args, "publish")
+    if signing_key is not None:  # signed: with an id and a timestamp, so a replay of these bytes is posted once
+        checked = signable(checked)
     if args.dry_run:
         print(json.dumps(checked, ensure_ascii=False))
         return 0
@@ -153,10 +169,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
         raise Usage(f"publish: no topic: pass --topic-arn or set {TOPIC_ENV} (the stack's TopicArn output)")
     region = aws_region("publish", args.region, topic)
     try:
-        print(publish_message(aws_client("sns", region), topic, checked))
+        print(publish_message(aws_client("sns", region), topic, checked, signing_key))
     except _aws_errors() as exc:
         raise Usage(explain_aws_error(exc, "publish")) from None
     return 0
+
+
+def publish_key(args: argparse.Namespace, command: str) -> str | None:
+    """The workflow's publish key: --publish-key-file (its trailing newline is not part of it), else
+    $OXOFLOW_NOTIFY_PUBLISH_KEY; None: publish unsigned."""
+    if getattr(args, "publish_key_file", None):
+        key = _read(args.publish_key_file).rstrip("\r\n")
+        if not key:
+            raise Usage(f"{command}: --publish-key-file {args.publish_key_file} is empty; it holds the workflow's [publish] key")
+        return key
+    return os.environ.get(PUBLISH_KEY_ENV) or None
 
 
 # -- configs ------------------------------------------------------------------------------------
@@ -199,12 +226,17 @@ def check_config(
         return report
     report["webhooks"] = len(config.webhooks)
     report["problems"] = [
-        {"line": line, "message": text} for p in config.problems for line, text in p.parts or [(_line_of(p.message), p.message)]
+        {"line": line, "message": text}
+        for p in (*config.problems, *filter(None, [config.publish_problem]))  # [publish]'s, checked as the Lambda checks it
+        for line, text in p.parts or [(_line_of(p.message), p.message)]
     ]
     if targets is not None:
         report["notes"] += [_reference_note(path, w.id, w.url) for w in config.webhooks if is_reference(w.url)]
     if not config.webhooks and not config.problems:
         report["warnings"] = [f"{path}: no [[webhooks]] or [webhook]: events of this workflow go nowhere"]
+    if chosen is None:  # upload could not place it: say so here, where `validate && upload` would find out too late
+        report["problems"].append({"line": None, "message": f"{path}: which workflow is this file for? Name it <workflow>.oxoflow "
+                                   "(letters, digits, '.', '_', '-'), give it a [workflow] name, or pass --workflow"})  # fmt: skip
     report["ok"] = not report["problems"]
     return report
 
@@ -286,7 +318,11 @@ def _targets(args: argparse.Namespace, command: str) -> Any:
     try:
         return Preflight(guard_from(os.environ, args.allow_http, args.allowlist), resolve=args.resolve)
     except (SettingsError, ValueError) as exc:
-        raise Usage(f"{command}: {exc} (--allowlist takes CIDR ranges such as 10.0.0.0/8,127.0.0.0/8)") from None
+        hint = (
+            "true or false, as the template's RequireHttps" if "REQUIRE_HTTPS" in str(exc) else "CIDR ranges such as 10.0.0.0/8,127.0.0.0/8"
+        )
+        flag = "$REQUIRE_HTTPS takes" if "REQUIRE_HTTPS" in str(exc) else "--allowlist and $TARGET_ALLOWLIST take"
+        raise Usage(f"{command}: {exc} ({flag} {hint})") from None
 
 
 WORKFLOW_HELP = ("the workflow the file belongs to: its key and the secret scope its references keep to (default: the "
@@ -417,6 +453,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if ok:
         print(f"valid {scheme} signature ({len(body)} bytes)")
         return 0
+    given = lowered.get("x-oxoflow-signature" if scheme == "X-OxoFlow-Signature" else "x-hub-signature-256", "")
+    prefix = "hmac-sha256=" if scheme == "X-OxoFlow-Signature" else "sha256="
+    if not re.fullmatch(re.escape(prefix) + "[0-9a-fA-F]{64}", given.strip()):
+        print(f"malformed {scheme} signature: expected {prefix} and 64 hex digits, got {given.strip()[:80]!r}", file=sys.stderr)
+        return 1
     print(f"invalid {scheme} signature: this secret did not sign these {len(body)} bytes", file=sys.stderr)
     return 1
 
@@ -481,6 +522,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.on_failure:
         return replay_on_failure(args)
     args.reason = _known_reason(args.reason)
+    _check_filters(args)
     region = aws_region("replay", args.region, args.queue_url)
     filters = Filters(args.workflow, args.webhook, args.event, args.reason, args.older_than, args.newer_than)
     try:
@@ -494,6 +536,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise Usage(explain_aws_error(exc, "replay")) from None
     _print_summary(summary, "webhook")
     return 1 if summary.results.get("failed again") else 0
+
+
+def _check_filters(args: argparse.Namespace) -> None:
+    """Filters that could only ever match nothing say so, instead of printing "nothing matched"."""
+    from oxoflow_notify.inbound.events import WORKFLOW_NAME
+
+    if args.workflow is not None and not WORKFLOW_NAME.match(args.workflow):
+        raise Usage(f"replay: --workflow {args.workflow!r} is no workflow name (letters, digits, '.', '_', '-'; at most 128)")
+    if args.older_than is not None and args.newer_than is not None and args.newer_than <= args.older_than:
+        raise Usage("replay: --newer-than must be longer ago than --older-than (e.g. --older-than 1h --newer-than 7d): "
+                    "no letter is both")  # fmt: skip
 
 
 def _known_event(name: str | None, command: str, digest: bool = False) -> str | None:
@@ -566,17 +619,21 @@ def cmd_follow(args: argparse.Namespace) -> int:
     if not topic and not args.dry_run:
         raise Usage(f"follow: no topic: pass --topic-arn or set {TOPIC_ENV} (the stack's TopicArn output)")
     sns = None if args.dry_run else aws_client("sns", aws_region("follow", args.region, topic))
+    key = publish_key(args, "follow")
 
     def publish(message: dict[str, Any]) -> str:
         checked = checked_event(message)
         if sns is None:
             print(json.dumps(checked, ensure_ascii=False))
             return "dry-run"
-        return publish_message(sns, str(topic), checked)
+        try:
+            return publish_message(sns, str(topic), checked, key)
+        except _final_aws_errors() as exc:  # no credentials, no profile: trying again cannot help
+            raise Usage(explain_aws_error(exc, "follow")) from None
 
     if not log.exists():
         print(f"follow: waiting for {log} to be created", file=sys.stderr)
-    follower = Follower(log, publish, workflow=args.workflow, state=Path(args.state) if args.state else None,
+    follower = Follower(log, publish, workflow=args.workflow, state=_follow_state(args.state),
                         from_start=args.from_start, log=lambda text: print(text, file=sys.stderr))  # fmt: skip
     return follower.run(poll=args.poll, until_done=args.until_done, idle_exit=args.idle_exit)
 
@@ -584,18 +641,64 @@ def cmd_follow(args: argparse.Namespace) -> int:
 # -- plumbing -----------------------------------------------------------------------------------
 
 
+def _positive(flag: str) -> Callable[[str], float]:
+    """A positive, finite number of seconds (argparse names the flag; this says what is wrong)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, e.g. 0.5 or 300 ({flag})")
+        return value
+
+    return parse
+
+
+def _count(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more ({flag})")
+        return int(text)
+
+    return parse
+
+
+def _follow_state(state: str | None) -> Path | None:
+    """--state, checked before the first line is published: a position that cannot be saved would
+    publish the log again after every restart."""
+    if state is None:
+        return None
+    path = Path(state)
+    if path.is_dir():
+        raise Usage(f"follow: --state {state} is a directory; give a file to keep the position in, e.g. {state.rstrip('/')}/run.json")
+    if not path.parent.is_dir():
+        raise Usage(f"follow: --state {state}: no such folder {path.parent}; create it or give another file")
+    return path
+
+
+# The most a file given to a command is read of: an event is at most 256 KiB, a secret far less.
+MAX_INPUT_BYTES = 1 << 20
+
+
 def _read(path: str) -> str:
+    raw = _read_bytes(path)
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise Usage(f"cannot read {path}: {exc.strerror}") from None
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Usage(f"cannot read {path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _read_bytes(path: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         raise Usage(f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_INPUT_BYTES:
+        raise Usage(f"cannot read {path}: larger than {MAX_INPUT_BYTES:,} bytes (an event is at most 256 KiB)")
+    return raw
 
 
 def _age(text: str) -> float:
@@ -616,6 +719,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a duration; write seconds or a number and a unit: 90, 30s, 10m") from None
 
 
+PUBLISH_KEY_HELP = (f"sign with the workflow's [publish] key held in FILE (default: ${PUBLISH_KEY_ENV}); a signed event "
+                    "gets an id and a timestamp when it has none, so a replay of it is posted once")  # fmt: skip
 REGION_HELP = "AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the region in the topic ARN or queue URL, your profile's)"
 
 
@@ -641,6 +746,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamp", help="RFC 3339 with an offset (default: when SNS receives it)")
     p.add_argument("--id", help="event id (default: the SNS message id); the same --id and --timestamp make re-publishing safe")
     p.add_argument("--topic-arn", help=f"the topic (default: ${TOPIC_ENV})")
+    p.add_argument("--publish-key-file", metavar="FILE", help=PUBLISH_KEY_HELP)
     p.add_argument("--region", help=REGION_HELP)
     p.add_argument("--dry-run", action="store_true", help="validate and print the message; publish nothing")
     p.set_defaults(run=cmd_publish)
@@ -676,7 +782,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--secret", help="the secret (prefer --secret-file or $OXOFLOW_NOTIFY_SECRET)")
     s.add_argument("--signature", help="'sha256=<hex>' or 'hmac-sha256=<hex>'")
     s.add_argument("--header", action="append", default=[], help="'Name: value', repeatable (webhook-id, webhook-timestamp, ...)")
-    s.add_argument("--tolerance", type=float, default=300, help="Standard Webhooks timestamp tolerance, seconds (default 300)")
+    s.add_argument(
+        "--tolerance", type=_positive("--tolerance"), default=300, help="Standard Webhooks timestamp tolerance, seconds (default 300)"
+    )
     s.set_defaults(run=cmd_verify)
 
     i = sub.add_parser("invoke", help="run a function locally without Docker (like sam local invoke)", add_help=False,
@@ -698,7 +806,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--reason", help="only this reason code, e.g. retries_exhausted, permanent_failure")
     r.add_argument("--older-than", type=_age, help="only letters older than this (30m, 12h, 7d)")
     r.add_argument("--newer-than", type=_age, help="only letters newer than this")
-    r.add_argument("--limit", type=int, help="look at no more than this many messages")
+    r.add_argument("--limit", type=_count("--limit"), help="look at no more than this many messages")
     r.add_argument("--dry-run", action="store_true", help="show what would be replayed; send and delete nothing")
     r.add_argument("--on-failure", action="store_true",
                    help="recover Lambda on-failure records (whole events the dispatcher failed on): publish each event "
@@ -719,8 +827,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--until-done", action="store_true", help="exit after the run's workflow_completed/failed/cancelled")
     f.add_argument("--idle-exit", type=_seconds, help="exit after this long without new lines: seconds (90) or 30s, 10m, 1h")
     f.add_argument("--wait-for-log", action="store_true", help="wait for the log to be created (default: a missing log is an error)")
-    f.add_argument("--poll", type=float, default=0.5, help="seconds between checks for new lines (default 0.5)")
+    f.add_argument("--poll", type=_positive("--poll"), default=0.5, help="seconds between checks for new lines (default 0.5)")
     f.add_argument("--topic-arn", help=f"the topic (default: ${TOPIC_ENV})")
+    f.add_argument("--publish-key-file", metavar="FILE", help=PUBLISH_KEY_HELP)
     f.add_argument("--region", help=REGION_HELP)
     f.add_argument("--dry-run", action="store_true", help="print the events instead of publishing them")
     f.set_defaults(run=cmd_follow)
@@ -751,6 +860,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a command ends in a sentence, never a traceback
+        return _unexpected(args.command, exc)
+
+
+def _unexpected(command: str, exc: Exception) -> int:
+    """What no branch above expected: AWS's answers it could not parse, and our own bugs. One
+    sentence and exit 2; OXOFLOW_NOTIFY_DEBUG=1 shows the traceback."""
+    if os.environ.get("OXOFLOW_NOTIFY_DEBUG") == "1":
+        raise exc
+    if _is_aws_error(exc):
+        print(explain_aws_error(exc, command), file=sys.stderr)
+    else:
+        print(f"{command}: failed ({type(exc).__name__}: {str(exc)[:300]}); this is a bug of ours: run it again with "
+              "OXOFLOW_NOTIFY_DEBUG=1 and report the traceback", file=sys.stderr)  # fmt: skip
+    return 2
+
+
+def _is_aws_error(exc: Exception) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    return isinstance(exc, (BotoCoreError, ClientError, ResponseParserError))
 
 
 if __name__ == "__main__":

@@ -239,7 +239,7 @@ class Follower:
                 self.log(f"follow: {where}: skipped, not a valid event: {exc}")
                 return
             except Exception as exc:
-                if wait is None:
+                if wait is None or getattr(exc, "final", False):  # out of tries, or one that waiting cannot fix
                     raise
                 self.log(f"follow: {where}: publish failed ({type(exc).__name__}), attempt {attempt}; retrying in {wait} s")
                 self.sleep(wait)

@@ -8,6 +8,10 @@ failed would get the event a second time, under another id. So each message is p
 event id it was first given (the SNS MessageId, unless the message set its own ``id``) and its
 timestamp (when SNS received it, unless it set its own): the dispatcher derives the same delivery
 ids, and the delivery ledger stops what was delivered already.
+
+A message signed with its workflow's publish key (``oxoflow-signature``) cannot be changed without
+the key: it is published again byte for byte with its signature when it has its own id and
+timestamp (its delivery ids are then the same), and left in the queue as ``invalid`` otherwise.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from oxoflow_notify.aws.letters import LetterStore
 from oxoflow_notify.errors import EventError
 from oxoflow_notify.inbound.events import canonical_event_name, format_timestamp, load_json, parse_event, parse_timestamp
-from oxoflow_notify.inbound.topic import publish_message
+from oxoflow_notify.inbound.topic import publish_body, publish_message, signature_of
 
 from .replay import SCAN_VISIBILITY, Filters, Letter, Summary, scan
 
@@ -37,6 +42,7 @@ class SnsRecord:
     message_id: str
     message: str
     timestamp: str | None
+    signature: str | None = None  # its oxoflow-signature: the message is published again as it is, or not at all
 
 
 def is_on_failure_record(body: dict[str, Any]) -> bool:
@@ -55,7 +61,7 @@ def sns_records(body: dict[str, Any]) -> list[SnsRecord]:
             out = []
             break
         timestamp = sns.get("Timestamp")
-        out.append(SnsRecord(sns["MessageId"], sns["Message"], timestamp if isinstance(timestamp, str) else None))
+        out.append(SnsRecord(sns["MessageId"], sns["Message"], timestamp if isinstance(timestamp, str) else None, signature_of(sns)))
     if not out:
         raise EventError("its requestPayload holds no SNS message (Records[].Sns with MessageId and Message)")
     return out
@@ -76,6 +82,21 @@ def recovered_message(record: SnsRecord) -> dict[str, Any]:
         with contextlib.suppress(ValueError, OverflowError):  # unreadable: the dispatcher could not read it either
             message["timestamp"] = format_timestamp(parse_timestamp(record.timestamp))
     return message
+
+
+def signed_message(record: SnsRecord) -> dict[str, Any]:
+    """A signed message as it was published, when it can be published again unchanged: it must carry
+    its own id and timestamp (else a new SNS MessageId would give it new delivery ids, and adding
+    them would break the signature). EventError saying what to do otherwise."""
+    data = load_json(record.message)
+    if not isinstance(data, dict):
+        raise EventError(f"message must be a JSON object, got {type(data).__name__}")
+    if data.get("id") in (None, "") or data.get("timestamp") is None:
+        again = f" --timestamp {record.timestamp}" if record.timestamp else ""
+        raise EventError("it is signed with its workflow's publish key but has no id and timestamp of its own, so it cannot "
+                         "be republished unchanged: publish it again signed with the workflow's publish key "
+                         f"(oxoflow-notify publish --publish-key-file FILE --id {record.message_id}{again})")  # fmt: skip
+    return data
 
 
 def check_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -118,14 +139,17 @@ def republish_on_failure(
     now: Callable[[], float] = time.time,
     visibility: int = SCAN_VISIBILITY,
     check: Callable[[dict[str, Any]], dict[str, Any]] = check_message,
+    letters: LetterStore | None = None,
 ) -> Summary:
     """Publish the event of each on-failure record in the queue to the topic again, keeping its
     event id, and delete the record only once every message it holds was published. A record
     whose event fails validation (``invalid``) or whose publish fails (``failed``) stays in the
     queue, as does every other letter (counted as ``other letters``). ``topic_arn`` may be None
-    for a dry run. Summary rows: dead-letter message id, event id, result, detail."""
+    for a dry run. Summary rows: dead-letter message id, event id, result, detail. ``letters``: to
+    read letters kept in S3 behind a pointer (Lambda's own records never are: it drops those over
+    256 KB; docs/operations.md)."""
     summary = Summary()
-    scanned = list(scan(sqs, queue_url, limit, visibility))
+    scanned = list(scan(sqs, queue_url, limit, visibility, letters))
     deleted: set[str] = set()
     try:
         records = [letter for letter in scanned if is_on_failure_record(letter.body)]
@@ -164,7 +188,7 @@ def _republish_one(
     checked: list[tuple[SnsRecord, dict[str, Any] | None, str]] = []
     for record in records:
         try:
-            checked.append((record, check(recovered_message(record)), ""))
+            checked.append((record, check(signed_message(record) if record.signature else recovered_message(record)), ""))
         except EventError as exc:
             checked.append((record, None, str(exc)))
     if not any(_matches(filters, letter, message, now) for _, message, _ in checked):
@@ -181,7 +205,10 @@ def _republish_one(
             _row(summary, letter.message_id, event_id, "would republish", what)
             continue
         try:
-            new_id = publish_message(sns, str(topic_arn), message)
+            if record.signature is not None:  # its exact bytes and signature: the key is not ours to sign with
+                new_id = publish_body(sns, str(topic_arn), record.message, message, record.signature)
+            else:
+                new_id = publish_message(sns, str(topic_arn), message)
         except (BotoCoreError, ClientError) as exc:
             code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
             why = f"left in the queue: {what}: publish failed ({code or type(exc).__name__})"
