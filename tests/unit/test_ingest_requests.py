@@ -15,18 +15,10 @@ from hypothesis import strategies as st
 
 from oxoflow_notify.aws.queues import MemoryQueue
 from oxoflow_notify.inbound.ingest import MAX_BODY, Ingest, IngestSecretError, secrets_from
+from tests.unit.test_hostile_input import Sns  # the same fake topic
 
 SECRET = "ingest-secret-of-32-characters-x"
 NATIVE = json.dumps({"event": "workflow_completed", "workflow_name": "wf", "timestamp": "2026-05-18T12:00:00Z"})
-
-
-class Sns:
-    def __init__(self) -> None:
-        self.published: list[dict[str, Any]] = []
-
-    def publish(self, **kwargs: Any) -> dict[str, str]:
-        self.published.append(kwargs)
-        return {"MessageId": "sns-1"}
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
