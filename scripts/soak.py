@@ -50,7 +50,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 import boto3  # noqa: E402
 from botocore.exceptions import ClientError, ReadTimeoutError  # noqa: E402
 
-from oxoflow_notify.aws import observability  # noqa: E402
+from oxoflow_notify import observability  # noqa: E402
 from oxoflow_notify.aws.letters import CLAIM_SCHEMA, LETTERS_PREFIX  # noqa: E402
 from oxoflow_notify.inbound.events import RULE_EVENTS, parse_event, parse_timestamp  # noqa: E402
 from oxoflow_notify.outbound.delivery import Outcome, Prepared, delivery_id_for  # noqa: E402
@@ -129,7 +129,9 @@ class Tally:
     reposts_stopped: int = 0  # the ledger answered "already delivered": a re-post it stopped
     queue_sends: int = 0  # retry-queue sends (retries, holds and long-wait hops)
     crashed_attempts: set[Attempt] = field(default_factory=set)  # posted, then crashed before its record
-    seen_by_us: dict[Attempt, Outcome] = field(default_factory=dict)  # the outcome our side saw of each POST
+    # The outcomes our side saw of each POST, in order: one attempt can be posted twice (a digest's
+    # attempt 1 by each of its carriers, a re-run), and a late 2xx hides behind a later one's 2xx.
+    seen_by_us: dict[Attempt, list[Outcome]] = field(default_factory=dict)
     unrecorded: set[str] = field(default_factory=set)  # deliveries whose 2xx the ledger could not record
     ledger_trail: dict[str, list[str]] = field(default_factory=dict)  # what the ledger answered, by delivery (for a failing soak)
     unmarked: set[str] = field(default_factory=set)  # deliveries whose hand-off mark could not be read or written
@@ -153,7 +155,8 @@ class RecordingSender:
 
     def send(self, prepared: Prepared, budget: float | None = None) -> Outcome:
         outcome: Outcome = self.inner.send(prepared, budget)
-        self.tally.seen_by_us[attempt_of(prepared)] = outcome
+        with self.tally.lock:
+            self.tally.seen_by_us.setdefault(attempt_of(prepared), []).append(outcome)
         return outcome
 
     def send_all(self, batch: Sequence[Prepared], send: Callable[[Prepared], Outcome] | None = None) -> list[Outcome]:
@@ -669,6 +672,7 @@ def seen_by_receivers(receivers: list[Receiver], tally: Tally) -> Seen:
     for receiver in receivers:
         attempts: dict[str, set[str]] = {}
         late_2xx: set[str] = set()  # deliveries the receiver answered 2xx while our side saw no 2xx
+        posts: Counter[Attempt] = Counter()  # how often the receiver got each attempt so far
         for r in receiver.requests:
             delivery, attempt = r.header("X-OxoFlow-Delivery") or "", r.header("X-OxoFlow-Attempt") or ""
             if attempt in attempts.get(delivery, set()) or seen.delivered[delivery]:
@@ -678,7 +682,7 @@ def seen_by_receivers(receivers: list[Receiver], tally: Tally) -> Seen:
                 if cause == OTHER:
                     seen.unexplained.append(delivery)
             attempts.setdefault(delivery, set()).add(attempt)
-            ours = tally.seen_by_us.get((delivery, attempt))
+            ours = ours_of(tally, (delivery, attempt), posts)
             if r.answered == 200 and ours is not None and ours.status != 200:
                 late_2xx.add(delivery)
             if r.answered == 200:
@@ -688,6 +692,14 @@ def seen_by_receivers(receivers: list[Receiver], tally: Tally) -> Seen:
             else:
                 seen.faults += 1
     return seen
+
+
+def ours_of(tally: Tally, attempt: Attempt, posts: Counter[Attempt]) -> Outcome | None:
+    """What our side saw of the receiver's n-th copy of this attempt: our n-th outcome of it (the
+    copies of one attempt are posted one after another, as the soak runs the functions)."""
+    outcomes = tally.seen_by_us.get(attempt, [])
+    posts[attempt] += 1
+    return outcomes[min(posts[attempt], len(outcomes)) - 1] if outcomes else None
 
 
 def repeat_cause(delivery: str, after_2xx: bool, crashed: set[str], late_2xx: set[str], tally: Tally) -> str:

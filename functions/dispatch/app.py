@@ -4,11 +4,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from oxoflow_notify.aws.observability import logger
-from oxoflow_notify.aws.wiring import build_notifier
 from oxoflow_notify.inbound.events import parse_timestamp
 from oxoflow_notify.inbound.topic import signature_of
+from oxoflow_notify.observability import logger
 from oxoflow_notify.pipeline.notifier import Published
+from oxoflow_notify.wiring import build_notifier
 
 notifier = build_notifier()
 

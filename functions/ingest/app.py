@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from oxoflow_notify.aws.observability import logger
-from oxoflow_notify.aws.wiring import build_ingest
+from oxoflow_notify.observability import logger
+from oxoflow_notify.wiring import build_ingest
 
 ingest = build_ingest()
 

@@ -7,8 +7,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from oxoflow_notify.aws.observability import logger
-from oxoflow_notify.aws.wiring import build_notifier
+from oxoflow_notify.observability import logger
+from oxoflow_notify.wiring import build_notifier
 
 notifier = build_notifier()
 processor = BatchProcessor(event_type=EventType.SQS)

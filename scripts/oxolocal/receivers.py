@@ -202,7 +202,9 @@ class Receiver:
     """One loopback receiver, HTTPS by default. Use as a context manager or call start()/stop().
 
     ``tls=False`` serves plain http; ``certificate`` replaces the localhost certificate (wrong
-    name, untrusted, expired); ``ipv6=True`` listens on ``::1`` instead of 127.0.0.1."""
+    name, untrusted, expired); ``ipv6=True`` listens on ``::1`` instead of 127.0.0.1;
+    ``tickets=False`` issues no TLS session tickets (no client can resume a session);
+    ``max_tls`` caps the TLS version it speaks (TLS 1.2, as older receivers do)."""
 
     def __init__(
         self,
@@ -211,6 +213,8 @@ class Receiver:
         tls: bool = True,
         certificate: trustme.LeafCert | None = None,
         ipv6: bool = False,
+        tickets: bool = True,
+        max_tls: ssl.TLSVersion | None = None,
     ) -> None:
         self.behaviour = behaviour or ok()
         self.name = name
@@ -218,6 +222,7 @@ class Receiver:
         self.ipv6 = ipv6
         self.requests: list[Received] = []
         self.handshakes: list[str | None] = []  # the SNI of every completed TLS handshake
+        self.resumed = 0  # handshakes that resumed a session instead of a full handshake
         self.refused_handshakes = 0
         self.connections = 0
         self._lock = threading.Lock()
@@ -225,6 +230,11 @@ class Receiver:
         context = local_ca().server_context(certificate) if tls else None
         if context is not None:
             context.sni_callback = self._record_sni
+            if not tickets:
+                context.num_tickets = 0  # TLS 1.3
+                context.options |= ssl.OP_NO_TICKET  # TLS 1.2
+            if max_tls is not None:
+                context.maximum_version = max_tls
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like real receivers
@@ -247,6 +257,7 @@ class Receiver:
                     self.request.settimeout(None)
                     with receiver._lock:
                         receiver.handshakes.append(getattr(self.request, "sni", None))
+                        receiver.resumed += int(self.request.session_reused)
                 super().setup()
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet

@@ -150,7 +150,7 @@ def test_no_secret_or_webhook_url_in_logs_metrics_or_queues(
     entries.append(f'url = "ssm:/{name}"\nsecret = ["{whsec}", "secretsmanager:{name}#k"]')
     entries.append(f'url = "https://{token}.example.org/x"\nsecret = "{secret}"\nevents = ["NoSuchEvent"]')
     stack.put_config("variant-calling", hooks(*entries))
-    from oxoflow_notify.aws.observability import logger
+    from oxoflow_notify.observability import logger
 
     level = logger.log_level
     logger.setLevel("DEBUG")  # every line, successes included

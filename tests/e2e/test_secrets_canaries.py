@@ -99,7 +99,7 @@ def test_no_canary_reaches_a_log_line_a_metric_a_retry_message_or_a_dead_letter(
             f'id = "ssm-scheme"\nurl = "ssm:/{scope}/scheme"',
         ),
     )
-    from oxoflow_notify.aws.observability import logger
+    from oxoflow_notify.observability import logger
     from oxoflow_notify.outbound.delivery import REDACTED
 
     level = logger.log_level
@@ -222,7 +222,7 @@ def test_no_re_encoded_echo_of_a_secret_reaches_a_log_line_a_reason_or_a_dead_le
             f'id = "plain"\nurl = "{base}/plain"',
         ),
     )
-    from oxoflow_notify.aws.observability import logger
+    from oxoflow_notify.observability import logger
     from oxoflow_notify.outbound.echoes import REDACTED
 
     handler = logger.registered_handler

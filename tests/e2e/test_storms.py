@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from oxoflow_notify.aws.wiring import build_notifier
 from oxoflow_notify.pipeline.notifier import Published
+from oxoflow_notify.wiring import build_notifier
 from oxolocal.receivers import Receiver, slack_like
 from oxolocal.stack import Stack
 

@@ -11,9 +11,9 @@ from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from oxoflow_notify.aws.config_store import ConfigStore
-from oxoflow_notify.aws.observability import logger
 from oxoflow_notify.config import Config
 from oxoflow_notify.errors import ConfigError, InfrastructureError, is_infrastructure
+from oxoflow_notify.observability import logger
 from oxolocal.stack import Stack
 
 

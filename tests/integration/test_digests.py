@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from oxoflow_notify.aws.wiring import build_notifier
+from oxoflow_notify.aws.pacing_table import DynamoPacer
+from oxoflow_notify.aws.windows_table import DynamoWindowStore
+from oxoflow_notify.lazy import Lazy
 from oxoflow_notify.pipeline.digest import group_of
 from oxoflow_notify.pipeline.notifier import Published
-from oxoflow_notify.pipeline.pacing import DynamoPacer
-from oxoflow_notify.pipeline.windows import DynamoWindowStore, Group
+from oxoflow_notify.pipeline.windows import Group
+from oxoflow_notify.wiring import build_notifier
 from oxolocal.receivers import Answer, Receiver, most_in_any_second, ok, slack_like
 from oxolocal.stack import Stack, sns_event
 from tests.conftest import message
@@ -155,7 +157,7 @@ def wrap_window_transactions(stack: Stack, wrap: Callable[[Callable[..., Any]], 
     """The dispatcher's digest windows with their TransactWriteItems passed through ``wrap``
     (a fault injected at the seam); every other DynamoDB call goes through as it is."""
     stack.handler("DispatchFunction")
-    windows: DynamoWindowStore = stack.modules["DispatchFunction"].notifier.windows
+    windows: DynamoWindowStore = stack.modules["DispatchFunction"].notifier.windows.store.get()
     real = windows._ddb()
 
     class Wrapped:
@@ -163,7 +165,7 @@ def wrap_window_transactions(stack: Stack, wrap: Callable[[Callable[..., Any]], 
             call = getattr(real, name)
             return wrap(call) if name == "transact_write_items" else call
 
-    windows._built = Wrapped()
+    windows._client = Lazy(Wrapped)
 
 
 class InjectedCrash(BaseException):

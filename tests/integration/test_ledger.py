@@ -11,10 +11,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from oxoflow_notify.aws.ledger_table import IdempotencyLedger, _Budget
 from oxoflow_notify.config import Webhook
 from oxoflow_notify.inbound.events import parse_event
 from oxoflow_notify.outbound.delivery import LEDGER_UNAVAILABLE, Outcome, Prepared, prepare
-from oxoflow_notify.pipeline.ledger import ALREADY_DELIVERED, IN_PROGRESS, IdempotencyLedger, _Budget
+from oxoflow_notify.pipeline.ledger import ALREADY_DELIVERED, IN_PROGRESS
 
 EVENT = parse_event('{"event": "WorkflowFailed", "workflow": "variant-calling"}', message_id="m-1", received_at=datetime.now(UTC))
 

@@ -190,7 +190,8 @@ def test_the_parity_cases_cover_both_verdicts() -> None:
     """The cases above would prove little if the open stack refused (or passed) all of them; with the
     template's defaults every loopback case is refused (only a public address passes, and these tests
     reach loopback only)."""
-    from oxoflow_notify.outbound.preflight import Preflight, guard_from
+    from oxoflow_notify.aws.settings import guard_from
+    from oxoflow_notify.outbound.preflight import Preflight
 
     def verdicts(setting: str) -> set[bool]:
         check = Preflight(guard_from(SETTINGS[setting]))

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from oxoflow_notify.config.format_names import FORMAT_NAMES
 from oxoflow_notify.formats import DIGEST_FORMATS, FORMATS, render, render_digest
+from oxoflow_notify.inbound.digests import CLOSED_BY, Digest, digest_from_payload
 from oxoflow_notify.inbound.events import parse_event
-from oxoflow_notify.pipeline.digest import CLOSED_BY, Digest, digest_delivery_id, digest_from_payload, group_of, kept_form
+from oxoflow_notify.pipeline.digest import digest_delivery_id, group_of, kept_form
 from oxolocal.shapes import problems_of
 from tests.conftest import EVENTS, GOLDEN, RECEIVED_AT, ROOT, assert_golden
 from tests.unit.test_neutralisation import any_hostile, live_forms, visible_strings

@@ -7,13 +7,13 @@ import pytest
 from oxoflow_notify.config import DEFAULT_RATE_LIMITS
 from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.config.webhook_values import parse_duration
+from oxoflow_notify.inbound.digests import digest_from_payload
 from oxoflow_notify.pipeline import digest as digest_limits
 from oxoflow_notify.pipeline.digest import (
     KEEP_FAILED,
     KEEP_OTHER,
     WINDOW_BYTES,
     digest_delivery_id,
-    digest_from_payload,
     group_of,
     kept_form,
     size_of,
@@ -211,12 +211,13 @@ def test_a_cold_start_imports_no_digest_or_rate_limit_code_until_a_webhook_needs
     root = Path(__file__).resolve().parents[2]
     code = (
         "import sys\n"
-        "from oxoflow_notify.aws.wiring import build_notifier\n"
+        "from oxoflow_notify.wiring import build_notifier\n"
         "n = build_notifier({'CONFIG_BUCKET': 'b', 'RETRY_QUEUE_URL': 'q', 'DEAD_LETTER_QUEUE_URL': 'd', 'LEDGER_TABLE': 't'})\n"
-        "lazy = ('digest', 'windows', 'pacing')\n"
-        "assert not [m for m in lazy if 'oxoflow_notify.pipeline.' + m in sys.modules], 'imported at build'\n"
-        "n.windows._full\n"  # the first use builds the store and imports its module
-        "assert 'oxoflow_notify.pipeline.windows' in sys.modules and 'oxoflow_notify.pipeline.pacing' not in sys.modules\n"
+        "lazy = ('pipeline.digest', 'pipeline.windows', 'pipeline.pacing', 'aws.windows_table', 'aws.pacing_table')\n"
+        "assert not [m for m in lazy if 'oxoflow_notify.' + m in sys.modules], 'imported at build'\n"
+        "n.windows.store.get()\n"  # the first use builds the store and imports its module
+        "assert 'oxoflow_notify.aws.windows_table' in sys.modules and 'oxoflow_notify.pipeline.windows' in sys.modules\n"
+        "assert 'oxoflow_notify.pipeline.pacing' not in sys.modules and 'oxoflow_notify.aws.pacing_table' not in sys.modules\n"
     )
     env = {**os.environ, "PYTHONPATH": str(root / "layers" / "notify"), "AWS_DEFAULT_REGION": "us-east-1"}
     # then the digest windows and the rate limit's slots load only on first use

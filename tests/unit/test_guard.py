@@ -130,7 +130,8 @@ def test_the_allowlist_matches_the_address_dialled_not_the_ipv4_a_wrapper_carrie
 
 
 def test_the_preflight_and_the_guard_give_the_same_verdict_on_the_new_refusals() -> None:
-    from oxoflow_notify.outbound.preflight import Preflight, guard_from
+    from oxoflow_notify.aws.settings import guard_from
+    from oxoflow_notify.outbound.preflight import Preflight
 
     preflight = Preflight(guard_from({"TARGET_ALLOWLIST": "127.0.0.0/8"}))
     for url, says in [
@@ -144,7 +145,8 @@ def test_the_preflight_and_the_guard_give_the_same_verdict_on_the_new_refusals()
 
 @pytest.mark.parametrize("url", ["https://127.0.0.1./x", "https://2130706433./x", "https://0x7f.1./x", "https://10.0.0.1.:8443/x"])
 def test_an_ip_literal_with_a_trailing_dot_is_refused_offline_as_the_resolver_would_fail_it(url: str) -> None:
-    from oxoflow_notify.outbound.preflight import Preflight, guard_from
+    from oxoflow_notify.aws.settings import guard_from
+    from oxoflow_notify.outbound.preflight import Preflight
 
     opened = guard_from({"TARGET_ALLOWLIST": "10.0.0.0/8,127.0.0.0/8"})
     verdict = Preflight(opened)(url)
@@ -167,7 +169,8 @@ def test_an_ip_literal_with_a_trailing_dot_is_refused_offline_as_the_resolver_wo
     ],
 )
 def test_preflight_says_offline_what_the_guard_will_say_at_send_time(url: str, says: str | None) -> None:
-    from oxoflow_notify.outbound.preflight import Preflight, guard_from
+    from oxoflow_notify.aws.settings import guard_from
+    from oxoflow_notify.outbound.preflight import Preflight
 
     verdict = Preflight(guard_from({}))(url)
     assert verdict is None if says is None else (verdict is not None and says in verdict), verdict

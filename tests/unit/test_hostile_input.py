@@ -20,7 +20,7 @@ from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.errors import ConfigError, EventError
 from oxoflow_notify.formats import FORMATS, facts, render
 from oxoflow_notify.inbound.events import FIELDS, parse_event
-from oxoflow_notify.inbound.ingest import Ingest
+from oxoflow_notify.pipeline.ingest import Ingest
 from oxoflow_notify.tools.cli import main
 from tests.conftest import RECEIVED_AT, names_a_field
 

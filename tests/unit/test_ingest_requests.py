@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oxoflow_notify.aws.queues import MemoryQueue
-from oxoflow_notify.inbound.ingest import MAX_BODY, Ingest, IngestSecretError, secrets_from
+from oxoflow_notify.pipeline.ingest import MAX_BODY, Ingest, IngestSecretError, secrets_from
 from tests.unit.test_hostile_input import Sns  # the same fake topic
 
 SECRET = "ingest-secret-of-32-characters-x"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,6 +25,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """
     if len(word) > QUOTE_MAX:
         return ""
+    import difflib  # only a mistake asks: a cold start that meets none never imports it
+
     options = list(choices)
     lowered = {c.lower(): c for c in options}
     match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
@@ -60,6 +61,17 @@ class SettingsError(NotifyError):
     """An environment variable of the function is missing or malformed."""
 
     code = "invalid_settings"
+
+
+class ReferenceProblem(NotifyError):
+    """An ``ssm:`` / ``secretsmanager:`` reference could not be resolved. ``permanent`` when waiting
+    cannot help. Here, not in aws.references: the pipeline and the ingest function act on it."""
+
+    code = "unresolvable_reference"
+
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class InfrastructureError(Exception):

@@ -21,6 +21,7 @@ from oxoflow_notify.config import MAX_CONFIG_BYTES, Config
 from oxoflow_notify.config.limits import too_big
 from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.config.scopes import DEFAULT_SECRETS_PREFIX, secret_scope
+from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.errors import ConfigError, InfrastructureError
 
 from .observability import logger
@@ -35,7 +36,7 @@ _MISSING = ("NoSuchKey",)
 _READ_FAULTS: tuple[type[Exception], ...] = (BotoCoreError, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 # Config files a warm container keeps parsed (each at most MAX_CONFIG_BYTES), the least recently
 # used dropped first: events for ever new workflow names must not grow the cache without end.
-MAX_CACHED_CONFIGS = 1_000
+MAX_CACHED_CONFIGS = DEFAULTS.max_cached_configs
 
 
 @dataclass

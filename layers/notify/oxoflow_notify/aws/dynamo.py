@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from oxoflow_notify.lazy import Lazy
+
 # Every DynamoDB action the functions take on the ledger table, and all the template grants them on
 # it (template.yaml's UseTheLedgerTable). By the client call that needs it: the ledger (Powertools
 # Idempotency: get, put, update, delete), the hand-off log (batch get, put, update), digest windows
@@ -24,17 +26,14 @@ LEDGER_ACTIONS = frozenset(
 
 class OnTable:
     """A store on one table; its client is built on the first call that needs it (a cold start that
-    never reaches the store never pays for it). Tests may set ``_built`` to a wrapped client."""
+    never reaches the store never pays for it). Tests may set ``_client`` to a wrapped client's Lazy."""
 
     def __init__(self, table: str, client: Callable[[], Any]) -> None:
         self.table = table
-        self._client = client
-        self._built: Any = None
+        self._client: Lazy[Any] = client if isinstance(client, Lazy) else Lazy(client)
 
     def _ddb(self) -> Any:
-        if self._built is None:
-            self._built = self._client()
-        return self._built
+        return self._client.get()
 
 
 def error_code(exc: BaseException) -> str:

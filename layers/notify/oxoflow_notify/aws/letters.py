@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from oxoflow_notify.errors import NotifyError
+from oxoflow_notify.lazy import Lazy
 
 CLAIM_SCHEMA = "oxoflow-notify/claim-check/v1"
 LETTERS_PREFIX = "letters/"  # under the config bucket; template.yaml grants it and expires it (keep them equal)
@@ -70,15 +71,13 @@ class LetterStore:
     function that builds one on first use."""
 
     def __init__(self, s3: Any, bucket: str, prefix: str = LETTERS_PREFIX) -> None:
-        self._s3 = s3
+        self._s3: Lazy[Any] = s3 if isinstance(s3, Lazy) else Lazy(lambda: s3)  # a client, or one built on first use
         self.bucket = bucket
         self.prefix = prefix
 
     @property
     def s3(self) -> Any:
-        if callable(self._s3) and not hasattr(self._s3, "get_object"):
-            self._s3 = self._s3()
-        return self._s3
+        return self._s3.get()
 
     def keep(self, body: str) -> dict[str, Any]:
         """Put the body in S3; the pointer to send in its place."""

@@ -4,38 +4,35 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from oxoflow_notify.lazy import Lazy
+from oxoflow_notify.pipeline.ports import SQS_MAX_DELAY, MessageQueue  # the pipeline's, implemented here
 
 from .letters import SQS_MESSAGE_LIMIT, message_size
 
 if TYPE_CHECKING:
     from .letters import LetterStore
 
-SQS_MAX_DELAY = 900  # seconds; SQS refuses longer DelaySeconds
-
-
-class MessageQueue(Protocol):
-    def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None: ...
+__all__ = ["SQS_MAX_DELAY", "MemoryQueue", "MessageQueue", "SqsQueue"]
 
 
 class SqsQueue:
-    """``client`` may be a client or a function that builds one: a dispatcher whose deliveries all
+    """``client`` may be a client or a ``Lazy`` that builds one: a dispatcher whose deliveries all
     succeed never needs SQS, so a cold start need not pay for the client.
 
     With ``letters``, a message over ``limit`` bytes (the queue's MaximumMessageSize, counted as SQS
     counts it) keeps its body in S3 and is sent as a pointer (aws.letters): no letter is too big to keep."""
 
     def __init__(self, client: Any, url: str, letters: LetterStore | None = None, limit: int = SQS_MESSAGE_LIMIT) -> None:
-        self._client = client
+        self._client: Lazy[Any] = client if isinstance(client, Lazy) else Lazy(lambda: client)
         self.url = url
         self.letters = letters
         self.limit = limit
 
     @property
     def client(self) -> Any:
-        if callable(self._client) and not hasattr(self._client, "send_message"):
-            self._client = self._client()
-        return self._client
+        return self._client.get()
 
     def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
         body = json.dumps(message, ensure_ascii=False, separators=(",", ":"))

@@ -32,19 +32,12 @@ from oxoflow_notify.config.scopes import (
 )
 from oxoflow_notify.config.urls import check_url
 from oxoflow_notify.config.webhook_values import check_whsec
-from oxoflow_notify.errors import NotifyError
+from oxoflow_notify.errors import ReferenceProblem
+from oxoflow_notify.lazy import Lazy
+
+__all__ = ["ReferenceProblem", "References"]  # ReferenceProblem lives in errors (the pipeline acts on it)
 
 _MISSING = ("ParameterNotFound", "ResourceNotFoundException", "not found")
-
-
-class ReferenceProblem(NotifyError):
-    """A reference could not be resolved. ``permanent`` when waiting cannot help."""
-
-    code = "unresolvable_reference"
-
-    def __init__(self, message: str, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 class References:
@@ -62,17 +55,14 @@ class References:
         ``prefix`` is SECRETS_PREFIX and ``config_prefix`` CONFIG_PREFIX: a webhook's references must
         lie in the scope of the file it came from. ``only``: this instance reads that one reference
         and nothing else (the ingest function's own secret, kept outside every config's scope)."""
-        self._factories = {"ssm": ssm, "secretsmanager": secrets}
-        self._providers: dict[str, Any] = {}
+        self._providers: dict[str, Lazy[Any]] = {"ssm": Lazy(ssm), "secretsmanager": Lazy(secrets)}
         self.prefix = "/".join(prefix_segments(prefix)) + "/"
         self.config_prefix = config_prefix
         self.only = only
         self.max_age = max_age
 
     def _provider(self, kind: str) -> Any:
-        if kind not in self._providers:
-            self._providers[kind] = self._factories[kind]()
-        return self._providers[kind]
+        return self._providers[kind].get()
 
     def _refusal(self, reference: str) -> str | None:
         """Why this instance will not read the reference (the rule, never the reference), or None."""

@@ -6,14 +6,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from oxoflow_notify.config.scopes import DEFAULT_SECRETS_PREFIX, prefix_segments
+from oxoflow_notify.config.scopes import prefix_segments
+from oxoflow_notify.defaults import DEFAULTS, row
 from oxoflow_notify.errors import SettingsError
-from oxoflow_notify.outbound.guard import IPNetwork, parse_allowlist
-from oxoflow_notify.pipeline.retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
+from oxoflow_notify.outbound.guard import IPNetwork, TargetGuard, parse_allowlist
+from oxoflow_notify.pipeline.retry import parse_schedule
 
 # Seconds of every invocation kept back from POSTs, for queueing retries, writing dead letters
 # and flushing metrics after the last answer: no POST starts that would eat into them.
-INVOCATION_RESERVE_SECONDS = 5.0
+INVOCATION_RESERVE_SECONDS = DEFAULTS.invocation_reserve
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
@@ -27,6 +28,15 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float, m
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name}={raw!r} must be between {minimum:g} and {maximum:g}")
     return value
+
+
+def _setting(env: Mapping[str, str], name: str) -> float:
+    """The setting the table's entry ``name`` describes: its variable, its default and its range, read once there."""
+    entry = row(name)
+    value, low, high = entry.value, entry.low, entry.high
+    if isinstance(value, (str, tuple)) or low is None or high is None:
+        raise TypeError(f"oxoflow_notify.defaults entry {name!r} is not a number with a range")
+    return _number(env, entry.governs, float(value), low, high)
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -52,24 +62,24 @@ class Settings:
     config_bucket: str
     retry_queue_url: str
     dead_letter_queue_url: str
-    config_prefix: str = "workflows/"
-    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
-    config_cache_seconds: float = 60.0
-    retry_jitter: float = 0.2
-    throttle_floor: float = 60.0
-    circuit_threshold: int = 5
-    circuit_cooldown: float = 30.0
-    connect_timeout: float = 3.05
-    read_timeout: float = 10.0
-    max_concurrency: int = 64
-    secrets_prefix: str = DEFAULT_SECRETS_PREFIX
-    secrets_max_age: int = 300
+    config_prefix: str = DEFAULTS.config_prefix
+    retry_schedule: tuple[int, ...] = DEFAULTS.retry_schedule
+    config_cache_seconds: float = DEFAULTS.config_cache_seconds
+    retry_jitter: float = DEFAULTS.retry_jitter
+    throttle_floor: float = DEFAULTS.throttle_floor
+    circuit_threshold: int = DEFAULTS.circuit_threshold
+    circuit_cooldown: float = DEFAULTS.circuit_cooldown
+    connect_timeout: float = DEFAULTS.connect_timeout
+    read_timeout: float = DEFAULTS.read_timeout
+    max_concurrency: int = DEFAULTS.max_concurrency
+    secrets_prefix: str = DEFAULTS.secrets_prefix
+    secrets_max_age: int = DEFAULTS.secrets_cache_seconds
     target_allowlist: tuple[IPNetwork, ...] = ()
-    require_https: bool = True
+    require_https: bool = DEFAULTS.require_https
     ledger_table: str = ""
-    ledger_ttl_seconds: int = 1_296_000  # 15 days: outlives the retry schedule and the dead letters' 14
-    invocation_reserve: float = INVOCATION_RESERVE_SECONDS
-    claim_wait: float = 60.0  # a claim left by a crashed run expires within that run's timeout
+    ledger_ttl_seconds: int = DEFAULTS.ledger_ttl_seconds
+    invocation_reserve: float = DEFAULTS.invocation_reserve
+    claim_wait: float = DEFAULTS.claim_wait
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,31 +89,31 @@ class Settings:
             config_bucket=_required(env, "CONFIG_BUCKET"),
             retry_queue_url=_required(env, "RETRY_QUEUE_URL"),
             dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
-            config_prefix=env.get("CONFIG_PREFIX", "workflows/"),
-            retry_schedule=parse_schedule(schedule_text) if schedule_text else DEFAULT_RETRY_SCHEDULE,
-            config_cache_seconds=_number(env, "CONFIG_CACHE_SECONDS", 60.0, 0, 86400),
-            retry_jitter=_number(env, "RETRY_JITTER", 0.2, 0, 0.5),
-            throttle_floor=_number(env, "RETRY_AFTER_THROTTLE_SECONDS", 60.0, 0, 3600),
-            circuit_threshold=int(_number(env, "CIRCUIT_THRESHOLD", 5, 1, 1000)),
-            circuit_cooldown=_number(env, "CIRCUIT_COOLDOWN_SECONDS", 30.0, 0, 3600),
-            connect_timeout=_number(env, "CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60),
-            read_timeout=_number(env, "READ_TIMEOUT_SECONDS", 10.0, 0.1, 300),
-            max_concurrency=int(_number(env, "MAX_CONCURRENCY", 64, 1, 256)),
+            config_prefix=env.get("CONFIG_PREFIX", DEFAULTS.config_prefix),
+            retry_schedule=parse_schedule(schedule_text) if schedule_text else DEFAULTS.retry_schedule,
+            config_cache_seconds=_setting(env, "config_cache_seconds"),
+            retry_jitter=_setting(env, "retry_jitter"),
+            throttle_floor=_setting(env, "throttle_floor"),
+            circuit_threshold=int(_setting(env, "circuit_threshold")),
+            circuit_cooldown=_setting(env, "circuit_cooldown"),
+            connect_timeout=_setting(env, "connect_timeout"),
+            read_timeout=_setting(env, "read_timeout"),
+            max_concurrency=int(_setting(env, "max_concurrency")),
             secrets_prefix=_secrets_prefix(env.get("SECRETS_PREFIX", "")),
-            secrets_max_age=int(_number(env, "SECRETS_CACHE_SECONDS", 300, 0, 86400)),
+            secrets_max_age=int(_setting(env, "secrets_cache_seconds")),
             target_allowlist=_allowlist(env.get("TARGET_ALLOWLIST", "")),
-            require_https=_flag(env, "REQUIRE_HTTPS", True),
+            require_https=_flag(env, "REQUIRE_HTTPS", DEFAULTS.require_https),
             ledger_table=env.get("LEDGER_TABLE", "").strip(),
-            ledger_ttl_seconds=int(_number(env, "LEDGER_TTL_SECONDS", 1_296_000, 3600, 31_536_000)),
-            invocation_reserve=_number(env, "INVOCATION_RESERVE_SECONDS", INVOCATION_RESERVE_SECONDS, 0, 60),
-            claim_wait=_number(env, "CLAIM_WAIT_SECONDS", 60.0, 0, 900),
+            ledger_ttl_seconds=int(_setting(env, "ledger_ttl_seconds")),
+            invocation_reserve=_setting(env, "invocation_reserve"),
+            claim_wait=_setting(env, "claim_wait"),
         )
 
 
 def _secrets_prefix(text: str) -> str:
     """SECRETS_PREFIX as the config scopes use it: path segments ending in '/' ('oxoflow-notify/')."""
     if not text.strip():
-        return DEFAULT_SECRETS_PREFIX
+        return DEFAULTS.secrets_prefix
     try:
         return "/".join(prefix_segments(text.strip())) + "/"
     except ValueError as exc:
@@ -115,3 +125,11 @@ def _allowlist(text: str) -> tuple[IPNetwork, ...]:
         return parse_allowlist(text)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def guard_from(env: Mapping[str, str], allow_http: bool = False, allowlist: str | None = None) -> TargetGuard:
+    """The guard the functions build from ``env`` (REQUIRE_HTTPS, TARGET_ALLOWLIST), with the flags
+    that mirror those parameters applied on top. Raises SettingsError or ValueError naming the bad value."""
+    require_https = False if allow_http else _flag(env, "REQUIRE_HTTPS", DEFAULTS.require_https)
+    networks = _allowlist(env.get("TARGET_ALLOWLIST", "")) if allowlist is None else parse_allowlist(allowlist)
+    return TargetGuard(networks, require_https=require_https)

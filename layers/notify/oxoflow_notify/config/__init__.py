@@ -5,10 +5,12 @@ are accepted and ignored. One bad webhook does not silence the others: it become
 ``ConfigProblem`` that the notifier dead-letters for each event it would have matched.
 Messages never quote a URL or a secret (a Slack URL is itself a secret), nor a header's value.
 
-Where the rest lives: ``config_parse`` reads a file (``parse_config``), ``config_limits`` refuses
-files over the limits below, ``webhook_keys`` checks one entry key by key (``webhook_values``
-reads the structured keys, ``urls`` the URL), ``webhook_ids`` gives each entry its id, ``scopes``
-says which secrets a file may reference, and ``oxoflow`` translates oxo-flow's own ``[webhook]``.
+Where the rest lives (each a module of this package): ``parse`` reads a file (``parse_config``),
+``limits`` refuses files over the limits below, ``webhook_keys`` checks one entry key by key
+(``webhook_values`` reads the structured keys, ``urls`` the URL), ``webhook_ids`` gives each entry
+its id, ``lines`` finds the line a problem is on, ``scopes`` says which secrets a file may reference,
+``publish`` reads the ``[publish]`` table, ``format_names`` names the formats, and ``oxoflow_table``
+translates oxo-flow's own ``[webhook]``. The numbers themselves live in ``oxoflow_notify.defaults``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from oxoflow_notify.defaults import DEFAULTS
 
 WEBHOOK_KEYS = (
     "url",
@@ -35,24 +39,26 @@ WEBHOOK_KEYS = (
 SIGNATURES = ("hub-sha256", "standard-webhooks")
 SIGNATURE_SCHEMES = ("hmac-sha256",)  # oxo-flow's X-OxoFlow-Signature
 METHODS = ("POST", "PUT")
-TIMEOUT_RANGE = (0.5, 30.0)  # seconds; the function itself times out at 60
-DIGEST_RANGE = (1, 900)  # seconds: a digest window closes by a delayed SQS message, and SQS delays at most 15 minutes
-RATE_LIMIT_MAX = 100.0  # POSTs per second to one webhook
+TIMEOUT_RANGE = (DEFAULTS.timeout_min, DEFAULTS.timeout_max)  # seconds; the function itself times out at 60
+# seconds: a digest window closes by a delayed SQS message, and SQS delays at most 15 minutes
+DIGEST_RANGE = (DEFAULTS.digest_min, DEFAULTS.digest_max)
+RATE_LIMIT_MAX = DEFAULTS.rate_limit_max  # POSTs per second to one webhook
 # Default POSTs per second by format, from the receivers' documented limits (0: no limit): Slack about
 # one message a second per webhook, Google Chat 60 a minute per space (text), Discord 30 a minute per
 # channel, Teams' connectors 4 a second. json and oxoflow receivers are the user's own.
-DEFAULT_RATE_LIMITS = {"slack": 1.0, "text": 1.0, "discord": 0.5, "teams": 4.0, "json": 0.0, "oxoflow": 0.0}
+DEFAULT_RATE_LIMITS = {"slack": DEFAULTS.rate_limit_slack, "text": DEFAULTS.rate_limit_text, "discord": DEFAULTS.rate_limit_discord,
+                       "teams": DEFAULTS.rate_limit_teams, "json": 0.0, "oxoflow": 0.0}  # fmt: skip
 # A value may name where it is kept instead of holding it: ssm:/path/name or secretsmanager:name[#json-key].
 # (Every pattern ends in \Z, not $: "$" also matches before a trailing newline.)
 REFERENCE = re.compile(r"^(?:ssm:/[A-Za-z0-9_.\-/]+|secretsmanager:[A-Za-z0-9_/+=.@\-]+(?:#[^#\s]+)?)\Z")
 
 # Limits (README "Limits"): past them a file, or one webhook's key, is refused with a message.
-MAX_CONFIG_BYTES = 1_048_576  # 1 MiB per .oxoflow file
-MAX_NESTING = 32  # levels of tables and arrays in a file (a [[webhooks]] entry's headers are level 3)
-MAX_WEBHOOKS = 100  # [[webhooks]] entries plus oxo-flow's [webhook], per file
-MAX_EVENTS = 64  # entries in one webhook's `events` (there are 8 events, in 2 spellings)
-MAX_REPORTED = 3  # unknown events named in one problem; the rest are counted
-MAX_HEADER_VALUE = 4096  # characters
+MAX_CONFIG_BYTES = DEFAULTS.max_config_bytes  # 1 MiB per .oxoflow file
+MAX_NESTING = DEFAULTS.max_nesting  # levels of tables and arrays in a file (a [[webhooks]] entry's headers are level 3)
+MAX_WEBHOOKS = DEFAULTS.max_webhooks  # [[webhooks]] entries plus oxo-flow's [webhook], per file
+MAX_EVENTS = DEFAULTS.max_events  # entries in one webhook's `events` (there are 8 events, in 2 spellings)
+MAX_REPORTED = DEFAULTS.max_reported  # unknown events named in one problem; the rest are counted
+MAX_HEADER_VALUE = DEFAULTS.max_header_value  # characters
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def _located(document: dict[str, Any], text: str, source: str) -> list[tuple[Any
         line = lines[index - 1] if len(lines) == len(entries) else None
         located.append((entry, places.webhook(index, line, len(entries))))
     if "webhook" in document:  # oxo-flow's own [webhook] table: its dialect is imported only for files that use it
-        from oxoflow_notify.inbound.oxoflow import singular_webhook
+        from .oxoflow_table import singular_webhook
 
         singular = singular_webhook(document, text, source)
         if singular is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.inbound.events import WORKFLOW_NAME
 
 from . import REFERENCE
@@ -18,7 +19,7 @@ DEFAULT_CONFIG_NAME = "_default"  # <prefix>_default.oxoflow: the org-wide file
 CONFIG_SUFFIX = ".oxoflow"
 WORKFLOWS_SCOPE = "workflows"
 SHARED_SCOPE = "shared"
-DEFAULT_SECRETS_PREFIX = "oxoflow-notify/"
+DEFAULT_SECRETS_PREFIX = DEFAULTS.secrets_prefix
 
 
 def reference_segments(reference: str) -> tuple[str, ...] | None:

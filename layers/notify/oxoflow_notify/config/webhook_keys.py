@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.errors import did_you_mean, shown
 
 from . import (
@@ -172,9 +173,9 @@ def _timeout(fields: Fields) -> list[str]:
 
 
 def _max_attempts(fields: Fields) -> list[str]:
-    max_attempts = fields.get("max_attempts")
-    if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 50):
-        return ["key 'max_attempts' must be a whole number from 1 to 50"]
+    max_attempts, most = fields.get("max_attempts"), DEFAULTS.max_attempts_max
+    if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= most):
+        return [f"key 'max_attempts' must be a whole number from 1 to {most}"]
     return []
 
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from oxoflow_notify.config.format_names import FORMAT_NAMES
 
 if TYPE_CHECKING:
+    from oxoflow_notify.inbound.digests import Digest
     from oxoflow_notify.inbound.events import Event
-    from oxoflow_notify.pipeline.digest import Digest
 
     from .common import STYLES, Style, facts
 
 S = TypeVar("S")
-DIGEST = "Digest"  # pipeline.digest.DIGEST: a digest's ``event``, checked without importing the model
+DIGEST = "Digest"  # inbound.digests.DIGEST: a digest's ``event``, checked without importing the model
 
 _PACKAGE = "oxoflow_notify.formats"
 _EVENT_RENDERERS: dict[str, tuple[str, str]] = {  # format -> (module, function)

@@ -1,4 +1,4 @@
-"""What every chat format shows for a digest (``pipeline.digest.Digest``), as plain cleaned text.
+"""What every chat format shows for a digest (``inbound.digests.Digest``), as plain cleaned text.
 
 One headline ("❌ variant-calling (run r-42): 300 rule events in 2 min 0 s — 280 failed, 20
 completed"), the window (opened, closed, why it closed), the counts per event type, the kept events
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .common import STYLES, Style, _scalar, clean, defuse_fences, duration_of, fit, format_duration
 
 if TYPE_CHECKING:
-    from oxoflow_notify.pipeline.digest import Digest
+    from oxoflow_notify.inbound.digests import Digest
 
 T = TypeVar("T")
 

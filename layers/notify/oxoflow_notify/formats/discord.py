@@ -19,8 +19,8 @@ from .digest_common import counts, headline, items, more, more_line, shrink, sty
 from .digest_common import footer as digest_footer
 
 if TYPE_CHECKING:
+    from oxoflow_notify.inbound.digests import Digest
     from oxoflow_notify.inbound.events import Event
-    from oxoflow_notify.pipeline.digest import Digest
 
 COLOURS = {"success": 0x2EB67D, "failure": 0xE01E5A, "neutral": 0x868E96, "warning": 0xECB22E}
 TITLE_MAX = 256

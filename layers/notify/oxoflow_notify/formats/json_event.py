@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from oxoflow_notify.inbound.digests import Digest
     from oxoflow_notify.inbound.events import Event
-    from oxoflow_notify.pipeline.digest import Digest
 
 
 def render_json(event: Event) -> dict[str, Any]:

@@ -33,8 +33,8 @@ from .digest_common import counts, headline, items, more, more_line, style_of, w
 from .digest_common import footer as digest_footer
 
 if TYPE_CHECKING:
+    from oxoflow_notify.inbound.digests import Digest
     from oxoflow_notify.inbound.events import Event
-    from oxoflow_notify.pipeline.digest import Digest
 
 COLOURS = {"success": "#2eb67d", "failure": "#e01e5a", "neutral": "#868e96", "warning": "#ecb22e"}
 HEADER_MAX = 150

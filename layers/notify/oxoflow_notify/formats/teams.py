@@ -19,8 +19,8 @@ from .digest_common import counts, headline, items, more, more_line, shrink, sty
 from .digest_common import footer as digest_footer
 
 if TYPE_CHECKING:
+    from oxoflow_notify.inbound.digests import Digest
     from oxoflow_notify.inbound.events import Event
-    from oxoflow_notify.pipeline.digest import Digest
 
 CONTAINER_STYLE = {"success": "good", "failure": "attention", "neutral": "emphasis", "warning": "warning"}
 TEXT_COLOUR = {"success": "good", "failure": "attention", "neutral": "default", "warning": "warning"}

@@ -34,8 +34,8 @@ from .digest_common import counts, headline, items, more, more_line, shrink, sty
 from .digest_common import footer as digest_footer
 
 if TYPE_CHECKING:
+    from oxoflow_notify.inbound.digests import Digest
     from oxoflow_notify.inbound.events import Event
-    from oxoflow_notify.pipeline.digest import Digest
 
 TEXT_MAX = 4000
 TEXT_MAX_BYTES = 32_000

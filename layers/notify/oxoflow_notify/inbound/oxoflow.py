@@ -4,18 +4,17 @@
   receivers written for oxo-flow keep working (its signature header is in ``signing``).
 - In: the ingest function and ``oxoflow-notify follow`` turn oxo-flow's native payloads and
   execution-log records into our events.
-- Config: its singular ``[webhook]`` table, translated to ``[[webhooks]]`` terms for parse_config.
+
+Its singular ``[webhook]`` table is read by ``config.oxoflow_table``: the config room's, so this
+module imports no room after its own.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from oxoflow_notify.config.webhook_keys import Translated, unknown_keys
-from oxoflow_notify.config.webhook_values import seconds_problem
-from oxoflow_notify.errors import ConfigError, EventError
+from oxoflow_notify.errors import EventError
 
 from .events import Event, canonical_event_name, snake_name
 
@@ -26,10 +25,6 @@ FAILED_STATUSES = frozenset(
     {"fail", "failed", "failure", "failing", "error", "errored", "err", "timeout", "timed_out", "timedout", "time_out",
      "killed", "crashed", "crash", "oom", "oom_killed", "out_of_memory", "aborted", "segfault", "signaled", "signalled"}
 )  # fmt: skip
-# oxo-flow's own singular [webhook] table (its 0.14 releases), accepted as it is written there.
-OXOFLOW_KEYS = ("url", "method", "headers", "events", "secret", "signature_scheme", "timeout_secs", "max_retries", "format", "id")
-OXOFLOW_DEFAULT_EVENTS = ["workflow_completed"]  # oxo-flow's default for [webhook]
-_SINGULAR_LINE = re.compile(r"^\s*\[\s*webhook\s*\]")
 
 
 def render_oxoflow(event: Event) -> dict[str, Any]:
@@ -122,42 +117,3 @@ def failed_status(record: Mapping[str, Any]) -> bool:
         code = record.get("exit_code")
         return isinstance(code, int) and not isinstance(code, bool) and code != 0
     return str(status).strip().lower().replace("-", "_").replace(" ", "_") in FAILED_STATUSES
-
-
-def singular_webhook(document: Mapping[str, Any], text: str, source: str) -> tuple[Any, str] | None:
-    """A file's [webhook] table, translated (a value that is not a table as it is), and its label
-    ("[webhook] (line 9)"); None when the file has none. An array of them is a ConfigError."""
-    if "webhook" not in document:
-        return None
-    singular = document["webhook"]
-    line = next((i for i, t in enumerate(text.splitlines(), start=1) if _SINGULAR_LINE.match(t)), None)
-    label = "[webhook]" + (f" (line {line})" if line else "")
-    if isinstance(singular, list):
-        raise ConfigError(f"{source}: {label}: oxo-flow's [webhook] is a single table; for several webhooks use [[webhooks]]")
-    return (from_webhook_table(singular) if isinstance(singular, Mapping) else singular), label
-
-
-def from_webhook_table(table: Mapping[str, Any]) -> Translated:
-    """oxo-flow's spelling -> ours: its defaults (events = ["workflow_completed"], its own
-    payload, hmac-sha256 when there is a secret), timeout_secs -> timeout, max_retries -> max_attempts.
-    Mistakes in its own keys are named as written there; the key checks then leave those keys alone."""
-    entry = {k: v for k, v in table.items() if k not in ("timeout_secs", "max_retries")}
-    entry.setdefault("events", OXOFLOW_DEFAULT_EVENTS)
-    entry.setdefault("format", "oxoflow")
-    if "secret" in table:
-        entry.setdefault("signature_scheme", "hmac-sha256")
-    problems = unknown_keys(table, OXOFLOW_KEYS)
-    reported = {key for key in table if key not in OXOFLOW_KEYS}
-    if "timeout_secs" in table:
-        entry["timeout"] = table["timeout_secs"]
-        seconds = seconds_problem("timeout_secs", table["timeout_secs"])
-        if seconds:
-            problems.append(seconds)
-            reported.add("timeout")
-    retries = table.get("max_retries")
-    if retries is not None:
-        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 49:
-            problems.append("key 'max_retries' must be a whole number from 0 to 49")
-        else:
-            entry["max_attempts"] = retries + 1
-    return Translated(entry, problems, reported)

@@ -25,7 +25,9 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-MAX_CIRCUITS = 10_000  # circuits one warm container remembers (a few hundred bytes each)
+from oxoflow_notify.defaults import DEFAULTS
+
+MAX_CIRCUITS = DEFAULTS.max_circuits  # circuits one warm container remembers (a few hundred bytes each)
 
 
 def target_of(url: str) -> str:
@@ -42,11 +44,11 @@ def circuit_of(source: str, url: str) -> str:
 class CircuitBreaker:
     def __init__(
         self,
-        threshold: int = 5,
-        cooldown: float = 30.0,
+        threshold: int = DEFAULTS.circuit_threshold,
+        cooldown: float = DEFAULTS.circuit_cooldown,
         clock: Callable[[], float] = time.monotonic,
         window: int | None = None,
-        min_failure_rate: float = 0.8,
+        min_failure_rate: float = DEFAULTS.circuit_min_failure_rate,
         max_circuits: int = MAX_CIRCUITS,
     ) -> None:
         self.threshold = threshold

@@ -34,11 +34,12 @@ from urllib3.exceptions import (
 
 from oxoflow_notify import USER_AGENT
 from oxoflow_notify.config import Webhook
+from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.formats import render
 from oxoflow_notify.inbound.events import Event
 
 if TYPE_CHECKING:
-    from oxoflow_notify.pipeline.digest import Digest
+    from oxoflow_notify.inbound.digests import Digest
 
 from .echoes import CLEAN_LIMIT, scrub
 from .echoes import REDACTED as REDACTED  # where callers have always found it
@@ -77,8 +78,8 @@ _TLS_REASONS = {
 }
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 _DELIVERY_NAMESPACE = uuid.UUID("6b7f0d1e-4c1a-5b8e-9d0f-0a0f10f10f10")
-RESPONSE_SNIPPET = 512
-RESPONSE_LIMIT = 64 * 1024
+RESPONSE_SNIPPET = DEFAULTS.response_snippet
+RESPONSE_LIMIT = DEFAULTS.response_limit
 
 
 def delivery_id_for(event: Event, config_key: str, webhook_id: str) -> str:
@@ -216,9 +217,9 @@ class HttpSender:
 
     def __init__(
         self,
-        connect_timeout: float = 3.05,
-        read_timeout: float = 10.0,
-        max_concurrency: int = 64,
+        connect_timeout: float = DEFAULTS.connect_timeout,
+        read_timeout: float = DEFAULTS.read_timeout,
+        max_concurrency: int = DEFAULTS.max_concurrency,
         guard: TargetGuard | None = None,
     ) -> None:
         self.timeout = (connect_timeout, read_timeout)

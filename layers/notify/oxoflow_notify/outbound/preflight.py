@@ -2,7 +2,8 @@
 only what the deployed functions will send to.
 
 The verdict comes from the guard itself (``TargetGuard``), built as the functions build it from
-REQUIRE_HTTPS and TARGET_ALLOWLIST (the template's RequireHttps and TargetAllowlist): the scheme
+REQUIRE_HTTPS and TARGET_ALLOWLIST (the template's RequireHttps and TargetAllowlist;
+``aws.settings.guard_from``): the scheme
 first, then every address. Offline only what needs no DNS is known: IP literals in any spelling the
 resolver reads (parsed as numeric hosts, never looked up) and the loopback names of the Lambda
 runtime's /etc/hosts (``localhost`` and its aliases, spelled exactly: ``localhost.`` or
@@ -15,11 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .guard import BlockedTarget, IPAddress, TargetGuard, parse_allowlist
+from .guard import BlockedTarget, IPAddress, TargetGuard
 
 _V4 = ipaddress.ip_address("127.0.0.1")
 _V6 = ipaddress.ip_address("::1")
@@ -36,16 +36,6 @@ LOOPBACK_NAMES: dict[str, IPAddress] = {
 }
 HTTPS_HINT = "only a stack deployed with RequireHttps=false sends to it: --allow-http checks against one"
 ADDRESS_HINT = "only a stack whose TargetAllowlist covers it sends to it: --allowlist checks against one"
-
-
-def guard_from(env: Mapping[str, str], allow_http: bool = False, allowlist: str | None = None) -> TargetGuard:
-    """The guard the functions build from ``env`` (REQUIRE_HTTPS, TARGET_ALLOWLIST), with the flags
-    that mirror those parameters applied on top. Raises SettingsError or ValueError naming the bad value."""
-    from oxoflow_notify.aws.settings import _allowlist, _flag
-
-    require_https = False if allow_http else _flag(env, "REQUIRE_HTTPS", True)
-    networks = _allowlist(env.get("TARGET_ALLOWLIST", "")) if allowlist is None else parse_allowlist(allowlist)
-    return TargetGuard(networks, require_https=require_https)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,11 @@ Three things real receivers need and a plain connection pool does not give:
   it is set, for private CAs and for tests; certifi is the fallback where the platform has none.
   OpenSSL also reads ``SSL_CERT_DIR`` (a directory of hashed CA certificates, in place of the
   platform's directory but beside its bundle): it too widens trust (docs/security.md says so).
+- **TLS sessions resumed.** Receivers close idle keep-alive connections; the next POST would pay a
+  full handshake. Each sender keeps the last session per (host, port, SNI) (``TlsSessions``) and
+  offers it on the next connection to that same key only, so a receiver that issues tickets
+  resumes (about a third of the CPU) and one that does not simply gets a full handshake. A
+  resumed session's certificate was verified, against the same hostname, when it was made.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -153,8 +159,67 @@ class BoundedSocket(_Bounded, socket.socket):
 
 
 class BoundedSSLSocket(_Bounded, ssl.SSLSocket):
+    on_close: Callable[[ssl.SSLSession | None], None] | None = None  # told the session as the socket closes
+
     def do_handshake(self, *args: Any) -> None:
+        offered: ssl.SSLSession | None = getattr(_local, "session", None)
+        if offered is not None and not self.server_side:
+            self.session = offered  # the connection being made asked to resume this one (TlsSessions)
         self._bounded(super().do_handshake, *args)
+
+    def close(self) -> None:
+        # TLS 1.3 tickets arrive after the handshake and are read with the first answer: by the
+        # time a connection closes, its session holds them.
+        told, self.on_close = self.on_close, None
+        if told is not None:
+            told(self.session)
+        super().close()
+
+
+SessionKey = tuple[str, int, str]  # (host, port, SNI): a session is offered to the same server name only
+
+
+class TlsSessions:
+    """The last TLS session per (host, port, SNI), for one sender (sessions belong to its context),
+    and how many new connections resumed one: ``resumed`` and ``full`` (handshakes) count them."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._kept: OrderedDict[SessionKey, ssl.SSLSession] = OrderedDict()
+        self._lock = threading.Lock()
+        self.limit = limit  # receivers, not requests: a bounded cache, oldest dropped first
+        self.resumed = 0
+        self.full = 0
+
+    def offer(self, key: SessionKey) -> ssl.SSLSession | None:
+        with self._lock:
+            return self._kept.get(key)
+
+    def keep(self, key: SessionKey, session: ssl.SSLSession | None) -> None:
+        """Keep ``session`` for ``key`` if it can be resumed (TLS 1.3's has a ticket only once read)."""
+        if session is None or not (session.has_ticket or session.id):
+            return
+        with self._lock:
+            self._kept[key] = session
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.limit:
+                self._kept.popitem(last=False)
+
+    def count(self, reused: bool) -> None:
+        with self._lock:
+            if reused:
+                self.resumed += 1
+            else:
+                self.full += 1
+
+
+@contextmanager
+def _offering(session: ssl.SSLSession | None) -> Iterator[None]:
+    """The handshakes this thread makes in the block offer ``session`` (BoundedSSLSocket reads it)."""
+    _local.session = session
+    try:
+        yield
+    finally:
+        _local.session = None
 
 
 def tls_context() -> ssl.SSLContext:
@@ -174,6 +239,8 @@ def tls_context() -> ssl.SSLContext:
         except ImportError:  # pragma: no cover - every runtime we ship to has one or the other
             pass
     context.sslsocket_class = BoundedSSLSocket
+    # urllib3 asks TLS 1.2 servers for no tickets (to save bytes); we ask, to resume (TlsSessions).
+    context.options &= ~ssl.OP_NO_TICKET
     return context
 
 
@@ -222,15 +289,47 @@ def _guarded(base: type[HTTPConnection], guard: TargetGuard) -> type[HTTPConnect
     return Guarded
 
 
-def guarded_pool_classes(guard: TargetGuard) -> dict[str, type[HTTPConnectionPool]]:
-    """Connection pools whose connections dial only vetted addresses, within the deadline."""
+def _resuming(base: type[HTTPConnection], sessions: TlsSessions) -> type[HTTPConnection]:
+    class Resuming(base):  # type: ignore[valid-type,misc]
+        """Offers the last session made with the same (host, port, SNI), and keeps the newest."""
+
+        def _session_key(self) -> SessionKey:
+            return (str(self.host), int(self.port or 443), str(getattr(self, "server_hostname", None) or self.host))
+
+        def connect(self) -> None:
+            key = self._session_key()
+            with _offering(sessions.offer(key)):
+                super().connect()
+            sock = self.sock
+            if isinstance(sock, ssl.SSLSocket):
+                sessions.count(bool(sock.session_reused))
+                sessions.keep(key, sock.session)  # TLS 1.2's ticket came in the handshake
+            if isinstance(sock, BoundedSSLSocket):
+                sock.on_close = lambda session: sessions.keep(key, session)  # TLS 1.3's came after it
+
+    return Resuming
+
+
+def guarded_pool_classes(guard: TargetGuard, sessions: TlsSessions | None = None) -> dict[str, type[HTTPConnectionPool]]:
+    """Connection pools whose connections dial only vetted addresses, within the deadline; https
+    connections resume the sender's TLS sessions (``HttpsPool.sessions`` counts them)."""
     http_conn = _guarded(HTTPConnection, guard)
-    https_conn = _guarded(HTTPSConnection, guard)
+    tls_sessions = sessions or TlsSessions()
+    https_conn = _resuming(_guarded(HTTPSConnection, guard), tls_sessions)
 
     class HttpPool(HTTPConnectionPool):
         ConnectionCls = http_conn
 
     class HttpsPool(HTTPSConnectionPool):
         ConnectionCls = https_conn  # type: ignore[assignment]
+        sessions = tls_sessions
 
     return {"http": HttpPool, "https": HttpsPool}
+
+
+def sessions_of(pool_classes: Mapping[str, type[HTTPConnectionPool]]) -> TlsSessions:
+    """The TLS sessions (and their counters) of the https pools ``guarded_pool_classes`` made."""
+    sessions = getattr(pool_classes.get("https"), "sessions", None)
+    if not isinstance(sessions, TlsSessions):
+        raise TypeError("these pools were not made by guarded_pool_classes")
+    return sessions

@@ -13,15 +13,15 @@ import hmac
 from collections.abc import Sequence
 from typing import Any
 
-from oxoflow_notify.aws.observability import logger
-from oxoflow_notify.aws.references import ReferenceProblem, References
 from oxoflow_notify.config import Config, is_reference
-from oxoflow_notify.errors import ConfigError, InfrastructureError
+from oxoflow_notify.errors import ConfigError, InfrastructureError, ReferenceProblem
 from oxoflow_notify.inbound.events import Event
 from oxoflow_notify.inbound.topic import publish_signature
+from oxoflow_notify.observability import logger
 from oxoflow_notify.outbound.delivery import delivery_id_for
 
 from . import deadletter as dl
+from .ports import SecretReferences
 
 Refusal = tuple[tuple[str, int], dict[str, Any]]  # ((letter id, 1), the dead letter): written once, as every refusal
 
@@ -40,7 +40,7 @@ def verifies(signature: str | None, message: str, keys: Sequence[str]) -> bool:
 
 def refusal(
     event: Event, message: str, message_id: str, signature: str | None, configs: Sequence[Config | ConfigError], own_source: str,
-    references: References | None,
+    references: SecretReferences | None,
 ) -> Refusal | None:  # fmt: skip
     """The dead letter that stands for the whole event when its workflow's own file (``own_source``)
     binds it to a publish key it does not verify under, or whose key cannot be used; None: go on.
@@ -71,7 +71,7 @@ def refusal(
     return letter_id, letter
 
 
-def _keys(config: Config, references: References | None) -> tuple[str, ...]:
+def _keys(config: Config, references: SecretReferences | None) -> tuple[str, ...]:
     if references is not None:
         return references.publish_keys(config.publish_keys, config.source)
     if any(is_reference(key) for key in config.publish_keys):

@@ -13,15 +13,17 @@ from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from oxoflow_notify.aws.queues import SQS_MAX_DELAY
+from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.errors import NotifyError, SettingsError
+from oxoflow_notify.inbound.events import DIGEST_EVENT as DIGEST_EVENT  # notifier reads it from here
+
+from .ports import SQS_MAX_DELAY
 
 # Svix-like: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h -> 8 attempts over about 27.5 hours.
-DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
-RETRY_AFTER_MAX = 3600  # a receiver cannot park a delivery for longer than an hour per answer
+DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = DEFAULTS.retry_schedule
+RETRY_AFTER_MAX = DEFAULTS.retry_after_max  # a receiver cannot park a delivery for longer than an hour per answer
 RETRY_SCHEMA = "oxoflow-notify/retry/v1"
 CLOSE_SCHEMA = "oxoflow-notify/digest-close/v1"  # a digest window's close (pipeline.windows writes and reads it)
-DIGEST_EVENT = "Digest"  # the event name a digest goes out under; a retry message's event may be one
 
 
 class RetryMessageError(NotifyError):

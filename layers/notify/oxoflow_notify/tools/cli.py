@@ -312,8 +312,9 @@ def _targets(args: argparse.Namespace, command: str) -> Any:
     """The outbound guard's checks as the deployed functions apply them: REQUIRE_HTTPS and
     TARGET_ALLOWLIST from the environment (``eval "$(oxoflow-notify env)"`` of a stack sets them),
     overridden by --allow-http and --allowlist, which mirror the template's parameters."""
+    from oxoflow_notify.aws.settings import guard_from
     from oxoflow_notify.errors import SettingsError
-    from oxoflow_notify.outbound.preflight import Preflight, guard_from
+    from oxoflow_notify.outbound.preflight import Preflight
 
     try:
         return Preflight(guard_from(os.environ, args.allow_http, args.allowlist), resolve=args.resolve)
@@ -512,7 +513,7 @@ def _print_summary(summary: Any, second: str, width: int = 20, detail_width: int
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from oxoflow_notify.aws.wiring import build_notifier
+    from oxoflow_notify.wiring import build_notifier
 
     from .replay import Filters, Summary, replay
 

@@ -4,6 +4,10 @@ Point oxo-flow's own `[webhook]` (url = the IngestFunction's URL, `secret`, sign
 hmac-sha256) here and its runs reach every webhook configured for the workflow. The signature is
 the authentication: the Function URL has no IAM auth (oxo-flow cannot sign AWS requests), so an
 unsigned or badly signed request gets 401 and is never published.
+
+A flow like the notifier's, so it sits in pipeline/: it reads what arrives (``inbound``), checks
+its signature (``outbound.verify``), keeps what it refuses as a dead letter (``deadletter``) and
+publishes through the SNS client and queue the composition root hands it.
 """
 
 from __future__ import annotations
@@ -17,17 +21,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from oxoflow_notify.aws.observability import logger
-from oxoflow_notify.aws.queues import MessageQueue
-from oxoflow_notify.aws.references import ReferenceProblem
-from oxoflow_notify.errors import EventError, shown
+from oxoflow_notify.errors import EventError, ReferenceProblem, shown
+from oxoflow_notify.inbound.events import load_json, parse_event
+from oxoflow_notify.inbound.oxoflow import from_native
+from oxoflow_notify.inbound.topic import publish_message
+from oxoflow_notify.observability import logger
 from oxoflow_notify.outbound.signing import OXOFLOW_SIGNATURE_HEADER
 from oxoflow_notify.outbound.verify import verify_oxoflow
-from oxoflow_notify.pipeline import deadletter as dl
 
-from .events import load_json, parse_event
-from .oxoflow import from_native
-from .topic import publish_message
+from . import deadletter as dl
+from .ports import MessageQueue
 
 MAX_BODY = 256 * 1024  # SNS's message limit
 _NAMESPACE = uuid.UUID("3f6c7d52-5a0b-5d7e-9a51-6f0e1c2b9d44")

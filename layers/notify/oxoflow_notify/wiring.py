@@ -1,4 +1,5 @@
-"""Build the Notifier from the environment: the one place real AWS clients are created.
+"""The composition root: the Notifier and the ingest built from the environment, the one place
+real AWS clients are created (above ``aws/``, whose adapters it hands to the pipeline).
 
 Handlers call ``build_notifier()`` once at module scope, so clients, the config cache and the
 HTTP connection pool survive between invocations of a warm container. boto3 honours
@@ -14,23 +15,25 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config as BotoConfig
 
+from oxoflow_notify.aws.config_store import ConfigStore
+from oxoflow_notify.aws.letters import LetterStore
+from oxoflow_notify.aws.queues import SqsQueue
+from oxoflow_notify.aws.references import References
+from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.config import is_reference
 from oxoflow_notify.config.scopes import prefix_segments, reference_segments, under_config_grants
 from oxoflow_notify.errors import SettingsError
+from oxoflow_notify.lazy import Lazy
 from oxoflow_notify.outbound.delivery import HttpSender
 from oxoflow_notify.outbound.guard import TargetGuard
-from oxoflow_notify.pipeline.handoff import DynamoHandoffLog, NoHandoffLog
-from oxoflow_notify.pipeline.ledger import IdempotencyLedger, NoLedger
 from oxoflow_notify.pipeline.notifier import Notifier
 
-from .config_store import ConfigStore
-from .letters import LetterStore
-from .queues import SqsQueue
-from .references import References
-from .settings import Settings
-
 if TYPE_CHECKING:
-    from oxoflow_notify.inbound.ingest import Ingest
+    from oxoflow_notify.pipeline.handoff import HandoffLog
+    from oxoflow_notify.pipeline.ingest import Ingest
+    from oxoflow_notify.pipeline.ledger import Ledger
+    from oxoflow_notify.pipeline.pacing import Pacer, Slot
+    from oxoflow_notify.pipeline.windows import Closing, Group, Schedule, WindowStore
 
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
 
@@ -38,7 +41,7 @@ _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 
 def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
     """The ingest function's one dependency set: the topic, the secret reference, SNS. (Imported
     here: the dispatch and retry functions never pay for the ingest module at cold start.)"""
-    from oxoflow_notify.inbound.ingest import Ingest, secrets_from
+    from oxoflow_notify.pipeline.ingest import Ingest, secrets_from
 
     env = os.environ if env is None else env
     topic, secret = env.get("TOPIC_ARN", "").strip(), env.get("INGEST_SECRET", "").strip()
@@ -59,17 +62,17 @@ def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
                             "SECRETS_PREFIX); keep it in its own name, e.g. ssm:/oxoflow-notify-ingest/secret")  # fmt: skip
     # This function reads its own secret and nothing else (the template grants it that one name).
     references = _references(prefix, Settings.secrets_max_age, only=secret)
-    sns = _Lazy(lambda: boto3.client("sns", config=_BOTO))
+    sns = Lazy(lambda: boto3.client("sns", config=_BOTO))
     dead_letters = env.get("DEAD_LETTER_QUEUE_URL", "").strip()
-    keep = SqsQueue(_Lazy(lambda: boto3.client("sqs", config=_BOTO)), dead_letters) if dead_letters else None
+    keep = SqsQueue(Lazy(lambda: boto3.client("sqs", config=_BOTO)), dead_letters) if dead_letters else None
     return Ingest(topic, lambda: secrets_from(secret, references.resolve), sns, keep)
 
 
 def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
     settings = Settings.from_env(env)
     s3 = boto3.client("s3", config=_BOTO)
-    sqs = _Lazy(lambda: boto3.client("sqs", config=_BOTO))
-    dynamodb = _Lazy(lambda: boto3.client("dynamodb", config=_BOTO))  # the ledger and the hand-off log share it
+    sqs = Lazy(lambda: boto3.client("sqs", config=_BOTO))
+    dynamodb = Lazy(lambda: boto3.client("dynamodb", config=_BOTO))  # the ledger and the hand-off log share it
     letters = LetterStore(s3, settings.config_bucket)  # letters too big for their queue (aws.letters)
     return Notifier(
         settings=settings,
@@ -85,15 +88,13 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         retry_queue=SqsQueue(sqs, settings.retry_queue_url, letters),
         dead_letters=SqsQueue(sqs, settings.dead_letter_queue_url, letters),
         letters=letters,
-        ledger=IdempotencyLedger(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else NoLedger(),
-        handoffs=(
-            DynamoHandoffLog(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb) if settings.ledger_table else NoHandoffLog()
-        ),
+        ledger=_ledger(settings, dynamodb),
+        handoffs=_handoffs(settings, dynamodb),
         references=_references(settings.secrets_prefix, settings.secrets_max_age, config_prefix=settings.config_prefix),
         # Digest windows and rate-limit slots live on the ledger's table too; without one, digests and limits are off.
         # (built, and their modules imported, on first use: a cold start that meets no digest or limit pays nothing)
-        windows=_OnFirstUse(lambda: _windows(settings, dynamodb)) if settings.ledger_table else None,
-        pacer=_OnFirstUse(lambda: _pacer(settings, dynamodb)) if settings.ledger_table else None,
+        windows=LazyWindows(Lazy(lambda: _windows(settings, dynamodb))) if settings.ledger_table else None,
+        pacer=LazyPacer(Lazy(lambda: _pacer(settings, dynamodb))) if settings.ledger_table else None,
     )
 
 
@@ -110,48 +111,73 @@ def _references(prefix: str, max_age: int, config_prefix: str = "workflows/", on
     )
 
 
-def _windows(settings: Settings, dynamodb: Any) -> Any:
-    from oxoflow_notify.pipeline.windows import DynamoWindowStore
+def _ledger(settings: Settings, dynamodb: Lazy[Any]) -> Ledger:
+    """The delivery ledger on the table; without one, none (and its modules never imported)."""
+    if not settings.ledger_table:
+        from oxoflow_notify.pipeline.ledger import NoLedger
+
+        return NoLedger()
+    from oxoflow_notify.aws.ledger_table import IdempotencyLedger
+
+    return IdempotencyLedger(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb)
+
+
+def _handoffs(settings: Settings, dynamodb: Lazy[Any]) -> HandoffLog:
+    """The hand-off log on the ledger's table; without one, none."""
+    if not settings.ledger_table:
+        from oxoflow_notify.pipeline.handoff import NoHandoffLog
+
+        return NoHandoffLog()
+    from oxoflow_notify.aws.handoff_table import DynamoHandoffLog
+
+    return DynamoHandoffLog(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb)
+
+
+def _windows(settings: Settings, dynamodb: Lazy[Any]) -> WindowStore:
+    from oxoflow_notify.aws.windows_table import DynamoWindowStore
 
     return DynamoWindowStore(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb)
 
 
-def _pacer(settings: Settings, dynamodb: Any) -> Any:
-    from oxoflow_notify.pipeline.pacing import DynamoPacer
+def _pacer(settings: Settings, dynamodb: Lazy[Any]) -> Pacer:
+    from oxoflow_notify.aws.pacing_table import DynamoPacer
 
     return DynamoPacer(settings.ledger_table, dynamodb)
 
 
-class _OnFirstUse:
-    """Stands in for an object built on first use: every attribute read and write goes to it."""
+class LazyWindows:
+    """The digest windows' store, built (and its modules imported) on first use: a WindowStore."""
 
-    def __init__(self, build: Any) -> None:
-        object.__setattr__(self, "_build", build)
-        object.__setattr__(self, "_target", None)
+    def __init__(self, store: Lazy[WindowStore]) -> None:
+        self.store = store
 
-    def _get(self) -> Any:
-        if self._target is None:
-            object.__setattr__(self, "_target", self._build())
-        return self._target
+    def add(self, group: Group, event: dict[str, Any], event_key: str, now: float, schedule: Schedule) -> str:
+        return self.store.get().add(group, event, event_key, now, schedule)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get(), name)
+    def close(self, group: Group, window: int, now: float, closed_by: str) -> Closing:
+        return self.store.get().close(group, window, now, closed_by)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._get(), name, value)
+    def current(self, group: Group) -> int | None:
+        return self.store.get().current(group)
 
 
-class _Lazy:
-    """Builds the wrapped client on first call; both queues share it."""
+class LazyPacer:
+    """The rate limits' slots, built (and their modules imported) on first use: a Pacer."""
 
-    def __init__(self, factory: Any) -> None:
-        self.factory = factory
-        self.value: Any = None
+    def __init__(self, pacer: Lazy[Pacer]) -> None:
+        self.pacer = pacer
 
-    def __call__(self) -> Any:
-        if self.value is None:
-            self.value = self.factory()
-        return self.value
+    def now(self, local: float) -> float:
+        return self.pacer.get().now(local)
+
+    def reserve(self, target: str, rate: float, now: float, tenant: str = "") -> Slot:
+        return self.pacer.get().reserve(target, rate, now, tenant)
+
+    def pause(self, target: str, until: float) -> None:
+        self.pacer.get().pause(target, until)
+
+    def paused_until(self, target: str) -> float:
+        return self.pacer.get().paused_until(target)
 
 
 def _parameters() -> Any:
