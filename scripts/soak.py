@@ -54,8 +54,8 @@ from oxoflow_notify import observability  # noqa: E402
 from oxoflow_notify.aws.letters import CLAIM_SCHEMA, LETTERS_PREFIX  # noqa: E402
 from oxoflow_notify.inbound.events import RULE_EVENTS, parse_event, parse_timestamp  # noqa: E402
 from oxoflow_notify.outbound.delivery import Outcome, Prepared, delivery_id_for  # noqa: E402
+from oxoflow_notify.outbound.failures import Failure  # noqa: E402
 from oxoflow_notify.pipeline import answers  # noqa: E402
-from oxoflow_notify.pipeline.ledger import ALREADY_DELIVERED  # noqa: E402
 from oxolocal.receivers import Answer, Received, Receiver  # noqa: E402
 from oxolocal.stack import Stack, moto_server, sns_event, use_local_aws  # noqa: E402
 
@@ -237,7 +237,7 @@ class CountingLedger:
                 f"{time.time():.3f} {threading.current_thread().name} attempt {prepared.attempt}: {outcome.status} {outcome.error}"
                 + (" (record failed)" if unrecorded else "")
             )
-            self.tally.reposts_stopped += outcome.error == ALREADY_DELIVERED
+            self.tally.reposts_stopped += outcome.error == Failure.ALREADY_DELIVERED
             if unrecorded:
                 self.tally.unrecorded.add(prepared.delivery_id)
         return outcome

@@ -8,8 +8,11 @@ gets a full handshake and its deliveries go through as before (issue #21, point 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from oxoflow_notify.outbound.transport import TlsSessions, sessions_of
 from oxolocal.receivers import Answer, Behaviour, Receiver
@@ -80,3 +83,20 @@ def test_a_session_is_never_offered_to_another_receiver(stack: Stack, receivers:
     kept = {port: sessions(stack).offer(("localhost", port, "localhost")) for port in (one.port, other.port)}
     assert None not in kept.values() and kept[one.port] is not kept[other.port]
     assert sessions(stack).offer(("127.0.0.1", one.port, "127.0.0.1")) is None
+
+
+@pytest.mark.parametrize("max_tls", [None, ssl.TLSVersion.TLSv1_2], ids=["tls13", "tls12"])
+def test_every_reconnect_resumes_whether_the_session_came_in_the_handshake_or_after_it(
+    stack: Stack, receivers: Callable[..., Receiver], max_tls: ssl.TLSVersion | None
+) -> None:
+    # given a receiver that closes each connection, speaking TLS 1.3 (tickets after the handshake,
+    # one taken per connection) or TLS 1.2 (a ticket in the handshake, kept while it resumes)
+    hook = receivers(closing(), max_tls=max_tls)
+    stack.put_config("variant-calling", hooks(hook.url))
+    # when the dispatcher delivers four events to it, one connection each
+    results = [deliver(stack, n) for n in range(1, 5)]
+    # then all arrived, and every connection after the first resumed a session
+    assert [r["delivered"] for r in results] == [1, 1, 1, 1]
+    assert [r.answered for r in hook.requests] == [200] * 4 and hook.connections == 4
+    assert hook.resumed == 3
+    assert (sessions(stack).full, sessions(stack).resumed) == (1, 3)

@@ -508,7 +508,7 @@ def test_a_runs_ending_sends_every_unsent_window_of_the_run_first_even_one_whose
     hook = receivers(ok())
     stack.put_config("variant-calling", hooks(f'url = "{hook.url}"\ndigest = "1s"'))
     stack.handler("DispatchFunction")
-    monkeypatch.setattr(stack.modules["DispatchFunction"].notifier, "_schedule_close", lambda *args: None)
+    monkeypatch.setattr(stack.modules["DispatchFunction"].notifier.windowing, "_schedule_close", lambda *args: None)
     stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 1)))
     time.sleep(1.5)  # window 1 is past its second: the next event opens window 2 (and would queue window 1's close again)
     stack.invoke("DispatchFunction", sns(rule_event("rule-failed", 2)))

@@ -14,8 +14,8 @@ from moto import mock_aws
 from oxoflow_notify.aws.ledger_table import IdempotencyLedger, _Budget
 from oxoflow_notify.config import Webhook
 from oxoflow_notify.inbound.events import parse_event
-from oxoflow_notify.outbound.delivery import LEDGER_UNAVAILABLE, Outcome, Prepared, prepare
-from oxoflow_notify.pipeline.ledger import ALREADY_DELIVERED, IN_PROGRESS
+from oxoflow_notify.outbound.delivery import Outcome, Prepared, prepare
+from oxoflow_notify.outbound.failures import Failure
 
 EVENT = parse_event('{"event": "WorkflowFailed", "workflow": "variant-calling"}', message_id="m-1", received_at=datetime.now(UTC))
 
@@ -71,10 +71,10 @@ def test_a_second_run_during_the_first_is_told_to_come_back_later(dynamodb: Any)
     # then the first run delivered, the second was refused as in progress (a retryable outcome)
     assert outer.status == 200 and outer.error is None
     (second,) = inner
-    assert second.error == IN_PROGRESS
+    assert second.error == Failure.IN_PROGRESS
     # and afterwards the delivery is recorded as done
     again = answered(200)
-    assert ledger.once(delivery(), again, two_xx).error == ALREADY_DELIVERED and again.calls == []
+    assert ledger.once(delivery(), again, two_xx).error == Failure.ALREADY_DELIVERED and again.calls == []
 
 
 def test_a_claim_left_by_a_crashed_run_frees_itself_when_that_runs_time_is_up(dynamodb: Any) -> None:
@@ -135,5 +135,5 @@ def test_a_ledger_that_does_not_answer_holds_the_delivery_rather_than_post_it_un
     # when a delivery goes through it
     outcome = ledger.once(delivery(), send, two_xx)
     # then nothing is posted: the delivery is held (no attempt spent) until the ledger answers
-    assert send.calls == [] and outcome.error == LEDGER_UNAVAILABLE
+    assert send.calls == [] and outcome.error == Failure.LEDGER_UNAVAILABLE
     assert "delivery ledger unavailable, delivery held" in caplog.text

@@ -79,7 +79,8 @@ def test_a_secret_store_hiccup_holds_the_delivery_without_spending_an_attempt(
     stack: Stack, receivers: Callable[..., Receiver], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a webhook whose URL is in SSM, and SSM throttling the first two reads (a transient fault, ours)
-    from oxoflow_notify.aws.references import ReferenceProblem, References
+    from oxoflow_notify.aws.references import References
+    from oxoflow_notify.errors import ReferenceProblem
 
     receiver = receivers(ok())
     boto3.client("ssm", region_name=REGION).put_parameter(Name=f"/{SCOPE}/lims-url", Value=receiver.url, Type="SecureString")

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from botocore.exceptions import ClientError
 
 from oxoflow_notify.outbound.delivery import Outcome, Prepared
+from oxoflow_notify.outbound.failures import Failure
 from oxoflow_notify.pipeline.digest import group_of
 from oxoflow_notify.pipeline.handoff import Key, Mark
 from oxoflow_notify.pipeline.windows import Group
@@ -44,7 +44,7 @@ class LateFirstDigest:
         if self.late or prepared.headers.get("X-OxoFlow-Event") != "Digest":
             return outcome
         self.late.append(prepared.delivery_id)
-        return Outcome(None, "read_timeout", outcome.latency_ms)
+        return Outcome(None, Failure.READ_TIMEOUT, outcome.latency_ms)
 
     def send_all(self, batch: Sequence[Prepared], send: Callable[[Prepared], Outcome] | None = None) -> list[Outcome]:
         outcomes: list[Outcome] = self.inner.send_all(batch, send or self.send)
@@ -139,7 +139,6 @@ class ReadThenWait:
         self.inner.handed(delivery_id, attempt)
 
 
-@pytest.mark.xfail(strict=True, reason="#20: the hand-off mark is read before the ledger's claim; the notifier patch in G's report")
 def test_a_windows_timer_close_and_its_runs_ending_at_once_post_attempt_1_once(stack: Stack, receivers: Callable[..., Receiver]) -> None:
     # given a digest window of a run, and a receiver that refuses its first POST
     hook = receivers(fail_first(1, 503))

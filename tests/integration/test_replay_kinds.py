@@ -29,8 +29,8 @@ def dispatcher(stack: Stack) -> Any:
 
 
 def record_errors(monkeypatch: pytest.MonkeyPatch, notifier: Any) -> list[str]:
-    """The error lines the notifier logs, in order (and logged as before)."""
-    module, said = sys.modules[type(notifier).__module__], []
+    """The error lines settlement logs, in order (and logged as before)."""
+    module, said = sys.modules[type(notifier.settlement).__module__], []
     real = module.logger
 
     class Log:
@@ -60,16 +60,16 @@ def test_an_event_failed_after_its_fan_out_began_is_replayed_with_its_own_id_and
     # its first webhook was posted
     first, second = two_webhooks(stack, receivers)
     notifier = dispatcher(stack)
-    deliver = notifier._deliver
+    deliver: Callable[..., list[Any]] = notifier.executor.run
     faults = [RuntimeError("a surprise in our own code")]
 
-    def deliver_then_fail(attempts: list[Any], report: Any, tally: Any) -> list[Any]:
+    def deliver_then_fail(inv: Any, attempts: list[Any]) -> list[Any]:
         if attempts and faults:
-            deliver(attempts[:1], report, tally)
+            deliver(inv, attempts[:1])
             raise faults.pop()
-        return deliver(attempts, report, tally)  # type: ignore[no-any-return]
+        return deliver(inv, attempts)
 
-    notifier._deliver = deliver_then_fail
+    notifier.executor.run = deliver_then_fail
     record = sns_event("rule-failed")
     record["Records"][0]["Sns"]["Message"] = json.dumps({k: v for k, v in message("rule-failed").items() if k != "timestamp"})
     sns_id = record["Records"][0]["Sns"]["MessageId"]

@@ -7,6 +7,7 @@ import functools
 import pytest
 
 from oxoflow_notify.outbound.delivery import Outcome
+from oxoflow_notify.outbound.failures import Failure
 from oxoflow_notify.pipeline.answers import Kind, judge, snippet
 
 SUCCESS, RETRYABLE, PERMANENT = Kind.DELIVERED, Kind.RETRY, Kind.GIVE_UP
@@ -55,7 +56,7 @@ def test_retry_after_header_and_discords_json_retry_after() -> None:
 
 
 def test_transport_errors_are_retryable() -> None:
-    verdict = judge("slack", Outcome(None, "connection_reset", 1.0), NOW)
+    verdict = judge("slack", Outcome(None, Failure.CONNECTION_RESET, 1.0), NOW)
     assert (verdict.kind, verdict.reason) == (RETRYABLE, "connection reset")
 
 
@@ -68,7 +69,7 @@ def test_snippets_drop_urls_and_control_characters_and_stay_short() -> None:
 @pytest.mark.parametrize(
     ("outcome", "reason"),
     [
-        (Outcome(None, "https_required", 0.0, detail="plain http is refused (REQUIRE_HTTPS is on); use an https URL"),
+        (Outcome(None, Failure.HTTPS_REQUIRED, 0.0, detail="plain http is refused (REQUIRE_HTTPS is on); use an https URL"),
          "plain http is refused (REQUIRE_HTTPS is on); use an https URL (permanent; not retried)"),
         (Outcome(404, None, 1.0, snippet="no such hook"), "HTTP 404 no such hook (permanent; not retried)"),
     ],
@@ -82,15 +83,15 @@ def test_a_permanent_failure_reads_as_its_reason_then_what_was_done(outcome: Out
 
 def test_a_secret_the_store_could_not_give_is_a_hold_not_an_attempt() -> None:
     # given SSM or Secrets Manager throttled or timed out (our fault, not the receiver's)
-    from oxoflow_notify.outbound.delivery import SECRET_UNAVAILABLE
+
     from oxoflow_notify.pipeline.answers import SECRET_HOLD_SECONDS, Policy, decide
 
-    outcome = Outcome(None, SECRET_UNAVAILABLE, 0.0, detail="ssm is unavailable (ThrottlingException)")
+    outcome = Outcome(None, Failure.SECRET_UNAVAILABLE, 0.0, detail="ssm is unavailable (ThrottlingException)")
     # when the last allowed attempt meets it
     for rand in (0.0, 0.999):
         policy = Policy((5, 300), rand=functools.partial(float, rand))
         decision = decide("json", outcome, attempt=8, max_attempts=8, policy=policy, now=0.0)
         # then it is held (no attempt spent, never dead-lettered), back within 0.5x-1.5x of the hold, blaming no endpoint
-        assert decision.kind is Kind.HELD and decision.code == SECRET_UNAVAILABLE
+        assert decision.kind is Kind.HELD and decision.code == Failure.SECRET_UNAVAILABLE
         assert 0.5 * SECRET_HOLD_SECONDS <= decision.wait <= 1.5 * SECRET_HOLD_SECONDS
         assert decision.endpoint_failed is None

@@ -259,11 +259,11 @@ def test_every_parameter_table_row_states_the_codes_default() -> None:
 @pytest.mark.parametrize(
     ("module", "constant", "name"),
     [
-        ("oxoflow_notify.pipeline.notifier", "PACE_WAIT", "pace_wait"),
-        ("oxoflow_notify.pipeline.notifier", "PACE_EARLY", "pace_early"),
-        ("oxoflow_notify.pipeline.notifier", "PACE_EARLY_MAX", "pace_early_max"),
-        ("oxoflow_notify.pipeline.notifier", "REPLAY_WAIT", "replay_wait"),
-        ("oxoflow_notify.pipeline.notifier", "RECENT_WINDOWS", "recent_windows"),
+        ("oxoflow_notify.pipeline.rate_gate", "PACE_WAIT", "pace_wait"),
+        ("oxoflow_notify.pipeline.rate_gate", "PACE_EARLY", "pace_early"),
+        ("oxoflow_notify.pipeline.rate_gate", "PACE_EARLY_MAX", "pace_early_max"),
+        ("oxoflow_notify.pipeline.rate_gate", "REPLAY_WAIT", "replay_wait"),
+        ("oxoflow_notify.pipeline.windowing", "RECENT_WINDOWS", "recent_windows"),
         ("oxoflow_notify.pipeline.answers", "SECRET_HOLD_SECONDS", "secret_hold"),
         ("oxoflow_notify.pipeline.pacing", "INTERVAL_MARGIN", "interval_margin"),
         ("oxoflow_notify.pipeline.pacing", "MAX_SKEW", "max_skew"),

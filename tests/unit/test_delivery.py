@@ -14,6 +14,7 @@ from oxoflow_notify import USER_AGENT
 from oxoflow_notify.config import Webhook
 from oxoflow_notify.inbound.events import parse_event
 from oxoflow_notify.outbound.delivery import Outcome, delivery_id_for, prepare
+from oxoflow_notify.outbound.failures import Failure
 from oxoflow_notify.pipeline.answers import Kind, judge
 from tests.conftest import RECEIVED_AT, message
 
@@ -90,7 +91,7 @@ def test_status_classification(status: int, verdict: Kind) -> None:
 
 
 def test_transport_errors_are_retryable() -> None:
-    assert kind(Outcome(None, "read_timeout", 1.0)) is RETRYABLE
+    assert kind(Outcome(None, Failure.READ_TIMEOUT, 1.0)) is RETRYABLE
 
 
 @pytest.mark.parametrize(

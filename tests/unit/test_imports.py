@@ -23,19 +23,6 @@ SHARED_MODULES = frozenset(
 )
 RULE = "a room imports only the rooms before it: " + " -> ".join(ORDER) + " (errors, observability, defaults: every room)"
 
-# Edges that remain only because pipeline/notifier.py has not moved yet (issue #21: engineer A is
-# splitting it; its modules then take pipeline.ports' protocols). The lead removes this list after.
-NOTIFIER_ONLY = frozenset(
-    {
-        ("oxoflow_notify.pipeline.notifier", "oxoflow_notify.aws.config_store"),
-        ("oxoflow_notify.pipeline.notifier", "oxoflow_notify.aws.letters"),
-        ("oxoflow_notify.pipeline.notifier", "oxoflow_notify.aws.observability"),
-        ("oxoflow_notify.pipeline.notifier", "oxoflow_notify.aws.queues"),
-        ("oxoflow_notify.pipeline.notifier", "oxoflow_notify.aws.references"),
-        ("oxoflow_notify.pipeline.notifier", "oxoflow_notify.aws.settings"),
-    }
-)
-
 
 @dataclass(frozen=True)
 class Edge:
@@ -130,25 +117,16 @@ def test_every_runtime_import_follows_the_data_path() -> None:
     found = edges()
     assert len(found) > 100, "the parser found too few imports to be reading the package"
     # when each is checked against the order of the rooms
-    against = [e for e in found if not allowed(e.importer, e.imported) and (e.importer, e.imported) not in NOTIFIER_ONLY]
+    against = [e for e in found if not allowed(e.importer, e.imported)]
     # then none goes back up the walk
     assert not against, "\n".join(f"{e.where()}: {e.importer} imports {e.imported}; {RULE}" for e in against)
 
 
-def test_the_allowlist_holds_only_edges_that_still_exist() -> None:
-    # given the edges kept only for pipeline/notifier.py
-    present = {(e.importer, e.imported) for e in edges()}
-    # then each is still there (once notifier.py is split, the list shrinks with it) and still against the rule
-    gone = sorted(NOTIFIER_ONLY - present)
-    assert not gone, f"remove from NOTIFIER_ONLY in {Path(__file__).name}, no longer imported: {gone}"
-    assert not [pair for pair in NOTIFIER_ONLY if allowed(*pair)]
-
-
 def test_no_two_rooms_import_each_other() -> None:
-    # given the rooms each room imports at run time (the allowlisted edges aside)
+    # given the rooms each room imports at run time
     graph: dict[str, set[str]] = {}
     for e in edges():
-        if (e.importer, e.imported) not in NOTIFIER_ONLY and room(e.importer) != room(e.imported):
+        if room(e.importer) != room(e.imported):
             graph.setdefault(room(e.importer), set()).add(room(e.imported))
     # then no room reaches itself again through the others
     cycles = [r for r in graph if r in _reachable(graph, r)]

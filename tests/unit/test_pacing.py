@@ -1,4 +1,4 @@
-"""The rate limit's decisions (Notifier._pace) on a simulated clock: held deliveries keep their
+"""The rate limit's decisions (RateGate.slot_for) on a simulated clock: held deliveries keep their
 order and their pace, a slow retry function cannot starve them, and a 429 stops every sender."""
 
 from __future__ import annotations
@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from oxoflow_notify.aws.queues import MemoryQueue
 from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.inbound.events import event_from_payload
 from oxoflow_notify.outbound.breaker import target_of
-from oxoflow_notify.outbound.delivery import RATE_LIMITED, HttpSender, Outcome, prepare
-from oxoflow_notify.pipeline.notifier import PACE_EARLY, Notifier
+from oxoflow_notify.outbound.delivery import Outcome, prepare
+from oxoflow_notify.outbound.failures import Failure
+from oxoflow_notify.pipeline.budget import TimeBudget
 from oxoflow_notify.pipeline.pacing import MemoryPacer, MemoryStore
+from oxoflow_notify.pipeline.rate_gate import PACE_EARLY, RateGate
 from oxolocal.receivers import most_in_any_second
 from tests.conftest import message
 
@@ -36,10 +37,9 @@ class Clock:
         self.now += seconds
 
 
-def notifier(clock: Clock, pacer: MemoryPacer) -> Notifier:
+def notifier(clock: Clock, pacer: MemoryPacer) -> RateGate:
     settings = Settings.from_env({"CONFIG_BUCKET": "b", "RETRY_QUEUE_URL": "q", "DEAD_LETTER_QUEUE_URL": "d"})
-    store: Any = None  # _pace reads no config
-    return Notifier(settings, store, HttpSender(), MemoryQueue(), MemoryQueue(), clock=clock, pacer=pacer, sleep=clock.sleep)
+    return RateGate(pacer, clock, TimeBudget(settings.invocation_reserve), clock.sleep)
 
 
 def prepared(n: int) -> Any:
@@ -64,11 +64,11 @@ def test_a_storm_of_held_deliveries_all_go_at_the_pace_even_when_the_retry_funct
     while queue:
         visible, i, slot, early = heapq.heappop(queue)
         clock.now = max(clock.now, visible)
-        outcome = n._pace(prepared(i), slot, early, 10.0)
+        outcome = n.slot_for(prepared(i), slot, early, 10.0)
         if not isinstance(outcome, Outcome):  # its slot: the POST waits for it in its own thread
             sent[i] = max(clock.now, outcome or clock.now)
             continue
-        assert outcome.error == RATE_LIMITED and outcome.hold_for is not None
+        assert outcome.error == Failure.RATE_LIMITED and outcome.hold_for is not None
         holds += 1
         again = clock.now + math.ceil(outcome.hold_for) + late  # SQS rounds the delay up; the pickup adds ``late``
         heapq.heappush(queue, (again, i, outcome.slot, outcome.early or PACE_EARLY))
@@ -84,14 +84,14 @@ def test_a_held_delivery_whose_slot_falls_in_a_429_pause_takes_a_slot_after_it()
     clock, pacer = Clock(), MemoryPacer()
     n = notifier(clock, pacer)
     n.sleep = lambda seconds: None  # the first ones wait in their threads; the clock stands still for them
-    held = [n._pace(prepared(i), None, PACE_EARLY, 10.0) for i in range(30)]  # slots 0 .. 5.8 s out
+    held = [n.slot_for(prepared(i), None, PACE_EARLY, 10.0) for i in range(30)]  # slots 0 .. 5.8 s out
     far = next(o for o in held if isinstance(o, Outcome) and o.slot is not None and o.slot - clock.now > 4)
     # when a receiver's 429 asks everyone to wait 60 s
     pacer.pause(target_of(URL), clock.now + 60)
     clock.now = far.slot or 0.0
-    again = n._pace(prepared(99), far.slot, PACE_EARLY, 10.0)
+    again = n.slot_for(prepared(99), far.slot, PACE_EARLY, 10.0)
     # then the delivery does not go at its old slot but is held past the pause
-    assert isinstance(again, Outcome) and again.error == RATE_LIMITED and again.slot is not None and again.slot >= clock.now + 50
+    assert isinstance(again, Outcome) and again.error == Failure.RATE_LIMITED and again.slot is not None and again.slot >= clock.now + 50
 
 
 def test_a_post_waiting_in_its_thread_when_a_429_pauses_the_webhook_does_not_go() -> None:
@@ -104,10 +104,10 @@ def test_a_post_waiting_in_its_thread_when_a_429_pauses_the_webhook_does_not_go(
         clock.now += seconds
 
     n.sleep = sleep_through_a_pause
-    slot = n._pace(prepared(1), None, PACE_EARLY, 10.0)
+    slot = n.slot_for(prepared(1), None, PACE_EARLY, 10.0)
     assert isinstance(slot, float) and slot > clock.now
-    outcome = n._at_slot(prepared(1), slot)  # right before the POST
-    assert outcome is not None and outcome.error == RATE_LIMITED and (outcome.hold_for or 0) > 20
+    outcome = n.at_slot(prepared(1), slot)  # right before the POST
+    assert outcome is not None and outcome.error == Failure.RATE_LIMITED and (outcome.hold_for or 0) > 20
 
 
 def test_a_delivery_is_held_not_sent_unpaced_when_the_slots_cannot_be_read() -> None:
@@ -116,8 +116,8 @@ def test_a_delivery_is_held_not_sent_unpaced_when_the_slots_cannot_be_read() -> 
             raise RuntimeError("DynamoDB throttled")
 
     n = notifier(Clock(), Down())
-    outcome = n._pace(prepared(1), None, PACE_EARLY, 10.0)
-    assert isinstance(outcome, Outcome) and outcome.error == RATE_LIMITED and 5 <= (outcome.hold_for or 0) <= 15
+    outcome = n.slot_for(prepared(1), None, PACE_EARLY, 10.0)
+    assert isinstance(outcome, Outcome) and outcome.error == Failure.RATE_LIMITED and 5 <= (outcome.hold_for or 0) <= 15
 
 
 def test_a_held_delivery_keeps_its_slot_when_the_pause_cannot_be_read() -> None:
@@ -127,7 +127,7 @@ def test_a_held_delivery_keeps_its_slot_when_the_pause_cannot_be_read() -> None:
 
     clock = Clock()
     n = notifier(clock, Unreadable())
-    outcome = n._pace(prepared(1), clock.now + 25, 30.0, 60.0)  # came back early, as planned
+    outcome = n.slot_for(prepared(1), clock.now + 25, 30.0, 60.0)  # came back early, as planned
     assert outcome == clock.now + 25  # not sent before its slot
 
 
@@ -136,7 +136,7 @@ def test_no_limit_no_wait() -> None:
     n = notifier(clock, pacer)
     (webhook,) = parse_config(f'[[webhooks]]\nurl = "{URL}"\nrate_limit = 0\n', "workflows/w.oxoflow").webhooks
     free = prepare(event_from_payload({**message("rule-failed"), "id": "e"}), webhook, "d", 1, now=0)
-    assert all(n._pace(free, None, PACE_EARLY, 10.0) is None for _ in range(100)) and pacer.next == {}
+    assert all(n.slot_for(free, None, PACE_EARLY, 10.0) is None for _ in range(100)) and pacer.next == {}
 
 
 # -- a strict receiver, clocks that disagree, tenants that share a receiver ------------------
@@ -171,13 +171,13 @@ def arrivals_at_a_strict_receiver(errors: list[float], count: int, late: float =
         visible, i, slot, early = heapq.heappop(queue)
         truth.now = max(truth.now, visible)
         n, turn = instances[turn % len(instances)], turn + 1  # whichever instance picks it up
-        outcome = n._pace(prepared(i), slot, early, 10.0)
+        outcome = n.slot_for(prepared(i), slot, early, 10.0)
         if not isinstance(outcome, Outcome):  # its slot, on the shared clock: waited for on this instance's own
             assert n.pacer is not None and outcome is not None
             jitter = (i * 37 % 9) / 100  # 0 .. 80 ms, deterministic
             arrived.append(truth.now + max(0.0, outcome - n.pacer.now(n.clock())) + jitter)
             continue
-        assert outcome.error == RATE_LIMITED and outcome.hold_for is not None
+        assert outcome.error == Failure.RATE_LIMITED and outcome.hold_for is not None
         heapq.heappush(queue, (truth.now + math.ceil(outcome.hold_for) + late, i, outcome.slot, outcome.early or PACE_EARLY))
         assert len(queue) <= count and turn < 20 * count, "livelock"
     return arrived, start
@@ -211,11 +211,11 @@ def test_another_teams_slow_rate_limit_on_the_same_receiver_does_not_delay_ours(
     # which has just reserved slots for 3 deliveries (the last about half an hour away)
     clock, pacer = Clock(), MemoryPacer()
     n = notifier(clock, pacer)
-    held = [n._pace(tenant("workflows/team-a.oxoflow", 0.0012, i), None, PACE_EARLY, 10.0) for i in range(3)]
+    held = [n.slot_for(tenant("workflows/team-a.oxoflow", 0.0012, i), None, PACE_EARLY, 10.0) for i in range(3)]
     assert isinstance(held[-1], Outcome) and (held[-1].slot or 0) - clock.now > 1_800
     # when team B's file (rate_limit = 1) sends to the same URL
-    ours = n._pace(tenant("workflows/team-b.oxoflow", 1, 0), None, PACE_EARLY, 10.0)
-    after = n._pace(tenant("workflows/team-b.oxoflow", 1, 1), None, PACE_EARLY, 10.0)
+    ours = n.slot_for(tenant("workflows/team-b.oxoflow", 1, 0), None, PACE_EARLY, 10.0)
+    after = n.slot_for(tenant("workflows/team-b.oxoflow", 1, 1), None, PACE_EARLY, 10.0)
     # then B goes at once, and its next one interval (1.1 s) later: A's pace is A's alone
     assert ours == clock.now and isinstance(after, float) and after - clock.now <= 1.1 + 1e-9
 
@@ -227,5 +227,5 @@ def test_a_429_from_the_shared_receiver_still_pauses_every_team() -> None:
     # when the receiver answers one of team A's POSTs with 429 and Retry-After: 30
     pacer.pause(target_of(URL), clock.now + 30)
     # then team B's next POST waits for the pause too: the receiver asked
-    outcome = n._pace(tenant("workflows/team-b.oxoflow", 1, 0), None, PACE_EARLY, 10.0)
+    outcome = n.slot_for(tenant("workflows/team-b.oxoflow", 1, 0), None, PACE_EARLY, 10.0)
     assert isinstance(outcome, Outcome) and outcome.slot == clock.now + 30

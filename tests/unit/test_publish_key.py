@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from oxoflow_notify.aws.references import ReferenceProblem, References
+from oxoflow_notify.aws.references import References
 from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.config.scopes import secret_scope
-from oxoflow_notify.errors import InfrastructureError, is_infrastructure
+from oxoflow_notify.errors import InfrastructureError, ReferenceProblem, is_infrastructure
 from oxoflow_notify.inbound.events import parse_event
 from oxoflow_notify.inbound.topic import publish_signature, signable
 from oxoflow_notify.pipeline.publishers import refusal, verifies

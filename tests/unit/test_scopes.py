@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from oxoflow_notify.aws.references import ReferenceProblem, References
+from oxoflow_notify.aws.references import References
 from oxoflow_notify.aws.settings import Settings
 from oxoflow_notify.config import Webhook
 from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.config.scopes import in_config_scopes, secret_scope, workflow_of
 from oxoflow_notify.config.urls import check_url
-from oxoflow_notify.errors import SettingsError
+from oxoflow_notify.errors import ReferenceProblem, SettingsError
 from oxoflow_notify.tools import cli
 from oxoflow_notify.wiring import build_ingest
 

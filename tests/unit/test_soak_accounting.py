@@ -13,10 +13,11 @@ from typing import cast
 from soak import CRASH, LATE, OTHER, Tally, seen_by_receivers
 
 from oxoflow_notify.outbound.delivery import Outcome
+from oxoflow_notify.outbound.failures import Failure
 from oxolocal.receivers import Received, Receiver
 
 DELIVERY = "75fcee4a-5dc6-5f0a-af21-cdfeb32391e8"
-TIMED_OUT, OK = Outcome(None, "read_timeout", 150.0), Outcome(200, None, 3.0)
+TIMED_OUT, OK = Outcome(None, Failure.READ_TIMEOUT, 150.0), Outcome(200, None, 3.0)
 
 
 def receiver_that_got(*answers: tuple[str, int]) -> Receiver:

@@ -74,6 +74,13 @@ class ReferenceProblem(NotifyError):
         self.permanent = permanent
 
 
+class ClaimCheckError(NotifyError):
+    """A queue message's pointer to a body kept in S3 that cannot be followed for good: malformed,
+    outside our letters, changed, or gone (``aws.letters``). Here so readers need not import aws."""
+
+    code = "claim_check"
+
+
 class InfrastructureError(Exception):
     """An AWS service could not be used (e.g. S3's answer broke off and nothing is cached)."""
 

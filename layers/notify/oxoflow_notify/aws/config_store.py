@@ -23,8 +23,7 @@ from oxoflow_notify.config.parse import parse_config
 from oxoflow_notify.config.scopes import DEFAULT_SECRETS_PREFIX, secret_scope
 from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.errors import ConfigError, InfrastructureError
-
-from .observability import logger
+from oxoflow_notify.observability import logger
 
 DEFAULT_NAME = "_default"
 # Only a missing key means "no webhooks". NoSuchBucket is also a 404, but it is a deployment

@@ -89,4 +89,4 @@ class DynamoHandoffLog(OnTable):
 
 def _mark(item: dict[str, Any]) -> Mark:
     recorded = item.get("outcome", {}).get("S")
-    return Mark(item["state"]["S"], Outcome(**json.loads(recorded)) if recorded else None)
+    return Mark(item["state"]["S"], Outcome.from_record(json.loads(recorded)) if recorded else None)

@@ -13,7 +13,8 @@ from typing import Any
 
 from oxoflow_notify.lazy import Lazy
 from oxoflow_notify.observability import logger
-from oxoflow_notify.outbound.delivery import ALREADY_DELIVERED, IN_PROGRESS, LEDGER_UNAVAILABLE, Outcome, Prepared
+from oxoflow_notify.outbound.delivery import Outcome, Prepared
+from oxoflow_notify.outbound.failures import Failure
 from oxoflow_notify.pipeline.ledger import Delivered, Send
 
 DEFAULT_BUDGET_MS = 60_000  # outside Lambda (replays): a crashed claim frees itself after a minute
@@ -64,7 +65,7 @@ def _table_missing(exc: BaseException) -> bool:
 class IdempotencyLedger:
     """Powertools Idempotency on a DynamoDB table; the client is built on first use.
 
-    If the table does not answer, the delivery is held (LEDGER_UNAVAILABLE); if it does not exist,
+    If the table does not answer, the delivery is held (Failure.LEDGER_UNAVAILABLE); if it does not exist,
     the delivery is posted anyway (and logged): there is no ledger to wait for.
     """
 
@@ -98,20 +99,20 @@ class IdempotencyLedger:
         except _NotDelivered as exc:
             return exc.outcome
         except wired.in_progress:
-            return Outcome(None, IN_PROGRESS, 0.0, detail="another run is posting this delivery right now")
+            return Outcome(None, Failure.IN_PROGRESS, 0.0, detail="another run is posting this delivery right now")
         except wired.errors as exc:
             if posted:  # posted fine, but the record could not be saved: the answer still counts
                 return posted[0]
             if not _table_missing(exc):
                 logger.warning("delivery ledger unavailable, delivery held",
                                extra={"delivery_id": prepared.delivery_id, "error": type(exc).__name__})  # fmt: skip
-                return Outcome(None, LEDGER_UNAVAILABLE, 0.0, detail="the delivery ledger did not answer; held until it does")
+                return Outcome(None, Failure.LEDGER_UNAVAILABLE, 0.0, detail="the delivery ledger did not answer; held until it does")
             logger.error("delivery ledger table missing, posting without it",
                          extra={"delivery_id": prepared.delivery_id, "error": type(exc).__name__})  # fmt: skip
             return send(prepared)
         if posted:
             return posted[0]
-        return Outcome(saved.get("status") if isinstance(saved, dict) else None, ALREADY_DELIVERED, 0.0,
+        return Outcome(saved.get("status") if isinstance(saved, dict) else None, Failure.ALREADY_DELIVERED, 0.0,
                        detail="already delivered (the ledger holds a 2xx for this delivery id); not posted again")  # fmt: skip
 
     def _wire(self) -> _Wired:

@@ -12,23 +12,26 @@ client does. Every reader (the retry function, ``replay``, the local tooling) go
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from oxoflow_notify.errors import NotifyError
+from oxoflow_notify.errors import ClaimCheckError
 from oxoflow_notify.lazy import Lazy
+from oxoflow_notify.pipeline.claim_check import CLAIM_SCHEMA, pointer_of, without_store
 
-CLAIM_SCHEMA = "oxoflow-notify/claim-check/v1"
+__all__ = [
+    "CLAIM_SCHEMA",
+    "LETTERS_PREFIX",
+    "SQS_MESSAGE_LIMIT",
+    "ClaimCheckError",
+    "LetterStore",
+    "message_size",
+    "pointer_of",
+    "resolve_body",
+]
+
 LETTERS_PREFIX = "letters/"  # under the config bucket; template.yaml grants it and expires it (keep them equal)
 SQS_MESSAGE_LIMIT = 262_144  # bytes: the queues' MaximumMessageSize in template.yaml
-_POINTER_MAX = 4096  # a body longer than this is never a pointer (a pointer is about 300 bytes)
-
-
-class ClaimCheckError(NotifyError):
-    """A pointer that cannot be followed for good: malformed, outside our letters, changed, or gone."""
-
-    code = "claim_check"
 
 
 def message_size(body: str, attributes: Mapping[str, Mapping[str, Any]] | None = None) -> int:
@@ -40,29 +43,6 @@ def message_size(body: str, attributes: Mapping[str, Mapping[str, Any]] | None =
         size += len(name.encode("utf-8")) + len(str(attribute.get("DataType", "")).encode("utf-8"))
         size += len(value) if isinstance(value, (bytes, bytearray)) else len(str(value).encode("utf-8"))
     return size
-
-
-def pointer_of(body: str) -> dict[str, Any] | None:
-    """The claim-check pointer a message body is, or None for an ordinary body (cheap: only a short
-    body naming the schema is parsed). ClaimCheckError for a pointer missing its fields."""
-    if len(body) > _POINTER_MAX or CLAIM_SCHEMA not in body:
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("schema") != CLAIM_SCHEMA:
-        return None
-    s3 = data.get("s3")
-    if (
-        not isinstance(s3, dict)
-        or not all(isinstance(s3.get(k), str) and s3.get(k) for k in ("bucket", "key"))
-        or not isinstance(data.get("sha256"), str)
-        or isinstance(data.get("bytes"), bool)
-        or not isinstance(data.get("bytes"), int)
-    ):
-        raise ClaimCheckError("claim-check pointer lacks s3.bucket, s3.key, bytes or sha256")
-    return data
 
 
 class LetterStore:
@@ -120,13 +100,7 @@ class LetterStore:
 def resolve_body(body: str, letters: LetterStore | None) -> str:
     """The one way every reader turns a queue message's body into the message: a pointer is
     followed into S3; without a store to follow it with, ClaimCheckError says what is missing."""
-    if letters is not None:
-        return letters.resolve(body)
-    pointer = pointer_of(body)
-    if pointer is None:
-        return body
-    where = f"s3://{pointer['s3']['bucket']}/{pointer['s3']['key']}"
-    raise ClaimCheckError(f"its body is kept at {where}, and no config bucket is configured to read it from (set CONFIG_BUCKET)")
+    return letters.resolve(body) if letters is not None else without_store(body)
 
 
 def _error_code(exc: Exception) -> str:

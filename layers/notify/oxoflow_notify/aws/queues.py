@@ -7,14 +7,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from oxoflow_notify.lazy import Lazy
-from oxoflow_notify.pipeline.ports import SQS_MAX_DELAY, MessageQueue  # the pipeline's, implemented here
+from oxoflow_notify.pipeline.ports import SQS_MAX_DELAY  # the pipeline's, implemented here
 
 from .letters import SQS_MESSAGE_LIMIT, message_size
 
 if TYPE_CHECKING:
     from .letters import LetterStore
-
-__all__ = ["SQS_MAX_DELAY", "MemoryQueue", "MessageQueue", "SqsQueue"]
 
 
 class SqsQueue:

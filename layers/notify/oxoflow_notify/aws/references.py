@@ -35,8 +35,6 @@ from oxoflow_notify.config.webhook_values import check_whsec
 from oxoflow_notify.errors import ReferenceProblem
 from oxoflow_notify.lazy import Lazy
 
-__all__ = ["ReferenceProblem", "References"]  # ReferenceProblem lives in errors (the pipeline acts on it)
-
 _MISSING = ("ParameterNotFound", "ResourceNotFoundException", "not found")
 
 

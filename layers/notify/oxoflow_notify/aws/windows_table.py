@@ -70,7 +70,7 @@ class DynamoWindowStore(OnTable):
         item = self._ddb().get_item(TableName=self.table, Key=self._head(group), ConsistentRead=True).get("Item")
         return int(item["window"]["N"]) if item else None
 
-    def add(self, group: Group, event: dict[str, Any], event_key: str, now: float, schedule: Schedule) -> str:
+    def add(self, group: Group, event: dict[str, Any], event_key: str, now: float, schedule: Schedule) -> str:  # noqa: C901 - one optimistic loop over the window's states; split, its retries read worse
         """Count one event in its group's open window (opening one if there is none): ADDED, OPENED,
         or DUPLICATE when this (event, webhook) was counted before. Raises on AWS faults (the
         invocation is retried; the marker keeps the retry from counting twice)."""

@@ -80,6 +80,11 @@ def check_host(host: str, bracketed: bool = False) -> str | None:
         return "has an empty label (two dots in a row, or a dot at the start)"
     if any(len(label) > 63 for label in labels):
         return "has a label longer than 63 characters"
+    return _check_encoded(name)
+
+
+def _check_encoded(name: str) -> str | None:
+    """What stops an ASCII name with sound labels, once IDNA-encoded, from being a host name."""
     try:
         encoded = name.encode("idna")
     except UnicodeError as exc:  # labels are not empty and not too long: so the encoded form is

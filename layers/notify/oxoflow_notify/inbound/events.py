@@ -321,6 +321,39 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
     ``message_id`` and ``received_at`` come from the SNS record, so a redelivered SNS message
     yields the same event id and timestamp, hence the same delivery ids.
     """
+    data = _decoded(raw)
+    for key in data:
+        if key not in FIELDS:
+            raise EventError(f"unknown field '{shown(key)}'{did_you_mean(key, FIELDS)}; allowed fields are {', '.join(FIELDS)}")
+    event = _event_name(data)
+    workflow = _workflow(data)
+    rule = _text(data, "rule", MAX_TEXT, required=event in RULE_EVENTS)
+    timestamp = _timestamp(data, received_at)
+    details = data.get("details")
+    if details is None:
+        details = {}
+    elif not isinstance(details, dict):
+        raise EventError(f"field 'details' must be a JSON object, got {type(details).__name__}")
+    message = _text(data, "message", MAX_MESSAGE)
+    run_id = _text(data, "run_id", MAX_TEXT)
+    if run_id is not None and not run_id.strip():
+        raise EventError("field 'run_id' must not be empty: leave it out (or null) when there is no run")
+    parsed = Event(
+        event=event,
+        workflow=workflow,
+        timestamp=timestamp,
+        id=_text(data, "id", MAX_TEXT) or message_id,
+        message=message if message is not None else default_message(event, workflow, rule, details),
+        rule=rule,
+        details=details,
+        run_id=run_id,
+    )
+    check_normalised_size(parsed)
+    return parsed
+
+
+def _decoded(raw: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """The message as a JSON object, within SNS's size and our nesting limits, lone surrogates removed."""
     if isinstance(raw, dict):
         data: Any = raw
         check_json(data)  # built in Python (a direct invocation): the same limits as decoded text
@@ -337,11 +370,11 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
         or (isinstance(raw, str) and _SURROGATE.search(raw))
     ):
         data = scrub(data)  # only messages that can hold a lone surrogate pay for the walk
+    decoded: dict[str, Any] = data
+    return decoded
 
-    for key in data:
-        if key not in FIELDS:
-            raise EventError(f"unknown field '{shown(key)}'{did_you_mean(key, FIELDS)}; allowed fields are {', '.join(FIELDS)}")
 
+def _event_name(data: dict[str, Any]) -> str:
     name = data.get("event")
     if name is None:
         raise EventError("field 'event' is required")
@@ -350,49 +383,27 @@ def parse_event(raw: str | bytes | dict[str, Any], *, message_id: str, received_
     event = canonical_event_name(name)
     if event is None:
         raise EventError(f"field 'event': {unknown_event_message(name)}")
+    return event
 
+
+def _workflow(data: dict[str, Any]) -> str:
     workflow = _text(data, "workflow", 128, required=True)
     assert workflow is not None
     if not WORKFLOW_NAME.match(workflow):
         raise EventError(
             "field 'workflow' must start with a letter or digit and contain only letters, digits, '.', '_' or '-' (at most 128 characters)"
         )
+    return workflow
 
-    rule = _text(data, "rule", MAX_TEXT, required=event in RULE_EVENTS)
 
+def _timestamp(data: dict[str, Any], received_at: datetime) -> str:
+    """The event's own timestamp, normalised, or when SNS received it."""
     if data.get("timestamp") is None:
-        timestamp = format_timestamp(received_at)
-    else:
-        raw_ts = data["timestamp"]
-        if not isinstance(raw_ts, str):
-            raise EventError(f"field 'timestamp' must be a string, got {type(raw_ts).__name__}")
-        timestamp = normalise_timestamp(raw_ts)
-
-    details = data.get("details")
-    if details is None:
-        details = {}
-    elif not isinstance(details, dict):
-        raise EventError(f"field 'details' must be a JSON object, got {type(details).__name__}")
-
-    message = _text(data, "message", MAX_MESSAGE)
-    if message is None:
-        message = default_message(event, workflow, rule, details)
-
-    run_id = _text(data, "run_id", MAX_TEXT)
-    if run_id is not None and not run_id.strip():
-        raise EventError("field 'run_id' must not be empty: leave it out (or null) when there is no run")
-    parsed = Event(
-        event=event,
-        workflow=workflow,
-        timestamp=timestamp,
-        id=_text(data, "id", MAX_TEXT) or message_id,
-        message=message,
-        rule=rule,
-        details=details,
-        run_id=run_id,
-    )
-    check_normalised_size(parsed)
-    return parsed
+        return format_timestamp(received_at)
+    raw_ts = data["timestamp"]
+    if not isinstance(raw_ts, str):
+        raise EventError(f"field 'timestamp' must be a string, got {type(raw_ts).__name__}")
+    return normalise_timestamp(raw_ts)
 
 
 def check_normalised_size(event: Event) -> None:

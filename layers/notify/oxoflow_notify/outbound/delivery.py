@@ -6,8 +6,6 @@ exception text of an HTTP client quotes the URL, and the URL may be a secret.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import socket
 import ssl
@@ -15,10 +13,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from http.client import RemoteDisconnected
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from urllib3 import PoolManager, Timeout
 from urllib3.exceptions import (
@@ -41,40 +39,24 @@ from oxoflow_notify.inbound.events import Event
 if TYPE_CHECKING:
     from oxoflow_notify.inbound.digests import Digest
 
-from .echoes import CLEAN_LIMIT, scrub
+from .echoes import CLEAN_LIMIT, secrets_of
 from .echoes import REDACTED as REDACTED  # where callers have always found it
+from .failures import Failure
 from .guard import BlockedTarget, InvalidHost, TargetGuard
 from .signing import OXOFLOW_SIGNATURE_HEADER, SIGNATURE_HEADER, hmac_sha256_hex, standard_headers
 from .transport import DeadlineExceeded, deadline, guarded_pool_classes, tls_context
 
-# Outcome.error values for attempts that sent nothing (answers.decide turns them into holds).
-OUT_OF_TIME = "out_of_time"  # the invocation has too little time left for this delivery's deadline
-ALREADY_DELIVERED = "already_delivered"  # the ledger holds a 2xx for this delivery id: not posted again
-IN_PROGRESS = "delivery_in_progress"  # another run holds the delivery's claim (or a crashed run's, until it expires)
-DUPLICATE_ATTEMPT = "duplicate_attempt"  # this attempt number was already handed on by another run
-RATE_LIMITED = "rate_limited"  # the webhook's rate limit has no slot for it yet: it waits for the one reserved (``slot``)
-SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 - an error name. SSM or Secrets Manager did not answer (throttled, timed out): our fault, not the webhook's
-LEDGER_UNAVAILABLE = "ledger_unavailable"  # DynamoDB did not answer the delivery ledger's claim: not posted unrecorded
-HOLD_ERRORS = frozenset({OUT_OF_TIME, IN_PROGRESS, RATE_LIMITED, SECRET_UNAVAILABLE, LEDGER_UNAVAILABLE})
-# Refusals of ours: retrying cannot help, the config must change.
-PERMANENT_ERRORS = frozenset(
-    {"blocked_target", "https_required", "unresolvable_reference", "invalid_host", "invalid_request", "render_error"}
-)
-# Failures that say nothing about the receiver's health: the circuit breaker does not learn from them.
-OUR_ERRORS = PERMANENT_ERRORS | HOLD_ERRORS | {"request_error", ALREADY_DELIVERED, DUPLICATE_ATTEMPT}
-# Errors that mean "no answer in time": the retry waits at least the throttle floor.
-TIMEOUT_ERRORS = frozenset({"read_timeout", "connect_timeout", "deadline_exceeded"})
 # Why a certificate was refused, by OpenSSL's verify code (the message itself may quote names).
-_TLS_REASONS = {
-    62: ("tls_wrong_name", "TLS certificate is for another name (hostname mismatch)"),
-    64: ("tls_wrong_name", "TLS certificate is for another address (IP address mismatch)"),
-    10: ("tls_expired", "TLS certificate has expired"),
-    9: ("tls_expired", "TLS certificate is not yet valid"),
-    18: ("tls_untrusted", "TLS certificate is self-signed (untrusted issuer)"),
-    19: ("tls_untrusted", "TLS certificate chain has a self-signed root we do not trust (untrusted issuer)"),
-    20: ("tls_untrusted", "TLS certificate is from an untrusted issuer (unable to get local issuer certificate)"),
-    2: ("tls_untrusted", "TLS certificate is from an untrusted issuer (unable to get issuer certificate)"),
-    21: ("tls_untrusted", "TLS certificate is from an untrusted issuer (unable to verify the first certificate)"),
+_TLS_REASONS: dict[int, tuple[Failure, str]] = {
+    62: (Failure.TLS_WRONG_NAME, "TLS certificate is for another name (hostname mismatch)"),
+    64: (Failure.TLS_WRONG_NAME, "TLS certificate is for another address (IP address mismatch)"),
+    10: (Failure.TLS_EXPIRED, "TLS certificate has expired"),
+    9: (Failure.TLS_EXPIRED, "TLS certificate is not yet valid"),
+    18: (Failure.TLS_UNTRUSTED, "TLS certificate is self-signed (untrusted issuer)"),
+    19: (Failure.TLS_UNTRUSTED, "TLS certificate chain has a self-signed root we do not trust (untrusted issuer)"),
+    20: (Failure.TLS_UNTRUSTED, "TLS certificate is from an untrusted issuer (unable to get local issuer certificate)"),
+    2: (Failure.TLS_UNTRUSTED, "TLS certificate is from an untrusted issuer (unable to get issuer certificate)"),
+    21: (Failure.TLS_UNTRUSTED, "TLS certificate is from an untrusted issuer (unable to verify the first certificate)"),
 }
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 _DELIVERY_NAMESPACE = uuid.UUID("6b7f0d1e-4c1a-5b8e-9d0f-0a0f10f10f10")
@@ -126,15 +108,22 @@ def prepare(event: Event | Digest, webhook: Webhook, delivery_id: str, attempt: 
 @dataclass(frozen=True)
 class Outcome:
     status: int | None
-    error: str | None
+    error: Failure | None
     latency_ms: float
     retry_after: str | None = None
     snippet: str = ""  # start of the response body, for receivers that explain themselves
     detail: str | None = None  # why a delivery was refused before sending (safe to log)
     recovered: bool = False  # read back from the hand-off log (posted by a run that died), not posted now
-    slot: float | None = None  # RATE_LIMITED: the slot reserved for this delivery (epoch seconds), carried by its retry
-    hold_for: float | None = None  # RATE_LIMITED: seconds until the delivery should be looked at again
-    early: float | None = None  # RATE_LIMITED: how long before its slot it is brought back
+    slot: float | None = None  # Failure.RATE_LIMITED: the slot reserved for this delivery (epoch seconds), carried by its retry
+    hold_for: float | None = None  # Failure.RATE_LIMITED: seconds until the delivery should be looked at again
+    early: float | None = None  # Failure.RATE_LIMITED: how long before its slot it is brought back
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Outcome:
+        """An outcome back from its JSON record (the hand-off log): its failure read by name."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in record.items() if k in known}
+        return cls(**{**values, "error": Failure.read(values.get("error"))})
 
     def describe(self) -> str:
         """A failure without an answer, in words (answers.judge words the ones with a status).
@@ -155,7 +144,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         stack.extend([current.__cause__, current.__context__, *[a for a in current.args if isinstance(a, BaseException)]])
 
 
-def error_class(exc: BaseException) -> str:
+def error_class(exc: BaseException) -> Failure:
     """Name a transport failure without quoting its message (which contains the URL).
 
     The cause chain is read first: urllib3's NewConnectionError subclasses ConnectTimeoutError, so
@@ -163,33 +152,31 @@ def error_class(exc: BaseException) -> str:
     chain = list(_chain(exc))
     for current in chain:  # the most telling first, wherever it sits in the chain
         if isinstance(current, DeadlineExceeded):
-            return "deadline_exceeded"
+            return Failure.DEADLINE_EXCEEDED
         if isinstance(current, ssl.SSLCertVerificationError):
-            return _TLS_REASONS.get(current.verify_code, ("tls_error", ""))[0]
-    for current in chain:
-        if isinstance(current, InvalidHost):
-            return "invalid_host"
-        if isinstance(current, BlockedTarget):
-            return "blocked_target"
-        if isinstance(current, (socket.gaierror, NameResolutionError)):
-            return "dns_failure"
-        if isinstance(current, ConnectionRefusedError):
-            return "connection_refused"
-        if isinstance(current, (ConnectionResetError, RemoteDisconnected, BrokenPipeError)):
-            return "connection_reset"
-        if isinstance(current, (ssl.SSLError, SSLError)):
-            return "tls_error"
-    if isinstance(exc, (ReadTimeoutError, TimeoutError, socket.timeout)):
-        return "read_timeout"
-    if isinstance(exc, NewConnectionError):
-        return "connection_error"
-    if isinstance(exc, ConnectTimeoutError):
-        return "connect_timeout"
-    if isinstance(exc, ProtocolError):
-        return "connection_reset"
-    if isinstance(exc, OSError):
-        return "connection_error"
-    return "request_error"
+            return _TLS_REASONS.get(current.verify_code, (Failure.TLS_ERROR, ""))[0]
+    in_chain = (failure for current in chain for types, failure in _IN_THE_CHAIN if isinstance(current, types))
+    by_type = (failure for types, failure in _BY_TYPE if isinstance(exc, types))
+    return next(in_chain, None) or next(by_type, Failure.REQUEST_ERROR)
+
+
+# What an exception anywhere in the chain says, in this order for each link ...
+_IN_THE_CHAIN: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Failure], ...] = (
+    (InvalidHost, Failure.INVALID_HOST),
+    (BlockedTarget, Failure.BLOCKED_TARGET),
+    ((socket.gaierror, NameResolutionError), Failure.DNS_FAILURE),
+    (ConnectionRefusedError, Failure.CONNECTION_REFUSED),
+    ((ConnectionResetError, RemoteDisconnected, BrokenPipeError), Failure.CONNECTION_RESET),
+    ((ssl.SSLError, SSLError), Failure.TLS_ERROR),
+)
+# ... and, when none does, what the exception itself is (NewConnectionError before its base ConnectTimeoutError).
+_BY_TYPE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Failure], ...] = (
+    ((ReadTimeoutError, TimeoutError, socket.timeout), Failure.READ_TIMEOUT),
+    (NewConnectionError, Failure.CONNECTION_ERROR),
+    (ConnectTimeoutError, Failure.CONNECT_TIMEOUT),
+    (ProtocolError, Failure.CONNECTION_RESET),
+    (OSError, Failure.CONNECTION_ERROR),
+)
 
 
 def failure_detail(exc: BaseException) -> str | None:
@@ -201,7 +188,9 @@ def failure_detail(exc: BaseException) -> str | None:
         if isinstance(current, DeadlineExceeded):
             return "no complete answer within the delivery's deadline (connect + timeout)"
         if isinstance(current, ssl.SSLCertVerificationError):
-            return _TLS_REASONS.get(current.verify_code, ("", f"TLS certificate refused (verify code {current.verify_code})"))[1]
+            return _TLS_REASONS.get(
+                current.verify_code, (Failure.TLS_ERROR, f"TLS certificate refused (verify code {current.verify_code})")
+            )[1]
     return None
 
 
@@ -241,9 +230,9 @@ class HttpSender:
         try:
             self.guard.check_scheme(urlsplit(prepared.webhook.url).scheme)
         except BlockedTarget as exc:
-            return Outcome(None, "https_required", 0.0, detail=str(exc))
+            return Outcome(None, Failure.HTTPS_REQUIRED, 0.0, detail=str(exc))
         except ValueError:
-            return Outcome(None, "invalid_request", 0.0, detail="the URL cannot be parsed")
+            return Outcome(None, Failure.INVALID_REQUEST, 0.0, detail="the URL cannot be parsed")
         timeout = Timeout(connect=self.timeout[0], read=prepared.webhook.timeout or self.timeout[1])
         with deadline(self.budget(prepared.webhook) if budget is None else budget):
             try:
@@ -259,15 +248,17 @@ class HttpSender:
                 )
             except LocationValueError:
                 # A host urllib3 cannot encode (IDNA 2008 refuses some that the config's check lets by).
-                return Outcome(None, "invalid_host", _ms_since(started), detail="the URL's host cannot be encoded as a host name")
+                return Outcome(None, Failure.INVALID_HOST, _ms_since(started), detail="the URL's host cannot be encoded as a host name")
             except (HTTPError, OSError) as exc:
                 return Outcome(None, error_class(exc), _ms_since(started), detail=failure_detail(exc))
             except (UnicodeError, ValueError, TypeError) as exc:
                 # What HTTP cannot carry (a header value outside latin-1, a newline in a name, a URL
                 # urllib3 cannot parse): the request is malformed, retrying cannot help.
-                return Outcome(None, "invalid_request", _ms_since(started), detail=f"the request could not be built ({type(exc).__name__})")
+                return Outcome(
+                    None, Failure.INVALID_REQUEST, _ms_since(started), detail=f"the request could not be built ({type(exc).__name__})"
+                )
             except Exception as exc:  # noqa: BLE001 - one webhook's surprise must not end the fan-out
-                return Outcome(None, "request_error", _ms_since(started), detail=f"unexpected {type(exc).__name__} while sending")
+                return Outcome(None, Failure.REQUEST_ERROR, _ms_since(started), detail=f"unexpected {type(exc).__name__} while sending")
             try:
                 if response.status < 200:  # 101 (or worse) to a POST that asked for no upgrade: drop the connection
                     raise ConnectionAbortedError("no final answer")
@@ -324,39 +315,14 @@ def redact(text: str, prepared: Prepared) -> str:
     characters of them in any form a receiver may re-encode them in (hex, percent, \\u and HTML
     escapes, base64 and base64url at any offset, reversed, rot13, split by whitespace or joined by
     zero-width characters), and any long token that looks like a key. A fragment that is a plain
-    word (``_PLAIN_WORD``: "hook", "Bearer") is kept. The rest may enter logs and dead letters."""
-    pieces, material = _secret_parts(prepared)
-    forms: set[str] = set()
-    for piece in (p for p in pieces if len(p) >= 4):
-        forms |= {piece, unquote(piece), quote(piece, safe=""), json.dumps(piece)[1:-1], piece.replace("/", "\\/")}
-        forms.add(base64.b64encode(piece.encode()).decode().rstrip("="))
-    found = [f for f in forms if len(f) >= 4]
-    if found:
-        pattern = re.compile("|".join(re.escape(f) for f in sorted(found, key=len, reverse=True)), re.IGNORECASE)
-        text = pattern.sub(REDACTED, text)
-    return scrub(text, material)
+    word ("hook", "Bearer") is kept. The rest may enter logs and dead letters.
 
-
-def _secret_parts(prepared: Prepared) -> tuple[set[str], frozenset[str]]:
-    """What an answer must not quote whole (the URL, its parts, header values, secrets), and the
-    secret material none of whose forms it may quote in part (the same, less the plain words)."""
+    Every answer pays for this, a 2xx too: the webhook's part is built once (``echoes.secrets_of``),
+    the request's signatures are searched for directly (they change with every request)."""
     webhook = prepared.webhook
-    parts = urlsplit(webhook.url)
-    sent = [value for name, value in prepared.headers.items() if name.lower() in _SECRET_HEADERS]
-    values = [*(v for _, v in webhook.headers), *sent, *webhook.secrets]
-    pieces = {webhook.url, parts.netloc, parts.path, parts.query, *values}
-    fragments = {word for value in values for word in value.replace(",", " ").split()}  # "Bearer <token>", "v1,<sig> v1,<sig>"
-    fragments |= set(unquote(parts.path).split("/")) | {v for pair in parse_qsl(parts.query) for v in pair}
-    secret = {f for f in fragments if not _PLAIN_WORD.fullmatch(f)}  # "no such hook" keeps its "hook"
-    secret |= {*values, parts.username or "", parts.password or ""}
-    return pieces | secret, frozenset(s for s in secret if s and not _PLAIN_WORD.fullmatch(s))
+    known = secrets_of(webhook.url, (*(v for _, v in webhook.headers), *webhook.secrets))
+    return known.redact(text, sent=[value for name, value in prepared.headers.items() if name.lower() in _SECRET_HEADERS])
 
-
-# A fragment of a secret value or URL (a path segment, a query key, a header value's word) that is
-# a plain word: lowercase letters, perhaps capitalised, at most 12 ("hooks", "api", "Bearer",
-# "token"). Alone it is no secret material, and removing it would garble what the receiver said;
-# tokens (digits, inner capitals, symbols, or longer) are removed, and so are the whole values.
-_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]{0,11}")
 
 # Headers of ours whose values carry a secret's work (ours are otherwise the event name, the delivery id, ...).
 _SECRET_HEADERS = frozenset({"x-hub-signature-256", "x-oxoflow-signature", "webhook-signature"})

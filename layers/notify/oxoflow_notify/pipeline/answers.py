@@ -23,29 +23,19 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
-from oxoflow_notify.outbound.delivery import (
-    ALREADY_DELIVERED,
-    DUPLICATE_ATTEMPT,
-    HOLD_ERRORS,
-    LEDGER_UNAVAILABLE,
-    OUR_ERRORS,
-    OUT_OF_TIME,
-    PERMANENT_ERRORS,
-    RATE_LIMITED,
-    RETRYABLE_STATUS,
-    SECRET_UNAVAILABLE,
-    TIMEOUT_ERRORS,
-    Outcome,
-)
+from oxoflow_notify.defaults import DEFAULTS
+from oxoflow_notify.outbound.delivery import RETRYABLE_STATUS, Outcome
 from oxoflow_notify.outbound.echoes import scrub
+from oxoflow_notify.outbound.failures import Failure, Nature, nature
 
 from . import deadletter as dl
 from .retry import next_delay, parse_retry_after
 
 # A delivery whose secret, or whose ledger claim, a store could not give (throttled, timed out) comes back after about
 # this long (spread 0.5x-1.5x so a store's recovery is not met by every held delivery at once).
-SECRET_HOLD_SECONDS = 30.0
+SECRET_HOLD_SECONDS = DEFAULTS.secret_hold
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _GONE = {
     ("slack", 404): "Slack: channel_not_found, the webhook's channel is gone",
@@ -69,7 +59,7 @@ class Kind(enum.Enum):
 class Verdict:
     """What one answer (or failure to answer) means, before the schedule is consulted."""
 
-    kind: Kind  # DELIVERED, RETRY or GIVE_UP (HELD / ALREADY_DELIVERED for the ledger's and our holds)
+    kind: Kind  # DELIVERED, RETRY or GIVE_UP (HELD / Failure.ALREADY_DELIVERED for the ledger's and our holds)
     reason: str  # one phrase for logs and dead letters
     retry_after: float | None = None  # seconds the receiver asked us to wait
 
@@ -111,12 +101,7 @@ def judge(fmt: str, outcome: Outcome, now: float) -> Verdict:
     """Classify one result: a transport error by its class, an answer by its status and, for the
     chat services, by their documented answers."""
     if outcome.error is not None or outcome.status is None:
-        if outcome.error in (ALREADY_DELIVERED, DUPLICATE_ATTEMPT):
-            return Verdict(Kind.ALREADY_DELIVERED, outcome.describe())
-        if outcome.error in HOLD_ERRORS:
-            return Verdict(Kind.HELD, outcome.describe())
-        kind = Kind.GIVE_UP if outcome.error in PERMANENT_ERRORS else Kind.RETRY
-        return Verdict(kind, outcome.describe())
+        return _unanswered(outcome)
     status = outcome.status
     if 200 <= status < 300:
         lowered = outcome.snippet.lower()
@@ -135,6 +120,23 @@ def judge(fmt: str, outcome: Outcome, now: float) -> Verdict:
     if status in RETRYABLE_STATUS:
         return Verdict(Kind.RETRY, described, retry_after)
     return Verdict(Kind.GIVE_UP, described)
+
+
+def _unanswered(outcome: Outcome) -> Verdict:
+    """A failure without an answer, by its nature (``failures.nature``: every name placed)."""
+    if outcome.error is None:
+        return Verdict(Kind.RETRY, outcome.describe())  # no status and no error: nothing came back
+    match nature(outcome.error):
+        case Nature.DONE:
+            return Verdict(Kind.ALREADY_DELIVERED, outcome.describe())
+        case Nature.HOLD:
+            return Verdict(Kind.HELD, outcome.describe())
+        case Nature.REFUSED:
+            return Verdict(Kind.GIVE_UP, outcome.describe())
+        case Nature.OURS | Nature.TIMEOUT | Nature.RECEIVER:
+            return Verdict(Kind.RETRY, outcome.describe())
+        case unplaced:
+            assert_never(unplaced)
 
 
 def delivered(fmt: str, outcome: Outcome, now: float) -> bool:
@@ -162,15 +164,10 @@ def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, p
     if verdict.kind is Kind.ALREADY_DELIVERED:
         return Decision(Kind.ALREADY_DELIVERED, verdict.reason)
     if verdict.kind is Kind.HELD:
-        # Out of invocation time: at once, by the next run. Another run's claim: when it expires.
-        # The rate limit: just before the slot reserved for it.
-        if outcome.error == RATE_LIMITED:
-            return Decision(Kind.HELD, verdict.reason, wait=max(0.0, outcome.hold_for or 0.0), code=RATE_LIMITED)
-        if outcome.error in (SECRET_UNAVAILABLE, LEDGER_UNAVAILABLE):  # a store's hiccup: back soon, no attempt spent
-            return Decision(Kind.HELD, verdict.reason, wait=SECRET_HOLD_SECONDS * (0.5 + policy.rand()), code=outcome.error)
-        return Decision(Kind.HELD, verdict.reason, wait=0.0 if outcome.error == OUT_OF_TIME else policy.claim_wait)
+        return _held(outcome, verdict.reason, policy)
     # A failure of the receiver (an answer, or none in time) teaches the breaker; one of ours does not.
-    blames = outcome.error not in OUR_ERRORS
+    failure = nature(outcome.error) if outcome.error is not None else Nature.RECEIVER
+    blames = failure in (Nature.RECEIVER, Nature.TIMEOUT)
     if verdict.kind is Kind.GIVE_UP:
         return Decision(Kind.GIVE_UP, f"{verdict.reason} (permanent; not retried)", code=dl.PERMANENT_FAILURE,
                         endpoint_failed=None)  # fmt: skip
@@ -179,7 +176,7 @@ def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, p
         attempt,
         verdict.retry_after,
         max_attempts=max_attempts,
-        throttled=outcome.status == 429 or outcome.error in TIMEOUT_ERRORS,
+        throttled=outcome.status == 429 or failure is Nature.TIMEOUT,
         throttle_floor=policy.throttle_floor,
         jitter=policy.jitter,
         rand=policy.rand,
@@ -188,6 +185,21 @@ def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, p
         return Decision(Kind.GIVE_UP, f"gave up after {attempt} attempts; last: {verdict.reason}", code=dl.RETRIES_EXHAUSTED,
                         endpoint_failed=blames or None)  # fmt: skip
     return Decision(Kind.RETRY, verdict.reason, wait=wait, endpoint_failed=blames or None)
+
+
+def _held(outcome: Outcome, reason: str, policy: Policy) -> Decision:
+    """A hold's wait. Out of invocation time: at once, by the next run. Another run's claim: when
+    it expires. The rate limit: just before the slot reserved for it. A store's hiccup (a secret,
+    the ledger): back soon, spread. No attempt is spent."""
+    match outcome.error:
+        case Failure.RATE_LIMITED:
+            return Decision(Kind.HELD, reason, wait=max(0.0, outcome.hold_for or 0.0), code=Failure.RATE_LIMITED)
+        case Failure.SECRET_UNAVAILABLE | Failure.LEDGER_UNAVAILABLE:
+            return Decision(Kind.HELD, reason, wait=SECRET_HOLD_SECONDS * (0.5 + policy.rand()), code=outcome.error)
+        case Failure.OUT_OF_TIME:
+            return Decision(Kind.HELD, reason, wait=0.0)
+        case _:
+            return Decision(Kind.HELD, reason, wait=policy.claim_wait)
 
 
 def pause_for(fmt: str, outcome: Outcome, now: float) -> float | None:

@@ -14,12 +14,6 @@ import json
 import uuid
 from typing import Any
 
-# Temporary re-export for pipeline/notifier.py (issue #21: engineer A is splitting it); the lead
-# removes it once notifier's successors import these from oxoflow_notify.inbound.digests.
-from oxoflow_notify.inbound.digests import CLOSED_BY, DIGEST, Digest, digest_from_payload
-
-__all__ = ["CLOSED_BY", "DIGEST", "Digest", "digest_from_payload"]  # the re-export (others are this module's own)
-
 KEEP_FAILED = 10  # RuleFailed events a window keeps in full
 KEEP_OTHER = 10  # other Rule* events a window keeps in full
 KEEP_EVENT_BYTES = 8_000  # a larger event is kept trimmed (its stderr's tail, its message's head)

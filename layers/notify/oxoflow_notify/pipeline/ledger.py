@@ -9,7 +9,7 @@ One window stays open, as for every sender: a crash after the receiver answered 
 record is saved. Receivers close it with X-OxoFlow-Delivery.
 
 When DynamoDB does not answer the claim (throttled, timed out, unreachable), the delivery is not
-posted: it is held in the retry queue (LEDGER_UNAVAILABLE, no attempt spent) until the ledger
+posted: it is held in the retry queue (Failure.LEDGER_UNAVAILABLE, no attempt spent) until the ledger
 answers, since a POST the ledger did not record is one a re-run could post again. Only a table that
 does not exist (a deployment without the template's table) posts without it, and says so. That
 ledger, Powertools Idempotency on the ledger's DynamoDB table, is ``aws.ledger_table``.
@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from oxoflow_notify.outbound.delivery import ALREADY_DELIVERED, IN_PROGRESS, Outcome, Prepared
+from oxoflow_notify.outbound.delivery import Outcome, Prepared
 
-__all__ = ["ALREADY_DELIVERED", "IN_PROGRESS", "Delivered", "Ledger", "NoLedger", "Send"]
+__all__ = ["Delivered", "Ledger", "NoLedger", "Send"]
 
 Send = Callable[[Prepared], Outcome]
 Delivered = Callable[[Outcome], bool]  # whether an outcome is the delivery's 2xx (answers.delivered decides)

@@ -15,7 +15,6 @@ from typing import Any
 
 from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.errors import NotifyError, SettingsError
-from oxoflow_notify.inbound.events import DIGEST_EVENT as DIGEST_EVENT  # notifier reads it from here
 
 from .ports import SQS_MAX_DELAY
 
