@@ -75,8 +75,9 @@ env: $(VENV)/.installed
 down: $(VENV)/.installed
 	@$(PY) scripts/oxolocal/local.py down
 
+# The test files run in parallel, one worker per core (at most 4), each file's tests on one worker.
 test: $(VENV)/.installed $(EXAMPLES)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

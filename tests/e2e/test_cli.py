@@ -193,6 +193,18 @@ def test_verify_checks_each_signature_scheme(tmp_path: Path) -> None:
     assert run("verify", "--body", str(body), "--secret-file", str(secret)).returncode == 2
 
 
+def test_invoke_runs_from_any_directory_by_importing_the_local_toolkit(stack: Stack, env: dict[str, str], tmp_path: Path) -> None:
+    # given the installed command, run from a directory that is not the checkout
+    # when it invokes the dispatch function with a sample event
+    done = run("invoke", "DispatchFunction", "-e", str(EVENTS / "sns-rule-failed.json"), env=env, cwd=tmp_path)
+    # then the function ran (the command found its checkout's template.yaml and toolkit), and usage errors keep their codes
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["events"] == 1
+    wrong = run("invoke", "NoSuchFunction", "-e", str(EVENTS / "sns-rule-failed.json"), env=env, cwd=tmp_path)
+    assert wrong.returncode == 2 and "no function 'NoSuchFunction'" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert run("invoke", "--bogus-option", cwd=tmp_path).returncode == 2
+
+
 def test_invoke_and_replay_run_from_the_checkout(stack: Stack, env: dict[str, str]) -> None:
     done = run("invoke", "DispatchFunction", "-e", str(EVENTS / "sns-rule-failed.json"), env=env)
     assert done.returncode == 0, done.stderr

@@ -67,20 +67,21 @@ def carry_concurrently(stack: Stack) -> list[dict[str, Any]]:
     return reports
 
 
-def test_200_events_at_once_to_a_webhook_limited_to_5_a_second_all_arrive_never_faster_and_never_429(
+def test_60_events_at_once_to_a_webhook_limited_to_5_a_second_all_arrive_never_faster_and_never_429(
     stack: Stack, receivers: Callable[..., Receiver]
 ) -> None:
     # given a receiver that answers 429 past 5 requests in any second (plus the margin), and rate_limit = 5
     hook = receivers(slack_like(5, burst=LOADED_MARGIN), "limited")
     stack.put_config("wgs", f'[[webhooks]]\nurl = "{hook.url}"\nrate_limit = 5\n')
-    # when 200 RuleFailed events are published at once and four dispatchers take them
-    storm(stack, 200)
+    # when 60 RuleFailed events are published at once and four dispatchers take them (12 s at the
+    # limit: most are held in the retry queue for their slots; 60 keeps `make test` within 5 minutes)
+    storm(stack, 60)
     reports = carry_concurrently(stack)
     stack.drain_retries(until_empty=240)
     # then every one arrived once and none was refused
-    assert len(reports) == 200
-    assert len(hook.successes()) == 200 and [r for r in hook.requests if r.answered != 200] == []
-    assert len({r.header("X-OxoFlow-Delivery") for r in hook.requests}) == 200
+    assert len(reports) == 60
+    assert len(hook.successes()) == 60 and [r for r in hook.requests if r.answered != 200] == []
+    assert len({r.header("X-OxoFlow-Delivery") for r in hook.requests}) == 60
     assert stack.drain(stack.dead_letter_queue_url) == []
 
 

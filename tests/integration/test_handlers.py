@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from oxoflow_notify.errors import is_infrastructure
 from oxolocal.receivers import Answer, Receiver, always, fail_first, ok
 from oxolocal.stack import Stack, sqs_event
 from tests.conftest import EVENTS, sns_event
@@ -144,10 +144,13 @@ def test_s3_trouble_in_the_retry_handler_is_a_partial_batch_failure(stack: Stack
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
 
 
-def test_a_batch_that_fails_entirely_fails_the_invocation(stack: Stack) -> None:
+def test_a_batch_that_fails_entirely_fails_the_invocation_with_its_fault(stack: Stack) -> None:
+    # given the bucket is gone, and a batch whose every record needs it
     stack.s3.delete_bucket(Bucket=stack.bucket)
-    with pytest.raises(BatchProcessingError):
+    # when the retry function runs it, then the invocation fails with the AWS fault itself (Lambda retries the batch)
+    with pytest.raises(Exception) as raised:
         stack.invoke("RetryFunction", retry_event())
+    assert is_infrastructure(raised.value)
 
 
 def test_malformed_retry_message_is_dead_lettered_and_not_retried(stack: Stack) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from oxoflow_notify.config import Webhook
+from oxoflow_notify.config.webhook_values import check_whsec
 from oxoflow_notify.inbound.events import parse_event
 from oxoflow_notify.outbound.delivery import prepare
 from oxoflow_notify.outbound.signing import hub_signature, standard_headers, standard_signature
@@ -86,3 +88,27 @@ def test_a_plain_secret_gets_only_the_hub_header() -> None:
     event = parse_event(json.dumps(message("rule-failed")), message_id="m", received_at=RECEIVED_AT)
     headers = prepare(event, webhook, "d", 1).headers
     assert "X-Hub-Signature-256" in headers and "webhook-signature" not in headers
+
+
+@pytest.mark.parametrize("strip", [1, 2])
+def test_an_unpadded_whsec_secret_is_accepted_and_signs_as_the_reference_library_reads_it(strip: int) -> None:
+    # given a whsec_ secret whose base64 has its padding removed (the reference libraries pad it back)
+    padded = "whsec_" + base64.b64encode(bytes(range(33 - strip))).decode()  # 32 bytes: one "=", 31: two
+    assert padded.endswith("=" * strip), "the fixture must carry the padding it strips"
+    unpadded = padded.rstrip("=")
+    # when it is checked as a config value and used to sign a delivery
+    problem = check_whsec(unpadded)
+    webhook = Webhook("wh", "https://x.example.org/h", "json", None, (unpadded,), "s", 1)
+    event = parse_event(json.dumps(message("rule-failed")), message_id="m-1", received_at=RECEIVED_AT)
+    prepared = prepare(event, webhook, "d-unpadded", attempt=1, now=datetime.now(UTC).timestamp())
+    # then it is valid, and the standardwebhooks package verifies the signature with the secret as written
+    assert problem is None
+    assert StandardWebhook(unpadded).verify(prepared.body, prepared.headers)["event"] == "RuleFailed"
+    assert standard_signature(unpadded, "x", 1, b"{}") == standard_signature(padded, "x", 1, b"{}")
+
+
+def test_a_whsec_secret_that_is_not_base64_is_still_refused() -> None:
+    # given base64 with a character it cannot hold, and a length no padding can complete
+    # then both are refused, without quoting the value
+    assert check_whsec("whsec_abc$defghijklmnopqrstuvwxyz012345") == "is not whsec_ followed by base64"
+    assert check_whsec("whsec_" + "A" * 33) == "is not whsec_ followed by base64"

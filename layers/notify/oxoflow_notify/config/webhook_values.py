@@ -106,12 +106,19 @@ def parse_secrets(value: Any) -> tuple[tuple[str, ...], str | None]:
     return tuple(items), None
 
 
+def whsec_bytes(secret: str) -> bytes:
+    """The key of a ``whsec_`` secret. Its base64 may come unpadded, as the reference libraries
+    accept it (they pad before decoding); anything else that is not base64 raises binascii.Error."""
+    text = secret.removeprefix("whsec_")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
 def check_whsec(secret: str) -> str | None:
     """What is wrong with a Standard Webhooks secret (whsec_ + base64 of 24-64 bytes), without quoting it."""
     if not secret.startswith("whsec_"):
         return "must be a whsec_ secret (whsec_ + base64 of 24 to 64 random bytes)"
     try:
-        raw = base64.b64decode(secret[6:], validate=True)
+        raw = whsec_bytes(secret)
     except (ValueError, binascii.Error):
         return "is not whsec_ followed by base64"
     if not 24 <= len(raw) <= 64:

@@ -18,6 +18,8 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
+from oxoflow_notify.config.webhook_values import whsec_bytes
+
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 OXOFLOW_SIGNATURE_HEADER = "X-OxoFlow-Signature"
 WEBHOOK_ID = "webhook-id"
@@ -41,8 +43,8 @@ def oxoflow_signature(secret: str, body: bytes) -> str:
 
 
 def whsec_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret: the base64 after ``whsec_``."""
-    return base64.b64decode(secret.removeprefix("whsec_"))
+    """The HMAC key of a Standard Webhooks secret: the base64 after ``whsec_``, padded or not."""
+    return whsec_bytes(secret)
 
 
 def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

@@ -473,29 +473,26 @@ def _header(text: str) -> tuple[str, str]:
 # -- local tools from the checkout --------------------------------------------------------------
 
 
-def checkout_script(name: str) -> Path:
-    """scripts/<name> of the project checkout (the working directory or this package's own)."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        candidate = root / "scripts" / name
-        if candidate.is_file() and (root / "template.yaml").is_file():
-            return candidate
-    raise Usage(f"{name.removesuffix('.py')}: needs the project checkout (template.yaml and scripts/); run it from the repository root")
+def local_toolkit() -> Path:
+    """scripts/ of the project checkout (the working directory's, or this package's own): where
+    the local toolkit (``oxolocal``: the moto stack, template.yaml's functions) lives."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[4]):  # .../layers/notify/oxoflow_notify/tools/cli.py
+        if (root / "scripts" / "oxolocal" / "invoke.py").is_file() and (root / "template.yaml").is_file():
+            return root / "scripts"
+    raise Usage("invoke: needs the project checkout (template.yaml and scripts/oxolocal); run it from the repository root")
 
 
-def run_script(name: str, argv: Sequence[str]) -> int:
-    import runpy
+def run_invoke(argv: Sequence[str]) -> int:
+    """``invoke``: the local toolkit's own command, imported (its options are its own, --help too)."""
+    scripts = str(local_toolkit())
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from oxolocal.invoke import main as invoke_main
 
-    path = checkout_script(name)
-    sys.path[:0] = [str(path.parent)]
-    saved = sys.argv
-    sys.argv = [str(path), *argv]
     try:
-        runpy.run_path(str(path), run_name="__main__")
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    finally:
-        sys.argv = saved
-    return 0
+        return invoke_main(list(argv))
+    except SystemExit as exc:  # argparse's --help (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 1
 
 
 def _progress_bar(done: int, total: int, last: str) -> None:
@@ -789,9 +786,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_verify)
 
     i = sub.add_parser("invoke", help="run a function locally without Docker (like sam local invoke)", add_help=False,
-                       description="Runs scripts/invoke.py of the checkout; see 'oxoflow-notify invoke --help'.")  # fmt: skip
+                       description="Runs a function of the checkout's template.yaml; see 'oxoflow-notify invoke --help'.")  # fmt: skip
     i.add_argument("rest", nargs=argparse.REMAINDER)
-    i.set_defaults(run=lambda a: run_script("invoke.py", a.rest))
+    i.set_defaults(run=lambda a: run_invoke(a.rest))
 
     r = sub.add_parser("replay", help="re-deliver dead letters, deleting only what succeeded",
                        description="Reads the dead-letter queue, filters, re-delivers each once with the current config and "
@@ -845,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["invoke"]:  # every option after it is invoke.py's own, --help included
         try:
-            return run_script("invoke.py", argv[1:])
+            return run_invoke(argv[1:])
         except Usage as exc:
             print(str(exc), file=sys.stderr)
             return 2
