@@ -260,7 +260,7 @@ def test_every_parameter_table_row_states_the_codes_default() -> None:
     ("module", "constant", "name"),
     [
         ("oxoflow_notify.pipeline.rate_gate", "PACE_WAIT", "pace_wait"),
-        ("oxoflow_notify.pipeline.rate_gate", "PACE_EARLY", "pace_early"),
+        ("oxoflow_notify.pipeline.attempts", "PACE_EARLY", "pace_early"),
         ("oxoflow_notify.pipeline.rate_gate", "PACE_EARLY_MAX", "pace_early_max"),
         ("oxoflow_notify.pipeline.rate_gate", "REPLAY_WAIT", "replay_wait"),
         ("oxoflow_notify.pipeline.windowing", "RECENT_WINDOWS", "recent_windows"),

@@ -15,9 +15,10 @@ from oxoflow_notify.inbound.events import event_from_payload
 from oxoflow_notify.outbound.breaker import target_of
 from oxoflow_notify.outbound.delivery import Outcome, prepare
 from oxoflow_notify.outbound.failures import Failure
+from oxoflow_notify.pipeline.attempts import PACE_EARLY
 from oxoflow_notify.pipeline.budget import TimeBudget
 from oxoflow_notify.pipeline.pacing import MemoryPacer, MemoryStore
-from oxoflow_notify.pipeline.rate_gate import PACE_EARLY, RateGate
+from oxoflow_notify.pipeline.rate_gate import RateGate
 from oxolocal.receivers import most_in_any_second
 from tests.conftest import message
 

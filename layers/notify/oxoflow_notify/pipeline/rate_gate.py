@@ -20,13 +20,13 @@ from oxoflow_notify.outbound.breaker import target_of
 from oxoflow_notify.outbound.delivery import Outcome, Prepared
 from oxoflow_notify.outbound.failures import Failure
 
+from .attempts import PACE_EARLY  # a held delivery comes back this long before its slot (SQS delays are whole seconds) ...
 from .budget import TimeBudget
 
 if TYPE_CHECKING:  # rate limits load on first use: most cold starts deliver none
     from .pacing import Pacer
 
 PACE_WAIT = DEFAULTS.pace_wait  # seconds a POST may wait in its thread for its slot; a later slot waits in the retry queue
-PACE_EARLY = DEFAULTS.pace_early  # a held delivery comes back this long before its slot (SQS delays are whole seconds) ...
 PACE_EARLY_MAX = DEFAULTS.pace_early_max  # ... and earlier each time it came back too late for it, up to this
 REPLAY_WAIT = DEFAULTS.replay_wait  # seconds a replay waits for a letter's slot (the letters it scanned are hidden for 300)
 
@@ -58,43 +58,46 @@ class RateGate:
         rate = prepared.webhook.pace
         if rate <= 0 or self.pacer is None:
             return None
+        now = self.shared_now()  # slots and pauses are on the pacer's shared clock, not ours
         if slot is not None:
-            slot, early = self._kept(prepared, slot, early)
+            slot, early = self._kept(prepared, slot, early, now)
         if slot is None:
             reserved = self._reserve(prepared, early)
             if isinstance(reserved, Outcome):
                 return reserved
-            slot = reserved
-        wait = slot - self.shared_now()
+            slot, now = reserved
+        wait = slot - now
         if wait > max(PACE_WAIT, early + 1) or self.budget.too_late(budget + wait) is not None:
             detail = f"rate limit of {rate:g}/s: its slot is {wait:.1f} s away"
             return Outcome(None, Failure.RATE_LIMITED, 0.0, detail=detail, slot=slot, hold_for=max(0.0, wait - early), early=early)
         return slot
 
-    def _kept(self, prepared: Prepared, slot: float, early: float) -> tuple[float | None, float]:
+    def _kept(self, prepared: Prepared, slot: float, early: float, now: float) -> tuple[float | None, float]:
         """The slot a held delivery carries, if it still stands (and how early it comes back next)."""
-        late = self.shared_now() - slot  # slots and pauses are on the pacer's shared clock, not ours
+        late = now - slot
         if late > min(0.5 / prepared.webhook.pace, 0.5):
             return None, min(PACE_EARLY_MAX, early + late + 1)
         if self.paused_until(target_of(prepared.webhook.url)) > slot:
             return None, early  # a receiver's 429 paused every sender past this slot
         return slot, early
 
-    def _reserve(self, prepared: Prepared, early: float) -> Outcome | float:
-        """A new slot, or the hold when there is none to be had."""
+    def _reserve(self, prepared: Prepared, early: float) -> Outcome | tuple[float, float]:
+        """A new slot and now on the shared clock (the reservation may have learned that our clock
+        is behind), or the hold when there is none to be had, or the slots cannot be read."""
         assert self.pacer is not None
         webhook = prepared.webhook
         try:
             reserved = self.pacer.reserve(target_of(webhook.url), webhook.pace, self.clock(), tenant=webhook.source)
+            now = self.shared_now()
         except Exception as exc:  # noqa: BLE001 - an unpaced POST in a storm is what the limit is for
             logger.warning("rate limit unavailable, delivery held", extra={"webhook_id": webhook.id, "error": type(exc).__name__})
             return Outcome(
                 None, Failure.RATE_LIMITED, 0.0, detail="rate limit: its slots could not be read", hold_for=_jitter(5, 15), early=early
             )
         if reserved.at is None:
-            hold = max(0.0, reserved.free_at - self.shared_now()) + _jitter(0, 60)  # it may have learned that our clock is behind
+            hold = max(0.0, reserved.free_at - now) + _jitter(0, 60)
             return Outcome(None, Failure.RATE_LIMITED, 0.0, detail="rate limit: no slot within its horizon", hold_for=hold, early=early)
-        return reserved.at
+        return reserved.at, now
 
     def at_slot(self, prepared: Prepared, slot: float) -> Outcome | None:
         """Wait for the slot; then, if a 429 paused the webhook meanwhile, hold it past the pause."""
@@ -118,12 +121,12 @@ class RateGate:
         self.sleep(max(0.0, slot.at - self.shared_now()))
         return None
 
-    def pause(self, webhook: Webhook, seconds: float) -> None:
+    def pause(self, webhook: Webhook, seconds: float, now: float) -> None:
         """A 429 asked to wait: every instance and tenant sending to this receiver waits."""
         if self.pacer is None:
             return
         try:
-            self.pacer.pause(target_of(webhook.url), self.pacer.now(self.clock()) + seconds)
+            self.pacer.pause(target_of(webhook.url), self.pacer.now(now) + seconds)
         except Exception as exc:  # noqa: BLE001 - the delivery's own retry still waits; only the others may not
             logger.warning("rate limit pause not recorded", extra={"webhook_id": webhook.id, "error": type(exc).__name__})
 

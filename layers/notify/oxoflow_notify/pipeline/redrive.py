@@ -99,7 +99,8 @@ class Redrive:
 
     def _due(self, inv: Invocation, task: RetryTask) -> bool:
         """Whether the task is due now; if not, it hops again (or, absurdly far off, is dead-lettered)."""
-        ahead = task.not_before - self.clock()
+        now = self.clock()
+        ahead = task.not_before - now
         if ahead > self.longest_wait:
             # No wait of ours is that long: re-queued every 15 minutes it would never come due.
             reason = (f"retry message's not_before is {ahead:,.0f} s ahead, more than any wait this deployment schedules "
@@ -108,7 +109,7 @@ class Redrive:
             return False
         if ahead > 1:
             # Not due yet (a wait longer than SQS's 15-minute delay): hop once more.
-            self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(task.not_before, self.clock()))
+            self.retry_queue.send(task.to_message(), delay_seconds=sqs_delay(task.not_before, now))
             inv.report.retrying += 1
             return False
         return True

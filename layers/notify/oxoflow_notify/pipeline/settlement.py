@@ -60,8 +60,10 @@ class Settlement:
 
     def act(self, inv: Invocation, attempt: Attempt, outcome: Outcome | None, decision: Decision) -> None:
         """Put one attempt where its decision says: done, held or retried (retry queue), or dead
-        letters. Metrics, logs, the breaker, the queues and the hand-off log all follow the decision."""
-        log = self._observe(inv, attempt, outcome, decision)
+        letters. Metrics, logs, the breaker, the queues and the hand-off log all follow the decision,
+        at one reading of the clock."""
+        now = self.clock()
+        log = self._observe(inv, attempt, outcome, decision, now)
         match decision.kind:
             case Kind.DELIVERED:
                 # DEBUG: at volume a line per success is the dispatcher's largest cost and log bill;
@@ -78,19 +80,19 @@ class Settlement:
                 inv.report.already_delivered += 1
                 _record(inv, log, "already_delivered")
             case Kind.HELD:
-                self._held(inv, attempt, outcome, decision, log)
+                self._held(inv, attempt, outcome, decision, log, now)
             case Kind.RETRY | Kind.GIVE_UP:
                 assert outcome is not None  # RETRY and GIVE_UP come from an attempt that was made
-                self._failed(inv, attempt, outcome, decision, log)
+                self._failed(inv, attempt, outcome, decision, log, now)
 
-    def _observe(self, inv: Invocation, attempt: Attempt, outcome: Outcome | None, decision: Decision) -> dict[str, Any]:
+    def _observe(self, inv: Invocation, attempt: Attempt, outcome: Outcome | None, decision: Decision, now: float) -> dict[str, Any]:
         """What every decision teaches: the breaker, a 429's pause, the latency; and its log fields."""
         webhook = attempt.webhook
         if decision.endpoint_failed is not None:
             self.breaker.record(circuit_of(webhook.source, webhook.url), failed=decision.endpoint_failed)
-        pause = pause_for(webhook.format, outcome, self.clock()) if outcome is not None and webhook.pace > 0 else None
+        pause = pause_for(webhook.format, outcome, now) if outcome is not None and webhook.pace > 0 else None
         if pause:
-            self.gate.pause(webhook, pause)
+            self.gate.pause(webhook, pause, now)
         log = {
             "event_id": attempt.event.id,
             "delivery_id": attempt.delivery_id,
@@ -107,29 +109,29 @@ class Settlement:
             log["latency_ms"] = round(outcome.latency_ms, 1)
         return log
 
-    def _held(self, inv: Invocation, attempt: Attempt, outcome: Outcome | None, decision: Decision, log: dict[str, Any]) -> None:
+    def _held(
+        self, inv: Invocation, attempt: Attempt, outcome: Outcome | None, decision: Decision, log: dict[str, Any], now: float
+    ) -> None:
         """Nothing was sent: the same attempt number waits in the retry queue, unspent."""
-        now = self.clock()
         paced = outcome if outcome is not None and outcome.error == Failure.RATE_LIMITED else None
         early = paced.early if paced is not None and paced.early is not None else PACE_EARLY
         slot = paced.slot if paced is not None else None
-        self.enqueue_retry(attempt, attempt.number, list(attempt.history), now + decision.wait, slot, early)
+        self.enqueue_retry(attempt, attempt.number, list(attempt.history), now + decision.wait, now, slot, early)
         logger.warning("delivery held", extra={**log, "reason": decision.reason, "retry_in_seconds": round(decision.wait, 1)})
         inv.count(HELD_METRIC, attempt.webhook.format)
         inv.report.retrying += 1
         inv.report.held += 1
         _record(inv, log, "held")
 
-    def _failed(self, inv: Invocation, attempt: Attempt, outcome: Outcome, decision: Decision, log: dict[str, Any]) -> None:
+    def _failed(self, inv: Invocation, attempt: Attempt, outcome: Outcome, decision: Decision, log: dict[str, Any], now: float) -> None:
         """A spent attempt that failed: its successor queued, or its dead letter written; then handed on."""
-        now = self.clock()
         webhook = attempt.webhook
         inv.count(FAILED, webhook.format)
         this = {"attempt": attempt.number, "at": dl.now_iso(now), "status": outcome.status, "error": outcome.error,
                 "latency_ms": round(outcome.latency_ms, 1)}  # fmt: skip
         attempts = [*attempt.history, this]
         if decision.kind is Kind.RETRY:
-            self.enqueue_retry(attempt, attempt.number + 1, attempts, now + decision.wait)
+            self.enqueue_retry(attempt, attempt.number + 1, attempts, now + decision.wait, now)
             logger.warning("delivery failed, will retry", extra={**log, "reason": decision.reason, "retry_in_seconds": decision.wait})
             inv.count(RETRIED, webhook.format)
             inv.report.retrying += 1
@@ -144,15 +146,15 @@ class Settlement:
         self.handoffs.handed(attempt.delivery_id, attempt.number)
 
     def enqueue_retry(
-        self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, slot: float | None = None,
-        early: float = PACE_EARLY,
+        self, attempt: Attempt, number: int, attempts: list[dict[str, Any]], not_before: float, now: float,
+        slot: float | None = None, early: float = PACE_EARLY,
     ) -> None:  # fmt: skip
         """Attempt ``number`` of the delivery, due at ``not_before``, on the retry queue."""
         webhook = attempt.webhook
         task = RetryTask(event=attempt.event.to_payload(), config_key=webhook.source, webhook_id=webhook.id, format=webhook.format,
                          delivery_id=attempt.delivery_id, attempt=number, not_before=not_before, attempts=attempts, slot=slot,
                          early=early)  # fmt: skip
-        self.queues.retry.send(task.to_message(), delay_seconds=sqs_delay(not_before, self.clock()))
+        self.queues.retry.send(task.to_message(), delay_seconds=sqs_delay(not_before, now))
 
     def dead_letter(self, inv: Invocation, letter: dict[str, Any], fmt: str) -> None:
         self.queues.dead_letters.send(letter)
