@@ -661,7 +661,7 @@ def account(
 def reason_of(letter: dict[str, Any]) -> str:
     if "requestPayload" in letter:
         return "lambda_on_failure"
-    return str(letter.get("reason_code", "redriven from the retry queue"))
+    return str(letter.get("reason_code", "retry_redriven"))  # a bare retry or close message: SQS's redrive moved it
 
 
 def seen_by_receivers(receivers: list[Receiver], tally: Tally) -> Seen:
@@ -758,6 +758,9 @@ def dead_lettered(letters: list[dict[str, Any]], published: dict[str, dict[str, 
     """The delivery ids in the dead-letter queue: the retry path's letters name theirs; the
     on-failure destination's records hold a whole SNS event, all of whose deliveries it keeps."""
     ids = {str(letter["delivery_id"]) for letter in letters if letter.get("delivery_id")}
+    # a retry message the retry function kept whole after failing on its every receive names its delivery inside
+    kept = [json.loads(letter["raw_message"]) for letter in letters if letter.get("reason_code") == "retry_faulted"]
+    ids |= {str(k["delivery_id"]) for k in kept if isinstance(k, dict) and k.get("delivery_id")}
     kept_events = {letter["requestPayload"]["Records"][0]["Sns"]["MessageId"] for letter in letters if "requestPayload" in letter}
     return ids | {d for message_id in kept_events for d in delivery_ids(published[message_id])}
 

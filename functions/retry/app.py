@@ -21,7 +21,8 @@ notifier = build_notifier()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     notifier.bind(context)
     records = event["Records"]
-    _, errors = notifier.retry_batch([record["body"] for record in records])
+    receives = [int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)) for record in records]
+    _, errors = notifier.retry_batch([record["body"] for record in records], receives)
     failed = [(record["messageId"], error) for record, error in zip(records, errors, strict=True) if error is not None]
     if records and len(failed) == len(records):
         raise failed[0][1]

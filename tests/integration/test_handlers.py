@@ -204,3 +204,45 @@ def test_the_breaker_judges_answers_as_the_retry_policy_does(stack: Stack, recei
     # over half a window of 8)
     assert len(teams.requests) == 4
     assert stack.depth(stack.retry_queue_url)["delayed"] == 2
+
+
+def test_a_message_failing_on_its_last_receive_is_dead_lettered_with_its_fault_and_replays(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    from oxoflow_notify.defaults import DEFAULTS
+    from oxoflow_notify.tools.replay import Filters, replay
+
+    # given a retry message whose config cannot be read (the bucket is gone: S3 answers NoSuchBucket)
+    lims = receivers(ok())
+    stack.s3.delete_bucket(Bucket=stack.bucket)
+    event = retry_event()
+    body = event["Records"][0]["body"]
+    # when SQS hands it out before its last receive, it fails for SQS to deliver again
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(DEFAULTS.retry_receives - 1)
+    with pytest.raises(Exception) as raised:
+        stack.invoke("RetryFunction", event)
+    assert is_infrastructure(raised.value) and stack.drain(stack.dead_letter_queue_url) == []
+    # and on the last receive the queue allows (the template's maxReceiveCount), it is dead-lettered
+    # by the function with the fault named and the message kept whole, not moved bare by SQS's redrive
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(DEFAULTS.retry_receives)
+    assert stack.invoke("RetryFunction", event) == {"batchItemFailures": []}
+    (letter,) = stack.drain(stack.dead_letter_queue_url)
+    assert letter["reason_code"] == "retry_faulted" and letter["raw_message"] == body
+    assert "NoSuchBucket" in letter["reason"] and f"{DEFAULTS.retry_receives} receives" in letter["reason"]
+    assert lims.requests == []
+    # then once S3 answers again, replay delivers it as the attempt it was
+    stack.s3.create_bucket(Bucket=stack.bucket)
+    stack.put_config("variant-calling", config(f'id = "lims"\nurl = "{lims.url}"\nsecret = "k"'))
+    stack.sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody=json.dumps(letter))
+    summary = replay(stack.modules["RetryFunction"].notifier, stack.sqs, stack.dead_letter_queue_url, Filters(), visibility=0)
+    assert summary.results == {"delivered": 1}
+    (got,) = lims.requests
+    assert got.header("X-OxoFlow-Attempt") == "2" and json.loads(got.body)["event"] == "RuleFailed"
+
+
+def test_the_templates_redrive_is_the_receive_the_function_dead_letters_on() -> None:
+    from oxoflow_notify.defaults import DEFAULTS
+    from oxolocal import template as tpl
+
+    redrive = tpl.load()["Resources"]["RetryQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == DEFAULTS.retry_receives

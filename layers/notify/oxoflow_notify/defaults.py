@@ -50,6 +50,9 @@ class Defaults:
         5.0, "s", "INVOCATION_RESERVE_SECONDS", "kept back from POSTs at each invocation's end, to queue retries and dead letters", 0, 60
     )
     claim_wait: float = _entry(60.0, "s", "CLAIM_WAIT_SECONDS", "a claim left by a crashed run expires within that run's timeout", 0, 900)
+    retry_receives: int = _entry(
+        5, "receives", "", "the retry queue's maxReceiveCount: on the last, a message still failing is dead-lettered with its fault"
+    )
 
     # One webhook's keys (.oxoflow).
     timeout_min: float = _entry(0.5, "s", "timeout", "the shortest read timeout a webhook may set")

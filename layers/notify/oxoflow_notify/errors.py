@@ -89,3 +89,10 @@ def is_infrastructure(exc: BaseException) -> bool:
     """An AWS call failed (S3, SQS, ...): the one kind of fault a handler raises, because
     Lambda's own retry of the invocation is the design for it."""
     return isinstance(exc, (BotoCoreError, ClientError, InfrastructureError))
+
+
+def fault_name(exc: BaseException) -> str:
+    """An infrastructure fault as an operator reads it: its type and AWS error code, never its
+    message (which can quote a request)."""
+    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+    return f"{type(exc).__name__} {code}".strip()

@@ -137,10 +137,11 @@ class Notifier:
             raise errors[0]
         return report
 
-    def retry_batch(self, bodies: Sequence[str]) -> tuple[Report, list[Exception | None]]:
+    def retry_batch(self, bodies: Sequence[str], receives: Sequence[int] = ()) -> tuple[Report, list[Exception | None]]:
         """Retry-queue messages, all their POSTs at once (see ``redrive.Redrive``); per message,
-        the infrastructure fault that must make SQS deliver it again, or None."""
-        return self.redrive.retry_batch(bodies)
+        the infrastructure fault that must make SQS deliver it again, or None. ``receives``: how
+        often SQS has handed each out (on the last, a failing one is dead-lettered with its fault)."""
+        return self.redrive.retry_batch(bodies, receives)
 
     def attempt_once(self, event: dict[str, Any], config_key: str, webhook_id: str, delivery_id: str, attempt: int) -> tuple[Kind, str]:
         """One delivery, one attempt, nothing queued: for replaying dead letters by hand.

@@ -11,7 +11,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from oxoflow_notify.errors import ClaimCheckError, is_infrastructure
+from oxoflow_notify.defaults import DEFAULTS
+from oxoflow_notify.errors import ClaimCheckError, fault_name, is_infrastructure
 from oxoflow_notify.inbound.events import DIGEST_EVENT
 
 from . import deadletter as dl
@@ -48,11 +49,13 @@ class Redrive:
         self.settlement = settlement
         self.clock = clock
 
-    def retry_batch(self, bodies: Sequence[str]) -> tuple[Report, list[Exception | None]]:
+    def retry_batch(self, bodies: Sequence[str], receives: Sequence[int] = ()) -> tuple[Report, list[Exception | None]]:
         """Handle a batch of retry-queue messages, all their POSTs at once on the fan-out's pool.
 
         Returns, per message, the infrastructure fault (S3, SQS) that must make SQS deliver it
-        again, or None when it was settled (delivered, queued again or dead-lettered)."""
+        again, or None when it was settled (delivered, queued again or dead-lettered).
+        ``receives``: each message's ApproximateReceiveCount; one that fails on the last receive
+        the queue allows is dead-lettered here with its fault, not moved bare by SQS's redrive."""
         inv = Invocation()
         errors: list[Exception | None] = [None] * len(bodies)
         pending: list[tuple[int, Attempt]] = []
@@ -70,9 +73,24 @@ class Redrive:
                     pending.append((index, attempt))
             for (index, _), error in zip(pending, self.executor.run(inv, [a for _, a in pending]), strict=True):
                 errors[index] = error
+            for index, count in enumerate(receives):
+                if errors[index] is not None and count >= DEFAULTS.retry_receives:
+                    errors[index] = self._faulted(inv, bodies[index], count, errors[index])
         finally:
             inv.flush()
         return inv.report, errors
+
+    def _faulted(self, inv: Invocation, body: str, count: int, exc: Exception | None) -> Exception | None:
+        """A message that met an AWS fault on every receive: its dead letter names the fault and
+        keeps it whole for replay. If the dead-letter queue fails too, SQS's redrive moves it bare."""
+        named = fault_name(exc) if exc is not None else "unknown"
+        reason = (f"the retry function met an AWS fault on this message on each of its {count} receives (last: {named}); "
+                  "kept whole: replay it once AWS answers again")  # fmt: skip
+        try:
+            self.settlement.dead_letter(inv, dl.dead_letter(dl.RETRY_FAULTED, reason, raw_message=body, raw_max=dl.KEPT_WHOLE_MAX), "none")
+        except Exception as again:  # noqa: BLE001 - the dead-letter queue failed as well
+            return again
+        return None
 
     def _attempt_of(self, inv: Invocation, body: str) -> Attempt | None:
         """The attempt a retry message asks for, or None when it was settled here (malformed,

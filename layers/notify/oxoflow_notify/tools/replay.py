@@ -27,6 +27,7 @@ from oxoflow_notify.pipeline.deadletter import DEAD_LETTER_SCHEMA
 from oxoflow_notify.pipeline.retry import CLOSE_SCHEMA, RETRY_SCHEMA
 
 SCAN_VISIBILITY = 300  # seconds a scanned message stays hidden: the replay finishes within it
+KEPT_WHOLE = (dl.INTERNAL_ERROR, dl.RETRY_FAULTED)  # the reasons whose letter keeps its message whole, to run it again
 RETRY_REDRIVEN = "retry_redriven"  # a retry queue message SQS gave up on (see Letter.reason_code)
 # Every reason code a letter can carry, so --reason can refuse a typo instead of matching nothing.
 REASON_CODES: tuple[str, ...] = (
@@ -39,6 +40,7 @@ REASON_CODES: tuple[str, ...] = (
     dl.UNSUBSCRIBED,
     dl.MALFORMED_RETRY,
     dl.INTERNAL_ERROR,
+    dl.RETRY_FAULTED,
     dl.UNAUTHENTICATED_EVENT,
     RETRY_REDRIVEN,
 )
@@ -55,9 +57,9 @@ class Letter:
 
     @property
     def kept(self) -> dict[str, Any] | None:
-        """The message an ``internal_error`` letter kept whole (an event, or a retry message), parsed."""
+        """The message an ``internal_error`` or ``retry_faulted`` letter kept whole (an event, or a retry message), parsed."""
         raw = self.body.get("raw_message")
-        if self.body.get("reason_code") != dl.INTERNAL_ERROR or not isinstance(raw, str) or self.body.get("raw_message_truncated"):
+        if self.body.get("reason_code") not in KEPT_WHOLE or not isinstance(raw, str) or self.body.get("raw_message_truncated"):
             return None
         try:
             data = json.loads(raw)
