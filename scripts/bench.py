@@ -214,8 +214,8 @@ class Warm:
     stack: Stack
     handler: Callable[[dict[str, Any], Any], Any]
     notifier: Any
-    deployed: tuple[Any, Any]  # (ledger, hand-off log) as deployed
-    bare: tuple[Any, Any]  # both off
+    deployed: tuple[Any, Any, Any]  # (ledger, hand-off log, delivery log) as deployed
+    bare: tuple[Any, Any, Any]  # all off
     ledger_io: RawLedger
     ca_file: str  # the local CA: every baseline verifies against it too
     memory_mb: int
@@ -224,11 +224,15 @@ class Warm:
         # A context per invocation, as Lambda gives: its deadline bounds what the handler starts.
         return self.handler(event, LambdaContext(function_name="DispatchFunction"))
 
-    def dynamo(self, on: bool) -> None:
-        ledger, handoffs = self.deployed if on else self.bare
+    def dynamo(self, on: bool, log: bool | None = None) -> None:
+        """The DynamoDB I/O around each POST on or off; the delivery log with it unless ``log`` says."""
+        ledger, handoffs, _ = self.deployed if on else self.bare
         self.notifier.ledger = ledger
         if handoffs is not None:
             self.notifier.handoffs = handoffs
+        entries = self.deployed[2] if (on if log is None else log) else self.bare[2]
+        if entries is not None:
+            self.notifier.log = entries
 
 
 @contextlib.contextmanager
@@ -241,9 +245,10 @@ def warm_function() -> Iterator[Warm]:
         stack = Stack(overrides={"CONFIG_CACHE_SECONDS": "60"}).provision()
         handler = stack.handler("DispatchFunction")
         notifier = stack.modules["DispatchFunction"].notifier
-        deployed, bare = (notifier.ledger, getattr(notifier, "handoffs", None)), (NoLedger(), no_handoffs())
+        deployed = (notifier.ledger, getattr(notifier, "handoffs", None), getattr(notifier, "log", None))
+        bare = (NoLedger(), no_handoffs(), no_log())
         reads_mark = deployed[1] is not None and type(deployed[1]) is not type(bare[1])
-        ledger_io = RawLedger(stack.physical["DeliveryLedger"]["Ref"], reads_mark)
+        ledger_io = RawLedger(stack.physical["DeliveryLedger"]["Ref"], reads_mark, stack.physical.get("DeliveryLog", {}).get("Ref"))
         # The guard as deployed: REQUIRE_HTTPS at its default (on), loopback allowed and nothing else.
         guard = notifier.sender.guard
         assert guard.require_https, "the bench runs with REQUIRE_HTTPS on"
@@ -455,6 +460,11 @@ def throughput_rates(warm: Warm, url: str) -> dict[str, float]:
         warm.ledger_io.mark(f"bench#{i}")  # the mark read again inside the claim, as ours does
         raw_post(i)
         warm.ledger_io.update(f"bench#{i}")
+        warm.ledger_io.log(f"bench#{i}")  # the delivery log's one write, as ours makes it
+
+    warm.dynamo(True)
+    warm.invoke(events[0])  # one entry in the delivery log: the shape the raw loop writes
+    warm.ledger_io.learn_log_item()
 
     rounds, size = 10, EVENTS // 10
     rates: dict[str, list[float]] = {"ours": [], "raw": [], "ours+ledger": [], "raw+ledger": []}
@@ -471,6 +481,83 @@ def throughput_rates(warm: Warm, url: str) -> dict[str, float]:
                 one(i)
             rates[name].append(size / (time.perf_counter() - started))
     return {k: statistics.median(v) for k, v in rates.items()}
+
+
+def delivery_log_cost(warm: Warm) -> list[Row]:
+    """What the delivery log adds to each event (issue #22): our write of an event's entry (building
+    the item, the BatchWriteItem, its unprocessed-items check) against a raw BatchWriteItem of the
+    same item; the dispatcher with and without the log; the whole event against a raw loop making
+    the same calls (POST, the ledger's and hand-off log's, one log write); and the log writes per
+    attempt. 300 events each way, in interleaved rounds."""
+    if warm.deployed[2] is None:
+        return []
+    import urllib3
+
+    calls: list[str] = []
+    writes_ms: list[float] = []
+    raw_ms: list[float] = []
+    log = warm.deployed[2]
+    with receivers(1, 0) as (url,):
+        events: dict[str, list[dict[str, Any]]] = {}
+        for name in ("logged", "unlogged", "counted"):  # each side its own events: the ledger would stop a second copy
+            warm.stack.put_config(name, config([url]))
+            events[name] = published(name, DIGEST_EVENTS + 1)
+            warm.dynamo(True)
+            warm.invoke(events[name][0])
+        warm.ledger_io.learn_log_item()
+        recorded = record_requests(warm.stack, events["logged"])
+        pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=warm.ca_file)
+        write = log.write
+
+        def timed_write(entries: Any) -> None:
+            started = time.perf_counter()
+            write(entries)
+            writes_ms.append((time.perf_counter() - started) * 1000)
+
+        def raw_write(i: int) -> None:
+            started = time.perf_counter()
+            warm.ledger_io.log(f"raw-write#{i}")
+            raw_ms.append((time.perf_counter() - started) * 1000)
+
+        def raw_loop(i: int) -> None:
+            key = f"logged#{i}"
+            warm.ledger_io.mark(key)
+            warm.ledger_io.put(key)
+            warm.ledger_io.mark(key)
+            body, headers = recorded[i + 1]
+            pool.request("POST", url, body=body, headers=headers, retries=False).drain_conn()
+            warm.ledger_io.update(key)
+            warm.ledger_io.log(key)
+
+        def ours(name: str, logged: bool) -> Callable[[int], Any]:
+            def one(i: int) -> Any:
+                warm.dynamo(True, log=logged)
+                return warm.invoke(events[name][i + 1])
+
+            return one
+
+        log.write = timed_write
+        try:
+            ms = interleaved({"ours": ours("logged", True), "ours, no log": ours("unlogged", False), "raw write": raw_write,
+                              "raw loop": raw_loop}, size=DIGEST_EVENTS // EDGE_ROUNDS)  # fmt: skip
+        finally:
+            del log.write
+        client = log._client.get()
+        client.meta.events.register("before-call.dynamodb.BatchWriteItem", lambda **kw: calls.append("log"))
+        warm.dynamo(True)
+        for event in events["counted"][1:21]:
+            warm.invoke(event)
+        writes = len(calls) / 20
+    ours_write, raw = statistics.median(writes_ms), statistics.median(raw_ms)
+    return [
+        Row("delivery log: our write / raw BatchWriteItem (ms)", ours_write, raw, ours_write / raw,
+            "<= 1.1x the same call raw", ours_write <= 1.1 * raw, "ms"),
+        Row("delivery log: ms per event with / without it", ms["ours"], ms["ours, no log"], ms["ours"] / ms["ours, no log"],
+            "reported (moto)", True, "ms"),
+        Row("delivery log: event / raw loop + same calls (ms)", ms["ours"], ms["raw loop"], ms["ours"] / ms["raw loop"],
+            "reported (urllib3 raw loop)", True, "ms"),
+        Row("delivery log: writes per attempt", writes, 1.0, writes, "<= 1 write per attempt", writes <= 1.0),
+    ]  # fmt: skip
 
 
 def s3_calls(warm: Warm) -> list[Row]:
@@ -673,6 +760,15 @@ def _empty(client: Any, table: str) -> None:
             client.batch_write_item(RequestItems={table: requests})
 
 
+def no_log() -> Any:
+    """The notifier's delivery log turned off, where this version of the notifier has one."""
+    try:
+        from oxoflow_notify.pipeline.delivery_log import NoDeliveryLog
+    except ImportError:
+        return None
+    return NoDeliveryLog()
+
+
 def no_handoffs() -> Any:
     """The notifier's hand-off log turned off, where this version of the notifier has one."""
     try:
@@ -687,12 +783,26 @@ class RawLedger:
     (the hand-off log's, when the notifier reads one), the conditional put that claims a delivery
     id and the update that records its 2xx, with the expressions Powertools Idempotency sends."""
 
-    def __init__(self, table: str, reads_mark: bool) -> None:
+    def __init__(self, table: str, reads_mark: bool, log_table: str | None = None) -> None:
         import boto3
 
         self.table = table
         self.reads_mark = reads_mark
+        self.log_table = log_table  # the delivery log's table, where this version writes one
         self.ddb = boto3.client("dynamodb", region_name=REGION)
+        self.log_item: dict[str, Any] | None = None  # a real entry's item, copied under a new key (``learn_log_item``)
+
+    def learn_log_item(self) -> None:
+        """Take one item the dispatcher wrote to the delivery log as the shape the raw loop writes."""
+        if self.log_table is not None:
+            items = self.ddb.scan(TableName=self.log_table, Limit=1).get("Items", [])
+            self.log_item = items[0] if items else None
+
+    def log(self, key: str) -> None:
+        """The delivery log's write, as ours makes it: one BatchWriteItem of one entry."""
+        if self.log_table is not None and self.log_item is not None:
+            item = {**self.log_item, "key": {"S": f"raw#{key}#{time.time():.6f}"}}
+            self.ddb.batch_write_item(RequestItems={self.log_table: [{"PutRequest": {"Item": item}}]})
 
     def mark(self, key: str) -> None:
         if self.reads_mark:
@@ -1151,7 +1261,7 @@ def layer_size() -> float | None:
 # The measurements, in the order they run and print. Each stage's setting is torn down before the
 # next one is set up, so no two moto servers or receiver processes run at once.
 STAGES: list[Stage[Any]] = [
-    Stage(warm_function, [fan_out, throughput, s3_calls, digest_cost, edges_cost]),
+    Stage(warm_function, [fan_out, throughput, s3_calls, digest_cost, edges_cost, delivery_log_cost]),
     Stage(no_aws, [cpu, tls_resumption]),
     Stage(cold_processes, [cold_start, memory]),
 ]

@@ -376,6 +376,43 @@ rate_limit = {STORM_RATE}
     return StormRun(slack, ops, paced)
 
 
+@dataclass
+class LogRun:
+    """What the delivery log's commands showed: flaky's delivery, and its redelivery's answer."""
+
+    flaky: dict[str, Any]
+    redelivered: dict[str, Any]
+    page: Path
+
+
+def delivery_log(stack: Stack) -> LogRun:
+    """The demo's last step, as an operator would take it: the delivery log's commands, run as the
+    user runs them (`oxoflow-notify` in a subprocess, the stack's environment)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, **stack.function_env("RetryFunction"), "DELIVERY_LOG_TABLE": stack.physical["DeliveryLog"]["Ref"]}
+
+    def cli(*args: str, show: bool = True) -> str:
+        say(f"  $ oxoflow-notify {' '.join(args)}")
+        done = subprocess.run([sys.executable, "-m", "oxoflow_notify.tools.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
+        for line in (done.stdout + done.stderr if show else done.stderr).splitlines():
+            say(f"    {line if len(line) <= 150 else line[:149] + '…'}")
+        return done.stdout
+
+    say("\nthe delivery log: what became of each notification (oxoflow-notify deliveries), and one redelivery")
+    cli("deliveries", "--workflow", "variant-calling", "--since", "1h", "--limit", "6")
+    rows = [json.loads(line) for line in cli("deliveries", "--workflow", "variant-calling", "--webhook", "flaky-dashboard",
+                                             "--json").splitlines()]  # fmt: skip
+    flaky = rows[0] if rows else {}
+    answer = cli("redeliver", str(flaky.get("delivery_id")), "--workflow", "variant-calling")
+    page = repo_path(".demo", "deliveries.html")
+    cli("deliveries", "--workflow", "variant-calling", "--html", str(page), show=False)
+    say(f"  the page: {page.relative_to(repo_path())} (open it in a browser)")
+    return LogRun(flaky, json.loads(answer) if answer.strip().startswith("{") else {}, page)
+
+
 def _slack_line(received: Received) -> str:
     with contextlib.suppress(ValueError, KeyError, TypeError):
         return str(json.loads(received.body)["text"])[:90]
@@ -395,6 +432,7 @@ class Run:
     log: TextIO  # the Lambda log, flushed before a check reads it
     oxoflow: OxoflowRun
     storm: StormRun
+    deliveries: LogRun
 
     def codes(self) -> list[str]:
         return sorted(letter["reason_code"] for letter in self.letters)
@@ -419,7 +457,7 @@ def slack_bodies_are_complete(run: Run) -> bool:
 
 
 def flaky_got_its_retry(run: Run) -> bool:
-    flaky = run.named["flaky"].requests
+    flaky = [r for r in run.named["flaky"].requests if r.header("X-OxoFlow-Redelivery") is None]  # the delivery log's step redelivers
     return [r.answered for r in flaky] == [503, 200] and len({r.header("X-OxoFlow-Delivery") for r in flaky}) == 1
 
 
@@ -484,6 +522,13 @@ def paced_webhook_kept_to_its_limit(run: Run) -> bool:
         most_in_any_second(times) <= STORM_RATE + 1  # fmt: skip
 
 
+def delivery_log_shows_the_retry_and_redelivers(run: Run) -> bool:
+    flaky, last = run.deliveries.flaky, run.named["flaky"].requests[-1]
+    return (flaky.get("status"), flaky.get("attempts"), flaky.get("last_status_code")) == ("delivered", 2, 200) and \
+        run.deliveries.redelivered.get("result") == "delivered" and last.header("X-OxoFlow-Redelivery") == "true" and \
+        last.header("X-OxoFlow-Delivery") == flaky["delivery_id"] and run.deliveries.page.is_file()  # fmt: skip
+
+
 CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
     ("lims got all 8 sample events, each with a valid X-Hub-Signature-256", lims_got_every_sample_signed),
     ("lims saw every event type once", lims_saw_every_event_type),
@@ -521,6 +566,10 @@ CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
     (f"ops-digest's signed json digests count all {STORM_RULES} failed rules, each once", storm_digests_count_every_event_once),
     (f"paced-dashboard got all {STORM_RULES}, never more than {STORM_RATE} (+1) in a second, no 429", paced_webhook_kept_to_its_limit),
     ("retry queue is empty at the end", lambda run: run.stack.depth(run.stack.retry_queue_url)["visible"] == 0),
+    (
+        "the delivery log shows flaky's 503 then 200, and its redelivery arrived marked with the same id",
+        delivery_log_shows_the_retry_and_redelivers,
+    ),
 ]
 
 
@@ -552,7 +601,8 @@ def main() -> int:
         show_dead_letters(letters)
         oxoflow = oxoflow_itself(ctx, stack)
         storm = failure_storm(ctx, stack)
-        failures = run_checks(Run(stack, named, letters, log, oxoflow, storm))  # while the stack still runs
+        deliveries = delivery_log(stack)
+        failures = run_checks(Run(stack, named, letters, log, oxoflow, storm, deliveries))  # while the stack still runs
 
     say(f"\nLambda logs and EMF metrics (JSON lines): {LOG.relative_to(repo_path())}")
     if failures:

@@ -86,6 +86,7 @@ def vectors() -> dict[str, Any]:
 INSTALL_HINTS = {
     "node": "install Node.js 18 or later (Debian/Ubuntu: apt-get install nodejs; macOS: brew install node)",
     "openssl": "install OpenSSL (Debian/Ubuntu: apt-get install openssl; macOS: brew install openssl)",
+    "chromium": "install headless Chromium (Debian/Ubuntu: apt-get install chromium)",
 }
 
 

@@ -277,6 +277,7 @@ def local_environment(stack: Any, endpoint: str, ca_file: str, receiver_url: str
         "RetryQueueUrl": stack.retry_queue_url,
         "DeadLetterQueueUrl": stack.dead_letter_queue_url,
         "DeliveryLedgerName": stack.physical["DeliveryLedger"]["Ref"],
+        "DeliveryLogName": stack.physical["DeliveryLog"]["Ref"],
         "IngestUrl": ingest_url,
     }
     parameters = {name: str(spec.get("Default", "")) for name, spec in stack.template.get("Parameters", {}).items()}

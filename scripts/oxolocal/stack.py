@@ -221,7 +221,7 @@ class Stack:
                 self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             self.physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
         elif resource["Type"] == "AWS::DynamoDB::Table":
-            table = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode")}
+            table = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "LocalSecondaryIndexes") if k in props}
             try:
                 arn = self.dynamodb.create_table(TableName=name, **table)["TableDescription"]["TableArn"]
             except self.dynamodb.exceptions.ResourceInUseException:  # "Table already exists": reuse it

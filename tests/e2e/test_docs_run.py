@@ -29,7 +29,20 @@ from tests.conftest import require_tool
 from tests.docs_blocks import ROOT, Block, all_blocks, blocks
 
 # Names of the local stack's environment a user's shell would not have before `make up`.
-_FOREIGN = ("AWS_", "SSL_CERT_FILE", "OXOFLOW_", "CONFIG_", "RETRY_", "DEAD_LETTER_", "LEDGER_", "TARGET_", "REQUIRE_", "SECRETS_")
+_FOREIGN = (
+    "AWS_",
+    "SSL_CERT_FILE",
+    "OXOFLOW_",
+    "CONFIG_",
+    "RETRY_",
+    "DEAD_LETTER_",
+    "LEDGER_",
+    "DELIVERY_",
+    "ALARM_",
+    "TARGET_",
+    "REQUIRE_",
+    "SECRETS_",
+)
 _LINKED = (".venv", ".venv-awscli", ".venv-sam", "scripts/examples/node_modules")
 WALK = "## Try every command locally"
 WAIT = 60.0  # seconds for an asynchronous effect (a dispatch, a retry) to show; each takes well under 5 s here

@@ -161,13 +161,14 @@ def test_a_pause_moves_the_next_slot_past_it_and_never_back() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("2m", 120), ("90s", 90), ("1m30s", 90), ("1h", 3600), ("15 min", 900), (45, 45), ("0.5s", 0.5)]
+    ("text", "seconds"),
+    [("2m", 120), ("90s", 90), ("1m30s", 90), ("1h", 3600), ("15 min", 900), (45, 45), ("0.5s", 0.5), ("5d", 432_000), ("1d12h", 129_600)],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "2", "2 minutes", "m", "-5s", True, "1d", "9" * 40])
+@pytest.mark.parametrize("text", ["", "2", "2 minutes", "m", "-5s", True, "1w", "d", "9" * 40])
 def test_what_is_not_a_duration(text: object) -> None:
     assert parse_duration(text) is None
 

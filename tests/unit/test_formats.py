@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from oxoflow_notify.errors import EventError
 from oxoflow_notify.formats import FORMATS, STYLES, render
 from oxoflow_notify.formats.common import fit, fit_bytes, fit_tail, units
-from oxoflow_notify.inbound.events import EVENT_NAMES, parse_event
+from oxoflow_notify.inbound.events import EVENT_NAMES, SYSTEM_EVENTS, parse_event
 from oxolocal.shapes import problems_of
 from tests.conftest import EVENT_KINDS, GOLDEN, RECEIVED_AT, ROOT, assert_golden, message
 
@@ -27,7 +27,7 @@ def rendered(data: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 
 def test_one_style_per_event_and_one_renderer_per_format() -> None:
-    assert set(STYLES) == set(EVENT_NAMES)
+    assert set(STYLES) == {*EVENT_NAMES, *SYSTEM_EVENTS}
     assert set(FORMATS) == {"json", "slack", "teams", "discord", "text", "oxoflow"}
 
 

@@ -158,6 +158,8 @@ def test_the_delivery_ledger_is_a_ttl_table_both_functions_may_use() -> None:
 
 
 LEDGER_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/ledger"
+ALARM_ARN = "arn:aws:sns:us-east-1:123456789012:alarms"
+LOG_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/delivery-log"
 # Where the code calls DynamoDB on the ledger table: our modules through OnTable._ddb(), and
 # Powertools Idempotency's persistence layer through its client.
 _OUR_CALL = re.compile(r"_ddb\(\)\.([a-z_]+)\(")
@@ -340,9 +342,11 @@ class _Evaluator:
         physical = {
             "ConfigBucket": {"Ref": "config-bucket", "Arn": "arn:aws:s3:::config-bucket"},
             "DeliveryLedger": {"Ref": "ledger", "Arn": LEDGER_ARN},
+            "DeliveryLog": {"Ref": "delivery-log", "Arn": LOG_ARN},
             "RetryQueue": {"QueueName": "retry-queue"},
             "DeadLetterQueue": {"QueueName": "dead-letters", "Arn": "arn:aws:sqs:us-east-1:123456789012:dead-letters"},
             "NotifyTopic": {"Ref": "arn:aws:sns:us-east-1:123456789012:topic", "TopicName": "topic"},
+            "AlarmTopic": {"Ref": ALARM_ARN, "TopicName": "alarms"},
         }
         self.resolver = tpl.Resolver(TEMPLATE, physical, {"AWS::Partition": "aws", **parameters})
 
@@ -450,3 +454,30 @@ def test_the_ingest_function_has_reserved_concurrency_of_its_own_when_its_url_is
     assert not _Evaluator({}).condition("HasIngestReservedConcurrency")
     dispatch = RESOURCES["DispatchFunction"]["Properties"]["ReservedConcurrentExecutions"]
     assert dispatch["Fn::If"][1] == {"Ref": "DispatchReservedConcurrency"}
+
+
+def test_the_delivery_log_is_keyed_by_workflow_and_the_functions_only_write_it() -> None:
+    from oxoflow_notify.aws import delivery_log_table
+
+    # given the delivery log's table: the workflow leads the key (a team's reads can be limited to its
+    # workflows with dynamodb:LeadingKeys), a delivery's attempts under one key prefix, an index by time
+    props = RESOURCES["DeliveryLog"]["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "workflow", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}]
+    (index,) = props["LocalSecondaryIndexes"]
+    assert index["IndexName"] == delivery_log_table.BY_TIME
+    assert index["KeySchema"] == [{"AttributeName": "workflow", "KeyType": "HASH"}, {"AttributeName": "at", "KeyType": "RANGE"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True} and props["SSESpecification"]["SSEEnabled"]
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["DELIVERY_LOG_TABLE"] == {"Ref": "DeliveryLog"} and variables["DELIVERY_LOG_DAYS"] == {"Ref": "DeliveryLogDays"}
+    # then the calls the code makes on it are the list beside it, and the template (as SAM translates
+    # it) grants the two functions exactly those: they write entries and read none, the ingest nothing
+    source = Path(delivery_log_table.__file__).read_text(encoding="utf-8")
+    called = {"dynamodb:" + "".join(w.capitalize() for w in m.split("_")) for m in re.findall(r"_log_client\(\)\.([a-z_]+)\(", source)}
+    assert called == delivery_log_table.LOG_ACTIONS == {"dynamodb:BatchWriteItem"}
+    for function in ("DispatchFunction", "RetryFunction"):
+        assert {action for action, arn in grants(function) if arn == LOG_ARN} == delivery_log_table.LOG_ACTIONS
+    assert SAM["delivery_log_actions"] == {
+        "DispatchFunction": sorted(delivery_log_table.LOG_ACTIONS),
+        "RetryFunction": sorted(delivery_log_table.LOG_ACTIONS),
+        "IngestFunction": [],
+    }

@@ -50,6 +50,7 @@ class Defaults:
         5.0, "s", "INVOCATION_RESERVE_SECONDS", "kept back from POSTs at each invocation's end, to queue retries and dead letters", 0, 60
     )
     claim_wait: float = _entry(60.0, "s", "CLAIM_WAIT_SECONDS", "a claim left by a crashed run expires within that run's timeout", 0, 900)
+    delivery_log_days: int = _entry(30, "days", "DELIVERY_LOG_DAYS", "how long the delivery log keeps each attempt", 1, 3650)
     retry_receives: int = _entry(
         5, "receives", "", "the retry queue's maxReceiveCount: on the last, a message still failing is dead-lettered with its fault"
     )
@@ -61,6 +62,11 @@ class Defaults:
     digest_min: int = _entry(1, "s", "digest", "the shortest digest window")
     digest_max: int = _entry(900, "s", "digest", "the longest digest window: its close is a delayed SQS message")
     rate_limit_max: float = _entry(100.0, "POSTs/s", "rate_limit", "the highest rate limit a webhook may set")
+    disable_after: float = _entry(
+        432_000.0, "s", "disable_after", "5 days: a webhook with no 2xx this long while its deliveries fail is disabled (0: never)"
+    )
+    disable_after_min: float = _entry(60.0, "s", "disable_after", "the shortest disable_after (other than 0, never)")
+    disable_after_max: float = _entry(7_776_000.0, "s", "disable_after", "the longest disable_after: 90 days")
     rate_limit_slack: float = _entry(1.0, "POSTs/s", "rate_limit", "slack's default: about one message a second per webhook")
     rate_limit_text: float = _entry(1.0, "POSTs/s", "rate_limit", "text's default: Google Chat's 60 a minute per space")
     rate_limit_discord: float = _entry(0.5, "POSTs/s", "rate_limit", "discord's default: 30 a minute per channel")

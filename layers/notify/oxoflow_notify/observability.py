@@ -19,6 +19,7 @@ ALREADY = "AlreadyDelivered"  # a redelivery the ledger stopped from posting twi
 DUPLICATE = "DuplicateAttempt"  # a re-run of an attempt already handed on (SQS or SNS redelivery): nothing sent
 HELD_METRIC = "Held"  # queued again without spending an attempt (no time left, another run's claim, circuit open)
 LATENCY = "DeliveryLatency"
+LOG_FAILED = "DeliveryLogFailed"  # a delivery log write that failed: the deliveries stand, their entries are lost
 
 
 _EMITTERS: dict[tuple[str, str], EphemeralMetrics] = {}

@@ -29,6 +29,9 @@ from oxoflow_notify.outbound.guard import TargetGuard
 from oxoflow_notify.pipeline.notifier import Notifier
 
 if TYPE_CHECKING:
+    from oxoflow_notify.pipeline.delivery_log import DeliveryLog
+    from oxoflow_notify.pipeline.disabled_notice import Alarm
+    from oxoflow_notify.pipeline.endpoints import EndpointStore
     from oxoflow_notify.pipeline.handoff import HandoffLog
     from oxoflow_notify.pipeline.ingest import Ingest
     from oxoflow_notify.pipeline.ledger import Ledger
@@ -95,6 +98,9 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         # (built, and their modules imported, on first use: a cold start that meets no digest or limit pays nothing)
         windows=LazyWindows(Lazy(lambda: _windows(settings, dynamodb))) if settings.ledger_table else None,
         pacer=LazyPacer(Lazy(lambda: _pacer(settings, dynamodb))) if settings.ledger_table else None,
+        log=_delivery_log(settings, dynamodb),
+        endpoints=_endpoints(settings, dynamodb),
+        alarm=_alarm(env),
     )
 
 
@@ -131,6 +137,33 @@ def _handoffs(settings: Settings, dynamodb: Lazy[Any]) -> HandoffLog:
     from oxoflow_notify.aws.handoff_table import DynamoHandoffLog
 
     return DynamoHandoffLog(settings.ledger_table, settings.ledger_ttl_seconds, dynamodb)
+
+
+def _delivery_log(settings: Settings, dynamodb: Lazy[Any]) -> DeliveryLog | None:
+    """The delivery log on its table; without one, none (nothing is kept)."""
+    if not settings.delivery_log_table:
+        return None
+    from oxoflow_notify.aws.delivery_log_table import DynamoDeliveryLog
+
+    return DynamoDeliveryLog(settings.delivery_log_table, settings.delivery_log_days, dynamodb)
+
+
+def _endpoints(settings: Settings, dynamodb: Lazy[Any]) -> EndpointStore | None:
+    """Failing and disabled webhooks on the ledger's table; without one, nothing is disabled."""
+    if not settings.ledger_table:
+        return None
+    from oxoflow_notify.aws.endpoints_table import DynamoEndpointStore
+
+    return DynamoEndpointStore(settings.ledger_table, dynamodb)
+
+
+def _alarm(env: Mapping[str, str] | None) -> Alarm | None:
+    """The stack's alarm topic (ALARM_TOPIC_ARN), told when a webhook is disabled; client built on first use."""
+    topic = (os.environ if env is None else env).get("ALARM_TOPIC_ARN", "").strip()
+    if not topic:
+        return None
+    sns = Lazy(lambda: boto3.client("sns", config=_BOTO))
+    return lambda subject, message: sns.get().publish(TopicArn=topic, Subject=subject, Message=message)
 
 
 def _windows(settings: Settings, dynamodb: Lazy[Any]) -> WindowStore:

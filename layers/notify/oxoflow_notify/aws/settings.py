@@ -80,6 +80,8 @@ class Settings:
     ledger_ttl_seconds: int = DEFAULTS.ledger_ttl_seconds
     invocation_reserve: float = DEFAULTS.invocation_reserve
     claim_wait: float = DEFAULTS.claim_wait
+    delivery_log_table: str = ""
+    delivery_log_days: int = DEFAULTS.delivery_log_days
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +109,8 @@ class Settings:
             ledger_ttl_seconds=int(_setting(env, "ledger_ttl_seconds")),
             invocation_reserve=_setting(env, "invocation_reserve"),
             claim_wait=_setting(env, "claim_wait"),
+            delivery_log_table=env.get("DELIVERY_LOG_TABLE", "").strip(),
+            delivery_log_days=int(_setting(env, "delivery_log_days")),
         )
 
 

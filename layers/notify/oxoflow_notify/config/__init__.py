@@ -35,6 +35,7 @@ WEBHOOK_KEYS = (
     "signature_scheme",
     "digest",
     "rate_limit",
+    "disable_after",
 )
 SIGNATURES = ("hub-sha256", "standard-webhooks")
 SIGNATURE_SCHEMES = ("hmac-sha256",)  # oxo-flow's X-OxoFlow-Signature
@@ -82,6 +83,7 @@ class Webhook:
     oxoflow_signature: bool = False  # also send X-OxoFlow-Signature: hmac-sha256=<hex>
     digest: float | None = None  # seconds: Rule* events of one run within this window go out as one message
     rate_limit: float | None = None  # POSTs per second across every instance; None: the format's default, 0: off
+    disable_after: float = DEFAULTS.disable_after  # seconds without a 2xx, while failing, before it is disabled; 0: never
 
     @property
     def pace(self) -> float:

@@ -229,6 +229,18 @@ def _rate_limit(fields: Fields) -> list[str]:
     return []
 
 
+def _disable_after(fields: Fields) -> list[str]:
+    value = fields.get("disable_after")
+    if value is None or value in (0, "0"):
+        return []
+    seconds = parse_duration(value)
+    if seconds is None:
+        return [f"key 'disable_after': '{_named(value)}' is not a duration: write 5d, 12h or 30m, or \"0\" for never"]
+    if seconds != 0 and not DEFAULTS.disable_after_min <= seconds <= DEFAULTS.disable_after_max:
+        return [f"key 'disable_after' must be 0 (never) or from 1m to 90d (got {seconds:g} s)"]
+    return []
+
+
 # One validator per key, in the order their problems are reported.
 KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("events", _events),
@@ -245,6 +257,7 @@ KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("id", _id),
     ("digest", _digest),
     ("rate_limit", _rate_limit),
+    ("disable_after", _disable_after),
 )
 
 
@@ -292,4 +305,12 @@ def _webhook(fields: Fields, webhook_id: str, source: str, index: int) -> Webhoo
         oxoflow_signature=fields.get("signature_scheme") is not None,
         digest=parse_duration(fields.get("digest")) if fields.get("digest") is not None else None,
         rate_limit=float(fields.get("rate_limit")) if fields.get("rate_limit") is not None else None,
+        disable_after=_seconds_or(fields.get("disable_after"), DEFAULTS.disable_after),
     )
+
+
+def _seconds_or(value: Any, default: float) -> float:
+    """A checked duration key's seconds ("0" and 0: never), or the default when absent."""
+    if value is None:
+        return default
+    return 0.0 if value in (0, "0") else float(parse_duration(value) or 0.0)

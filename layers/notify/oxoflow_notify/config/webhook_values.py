@@ -171,11 +171,11 @@ def seconds_problem(key: str, value: Any) -> str | None:
     return None
 
 
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)(?:m|min))?(?:(\d+(?:\.\d+)?)s)?\Z")
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)(?:m|min))?(?:(\d+(?:\.\d+)?)s)?\Z")
 
 
 def parse_duration(value: Any) -> float | None:
-    """``"2m"``, ``"90s"``, ``"1m30s"``, ``"1h"`` or a number of seconds -> seconds; None when unreadable."""
+    """``"2m"``, ``"90s"``, ``"1m30s"``, ``"1h"``, ``"5d"`` or a number of seconds -> seconds; None when unreadable."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -185,5 +185,5 @@ def parse_duration(value: Any) -> float | None:
     match = _DURATION.match(value.strip().lower().replace(" ", ""))
     if match is None or not any(match.groups()):
         return None
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds

@@ -26,6 +26,9 @@ EVENT_NAMES: tuple[str, ...] = (
     "RuleFailed",
     "RuleSkipped",
 )
+# Events oxoflow-notify sends itself (a webhook's ``events`` may name them; a publisher may not).
+SYSTEM_EVENTS: tuple[str, ...] = ("WebhookDisabled",)
+WEBHOOK_DISABLED = "WebhookDisabled"  # one of the workflow's webhooks was disabled after failing for its disable_after
 RULE_EVENTS = frozenset(n for n in EVENT_NAMES if n.startswith("Rule"))
 RUN_ENDINGS = frozenset({"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled"})  # a run's last word
 DIGEST_EVENT = "Digest"  # the event name a digest (inbound.digests) goes out under; here, so naming it loads no model
@@ -40,7 +43,7 @@ def snake_name(event: str) -> str:
 
 
 _ALIASES: dict[str, str] = {}
-for _name in EVENT_NAMES:
+for _name in (*EVENT_NAMES, *SYSTEM_EVENTS):
     _ALIASES[_name] = _name
     _ALIASES[snake_name(_name)] = _name
 
@@ -383,6 +386,10 @@ def _event_name(data: dict[str, Any]) -> str:
     event = canonical_event_name(name)
     if event is None:
         raise EventError(f"field 'event': {unknown_event_message(name)}")
+    if event in SYSTEM_EVENTS:
+        raise EventError(
+            f"field 'event': '{event}' is sent by oxoflow-notify itself, never published; expected one of {', '.join(EVENT_NAMES)}"
+        )
     return event
 
 

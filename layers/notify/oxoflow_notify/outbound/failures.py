@@ -29,6 +29,7 @@ class Failure(enum.StrEnum):
     INVALID_HOST = "invalid_host"
     INVALID_REQUEST = "invalid_request"
     RENDER_ERROR = "render_error"
+    ENDPOINT_DISABLED = "endpoint_disabled"  # the webhook was disabled after failing for its disable_after
     # A surprise of ours around the POST: retried, and the receiver is not blamed for it.
     REQUEST_ERROR = "request_error"
     # No answer in time: retried after at least the throttle floor.
@@ -82,6 +83,7 @@ def nature(failure: Failure) -> Nature:
             | Failure.INVALID_HOST
             | Failure.INVALID_REQUEST
             | Failure.RENDER_ERROR
+            | Failure.ENDPOINT_DISABLED
         ):
             return Nature.REFUSED
         case Failure.REQUEST_ERROR:

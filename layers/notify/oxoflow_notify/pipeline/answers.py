@@ -168,6 +168,8 @@ def decide(fmt: str, outcome: Outcome, attempt: int, max_attempts: int | None, p
     # A failure of the receiver (an answer, or none in time) teaches the breaker; one of ours does not.
     failure = nature(outcome.error) if outcome.error is not None else Nature.RECEIVER
     blames = failure in (Nature.RECEIVER, Nature.TIMEOUT)
+    if outcome.error == Failure.ENDPOINT_DISABLED:  # replayable once the webhook is enabled again
+        return Decision(Kind.GIVE_UP, verdict.reason, code=dl.ENDPOINT_DISABLED)
     if verdict.kind is Kind.GIVE_UP:
         return Decision(Kind.GIVE_UP, f"{verdict.reason} (permanent; not retried)", code=dl.PERMANENT_FAILURE,
                         endpoint_failed=None)  # fmt: skip

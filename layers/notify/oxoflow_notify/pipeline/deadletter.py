@@ -28,6 +28,7 @@ WEBHOOK_REMOVED = "webhook_removed"
 UNSUBSCRIBED = "unsubscribed"  # a pending retry whose webhook no longer subscribes to its event: replay to deliver anyway
 MALFORMED_RETRY = "malformed_retry"
 INTERNAL_ERROR = "internal_error"  # a surprise in our own code: the event or delivery is kept for replay
+ENDPOINT_DISABLED = "endpoint_disabled"  # the webhook is disabled (no 2xx for its disable_after): replay once it is fixed
 RETRY_FAULTED = "retry_faulted"  # an AWS fault on every receive the retry queue allows: the message is kept for replay
 UNAUTHENTICATED_EVENT = "unauthenticated_event"  # not signed with its workflow's publish key: nothing delivered
 

@@ -63,7 +63,7 @@ class Dispatcher:
                     self.settlement.kept_whole(inv, "event", published.message, published.message_id, exc,
                                                (published.timestamp, published.signature))  # fmt: skip
         finally:
-            inv.flush()
+            self.settlement.finish(inv)
         return inv.report
 
     def _one(self, inv: Invocation, published: Published) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from oxoflow_notify.config import Webhook, is_reference
@@ -19,15 +20,17 @@ from oxoflow_notify.outbound.breaker import CircuitBreaker, circuit_of
 from oxoflow_notify.outbound.delivery import HttpSender, Outcome, Prepared, prepare
 from oxoflow_notify.outbound.failures import Failure
 
-from .answers import Kind, circuit_open, delivered, judge
+from .answers import Decision, Kind, circuit_open, delivered, judge
 from .attempts import PACE_EARLY, Attempt, subject_from_payload
 from .budget import TimeBudget
+from .delivery_log import REDELIVERY_HEADER
+from .endpoints import EndpointState
 from .handoff import HANDED, HandoffLog, Key, Mark
 from .invocation import Invocation
 from .ledger import Ledger
 from .ports import SecretReferences
 from .rate_gate import RateGate
-from .settlement import Settlement
+from .settlement import Settlement, entry_of
 
 Ready = tuple[int, Attempt, Prepared]  # (index in the batch, the attempt as resolved, its request)
 
@@ -71,9 +74,9 @@ class Executor:
             return self.post(p, marks.get(key), *carried.get(key, (None, PACE_EARLY)))
 
         outcomes = self.sender.send_all([prepared for _, _, prepared in ready], post)
-        for (index, attempt, _), outcome in zip(ready, outcomes, strict=True):
+        for (index, attempt, prepared), outcome in zip(ready, outcomes, strict=True):
             try:
-                self.settlement.settle(inv, attempt, outcome)
+                self.settlement.settle(inv, attempt, outcome, prepared)
             except Exception as exc:  # noqa: BLE001 - contained to this delivery
                 errors[index] = self.settlement.contain(inv, attempt, exc)
         return errors
@@ -83,6 +86,7 @@ class Executor:
         and not one settled while it was prepared."""
         ready: list[Ready] = []
         seen: set[Key] = set()
+        self.settlement.endpoints.refresh((a.webhook for a in attempts), self.clock())  # one read a minute at most
         for index, attempt in enumerate(attempts):
             key = (attempt.delivery_id, attempt.number)
             mark = marks.get(key)
@@ -103,6 +107,10 @@ class Executor:
     def _prepare(self, inv: Invocation, attempt: Attempt) -> tuple[Attempt, Prepared] | None:
         """The attempt with its references resolved and its request built, or None when it was
         settled here (an unresolvable reference, a render or signing failure, an open circuit)."""
+        disabled = self.settlement.endpoints.disabled(attempt.webhook, self.clock())
+        if disabled is not None:
+            self.settlement.settle(inv, attempt, disabled_outcome(attempt.webhook, disabled))
+            return None
         try:
             webhook = self.resolved(attempt.webhook)
         except ReferenceProblem as exc:
@@ -191,6 +199,36 @@ class Executor:
         outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
         verdict = judge(webhook.format, outcome, self.clock())
         return verdict.kind, verdict.reason
+
+    def redeliver(self, webhook: Webhook, event: dict[str, Any], delivery_id: str, attempt: int) -> tuple[Kind, str]:
+        """An operator's explicit request: the delivery posted again now under its own id, marked
+        ``X-OxoFlow-Redelivery: true``, even if it once got a 2xx (the ledger is not asked), as the
+        next attempt; nothing is queued whatever the answer. Its entry goes to the delivery log."""
+        try:
+            webhook = self.resolved(webhook)
+        except ReferenceProblem as exc:
+            return (Kind.GIVE_UP if exc.permanent else Kind.RETRY), str(exc)
+        left_queued = self.gate.for_replay(webhook)
+        if left_queued is not None:
+            return Kind.HELD, left_queued
+        subject = subject_from_payload(event)
+        prepared = prepare(subject, webhook, delivery_id, attempt, now=self.clock())
+        prepared.headers[REDELIVERY_HEADER] = "true"
+        outcome = self.sender.send(prepared, self.sender.budget(webhook))
+        now = self.clock()
+        verdict = judge(webhook.format, outcome, now)
+        decision = Decision(Kind.DELIVERED if verdict.kind is Kind.DELIVERED else Kind.GIVE_UP, verdict.reason)
+        entry = entry_of(Attempt(subject, webhook, delivery_id, attempt), outcome, decision, now, prepared)
+        self.settlement.record([dataclasses.replace(entry, outcome="delivered" if verdict.kind is Kind.DELIVERED else "failed")])
+        return verdict.kind, verdict.reason
+
+
+def disabled_outcome(webhook: Webhook, state: EndpointState) -> Outcome:
+    """A delivery to a disabled webhook: refused (dead-lettered), the receiver not asked."""
+    since = datetime.fromtimestamp(state.disabled_at or 0.0, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    detail = (f"webhook disabled at {since} after no 2xx for {webhook.disable_after / 86400:g} days; enable it with "
+              f"oxoflow-notify endpoints enable {webhook.id} (or upload a config that changes its entry), then replay")  # fmt: skip
+    return Outcome(None, Failure.ENDPOINT_DISABLED, 0.0, detail=detail)
 
 
 def _posted_elsewhere(attempt: int, mark: Mark | None) -> Outcome:

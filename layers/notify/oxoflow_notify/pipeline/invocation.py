@@ -8,6 +8,8 @@ from typing import Any
 
 from oxoflow_notify.observability import MetricsTally
 
+from .delivery_log import Entry
+
 
 @dataclass
 class Report:
@@ -41,6 +43,7 @@ class Invocation:
 
     report: Report = field(default_factory=Report)
     tally: MetricsTally = field(default_factory=MetricsTally)
+    entries: list[Entry] = field(default_factory=list)  # the delivery log's, written once at the end (Settlement.finish)
 
     def count(self, metric: str, fmt: str) -> None:
         self.tally.count(metric, fmt)

@@ -23,7 +23,10 @@ from .answers import Kind, Policy
 from .attempts import PACE_EARLY, Attempt, current_webhook, subject_from_payload
 from .budget import TimeBudget
 from .claim_check import without_store
+from .delivery_log import DeliveryLog, NoDeliveryLog
+from .disabled_notice import Alarm, DisabledNotice
 from .dispatch import Dispatcher, Published
+from .endpoints import Endpoints, EndpointStore, NoEndpointStore
 from .executor import Executor
 from .handoff import HandoffLog, NoHandoffLog
 from .invocation import Report
@@ -56,7 +59,7 @@ __all__ = [
 # What the jobs are assembled from: swapping one on a built Notifier assembles them again.
 _PARTS = frozenset(
     {"store", "sender", "retry_queue", "dead_letters", "clock", "sleep", "references", "letters", "windows", "pacer", "ledger",
-     "handoffs", "breaker"}
+     "handoffs", "breaker", "log", "endpoint_store", "alarm"}
 )  # fmt: skip
 
 
@@ -80,6 +83,9 @@ class Notifier:
         pacer: Pacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         letters: LetterBodies | None = None,
+        log: DeliveryLog | None = None,
+        endpoints: EndpointStore | None = None,
+        alarm: Alarm | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -94,6 +100,9 @@ class Notifier:
         self.pacer = pacer  # None: no table for the slots, so no rate limit is enforced
         self.ledger = ledger or NoLedger()
         self.handoffs = handoffs or NoHandoffLog()
+        self.log = log or NoDeliveryLog()  # every attempt's entry, written at each invocation's end
+        self.endpoint_store = endpoints or NoEndpointStore()  # failing and disabled webhooks; none: nothing is disabled
+        self.alarm = alarm  # the stack's alarm topic, told when a webhook is disabled
         self.breaker = breaker or CircuitBreaker(settings.circuit_threshold, settings.circuit_cooldown)
         self.policy = Policy(settings.retry_schedule, settings.retry_jitter, settings.throttle_floor, settings.claim_wait)
         self.budget = TimeBudget(settings.invocation_reserve)
@@ -109,8 +118,9 @@ class Notifier:
     def _assemble(self) -> None:
         """The jobs, each handed only the parts it uses."""
         self.gate = RateGate(self.pacer, self.clock, self.budget, self.sleep)
+        self.endpoints = Endpoints(self.endpoint_store, DisabledNotice(self.store, self.retry_queue, self.alarm))
         self.settlement = Settlement(Queues(self.retry_queue, self.dead_letters), self.handoffs, self.breaker, self.gate, self.policy,
-                                     self.clock)  # fmt: skip
+                                     self.clock, self.log, self.endpoints)  # fmt: skip
         self.executor = Executor(self.sender, self.ledger, self.handoffs, self.gate, self.budget, self.breaker, self.settlement,
                                  self.references, self.clock)  # fmt: skip
         self.windowing = Windowing(self.windows, self.retry_queue, self.store, self.settlement, self.clock)
@@ -142,6 +152,13 @@ class Notifier:
         the infrastructure fault that must make SQS deliver it again, or None. ``receives``: how
         often SQS has handed each out (on the last, a failing one is dead-lettered with its fault)."""
         return self.redrive.retry_batch(bodies, receives)
+
+    def redeliver(self, event: dict[str, Any], config_key: str, webhook_id: str, delivery_id: str, attempt: int) -> tuple[Kind, str]:
+        """An operator's redelivery (``executor.Executor.redeliver``) to the webhook as its config says now."""
+        current = current_webhook(self.store, config_key, webhook_id, None)
+        if current.webhook is None:
+            return Kind.GIVE_UP, current.reason
+        return self.executor.redeliver(current.webhook, event, delivery_id, attempt)
 
     def attempt_once(self, event: dict[str, Any], config_key: str, webhook_id: str, delivery_id: str, attempt: int) -> tuple[Kind, str]:
         """One delivery, one attempt, nothing queued: for replaying dead letters by hand.

@@ -77,7 +77,7 @@ class Redrive:
                 if errors[index] is not None and count >= DEFAULTS.retry_receives:
                     errors[index] = self._faulted(inv, bodies[index], count, errors[index])
         finally:
-            inv.flush()
+            self.settlement.finish(inv)
         return inv.report, errors
 
     def _faulted(self, inv: Invocation, body: str, count: int, exc: Exception | None) -> Exception | None:

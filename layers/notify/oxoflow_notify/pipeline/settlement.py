@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
-from oxoflow_notify.errors import is_infrastructure
-from oxoflow_notify.observability import ALREADY, DEAD_LETTERED, DELIVERED, DUPLICATE, FAILED, HELD_METRIC, RETRIED, logger
+from oxoflow_notify.errors import fault_name, is_infrastructure
+from oxoflow_notify.observability import ALREADY, DEAD_LETTERED, DELIVERED, DUPLICATE, FAILED, HELD_METRIC, LOG_FAILED, RETRIED, logger
 from oxoflow_notify.outbound.breaker import CircuitBreaker, circuit_of
-from oxoflow_notify.outbound.delivery import Outcome
+from oxoflow_notify.outbound.delivery import Outcome, Prepared
 from oxoflow_notify.outbound.failures import Failure
 
 from . import deadletter as dl
 from .answers import Decision, Kind, Policy, decide, pause_for
 from .attempts import PACE_EARLY, Attempt
+from .delivery_log import REDELIVERY_HEADER, DeliveryLog, Entry, NoDeliveryLog, kept_payload, shown_headers
+from .endpoints import Endpoints, NoEndpointStore
 from .handoff import HandoffLog
 from .invocation import Invocation
 from .ports import MessageQueue
@@ -44,7 +46,11 @@ class Settlement:
         gate: RateGate,
         policy: Policy,
         clock: Callable[[], float],
+        log: DeliveryLog | None = None,
+        endpoints: Endpoints | None = None,
     ) -> None:
+        self.log: DeliveryLog = log or NoDeliveryLog()
+        self.endpoints = endpoints or Endpoints(NoEndpointStore())
         self.queues = queues
         self.handoffs = handoffs
         self.breaker = breaker
@@ -52,18 +58,20 @@ class Settlement:
         self.policy = policy
         self.clock = clock
 
-    def settle(self, inv: Invocation, attempt: Attempt, outcome: Outcome) -> None:
-        """Decide what one attempt's outcome means (answers.decide, the one place) and act on it."""
+    def settle(self, inv: Invocation, attempt: Attempt, outcome: Outcome, request: Prepared | None = None) -> None:
+        """Decide what one attempt's outcome means (answers.decide, the one place) and act on it.
+        ``request``: what was sent, for the delivery log."""
         webhook = attempt.webhook
         decision = decide(webhook.format, outcome, attempt.number, webhook.max_attempts, self.policy, self.clock())
-        self.act(inv, attempt, outcome, decision)
+        self.act(inv, attempt, outcome, decision, request)
 
-    def act(self, inv: Invocation, attempt: Attempt, outcome: Outcome | None, decision: Decision) -> None:
+    def act(self, inv: Invocation, attempt: Attempt, outcome: Outcome | None, decision: Decision, request: Prepared | None = None) -> None:
         """Put one attempt where its decision says: done, held or retried (retry queue), or dead
-        letters. Metrics, logs, the breaker, the queues and the hand-off log all follow the decision,
-        at one reading of the clock."""
+        letters. Metrics, logs, the breaker, the queues, the hand-off log and the delivery log all
+        follow the decision, at one reading of the clock."""
         now = self.clock()
         log = self._observe(inv, attempt, outcome, decision, now)
+        inv.entries.append(entry_of(attempt, outcome, decision, now, request))
         match decision.kind:
             case Kind.DELIVERED:
                 # DEBUG: at volume a line per success is the dispatcher's largest cost and log bill;
@@ -90,6 +98,12 @@ class Settlement:
         webhook = attempt.webhook
         if decision.endpoint_failed is not None:
             self.breaker.record(circuit_of(webhook.source, webhook.url), failed=decision.endpoint_failed)
+        if decision.kind is Kind.DELIVERED:
+            self.endpoints.learn(webhook, failed=False, now=now)
+        elif (
+            decision.kind in (Kind.RETRY, Kind.GIVE_UP) and outcome is not None and (outcome.status is not None or decision.endpoint_failed)
+        ):
+            self.endpoints.learn(webhook, failed=True, now=now)  # the receiver answered badly, or not at all
         pause = pause_for(webhook.format, outcome, now) if outcome is not None and webhook.pace > 0 else None
         if pause:
             self.gate.pause(webhook, pause, now)
@@ -156,6 +170,23 @@ class Settlement:
                          early=early)  # fmt: skip
         self.queues.retry.send(task.to_message(), delay_seconds=sqs_delay(not_before, now))
 
+    def finish(self, inv: Invocation) -> None:
+        """The invocation's end: its delivery log entries written (in one call per 25), its metrics
+        flushed. A log that cannot be written is counted and logged; what was delivered stands."""
+        if inv.entries and not self.record(inv.entries):
+            inv.count(LOG_FAILED, "none")
+        inv.entries.clear()
+        inv.flush()
+
+    def record(self, entries: list[Entry]) -> bool:
+        """Write delivery log entries; False (logged) when the log could not take them."""
+        try:
+            self.log.write(entries)
+        except Exception as exc:  # noqa: BLE001 - the log is a record of deliveries, never a reason to repeat one
+            logger.warning("delivery log not written", extra={"entries": len(entries), "error": fault_name(exc)})
+            return False
+        return True
+
     def dead_letter(self, inv: Invocation, letter: dict[str, Any], fmt: str) -> None:
         self.queues.dead_letters.send(letter)
         inv.count(DEAD_LETTERED, fmt)
@@ -172,6 +203,8 @@ class Settlement:
                 continue
             self.dead_letter(inv, letter, str((letter.get("webhook") or {}).get("format") or "none"))
             self.handoffs.handed(*key)
+            if (entry := letter_entry(letter, key[1], self.clock())) is not None:
+                inv.entries.append(entry)
 
     def kept_whole(self, inv: Invocation, what: str, raw: str, message_id: str | None, exc: Exception,
                    received: tuple[Any, str | None] = (None, None)) -> None:  # fmt: skip
@@ -197,9 +230,60 @@ class Settlement:
             self.dead_letter(inv, letter, attempt.webhook.format)
         except Exception as again:  # noqa: BLE001 - the dead-letter queue itself failed: let Lambda retry
             return again
+        if (entry := letter_entry(letter, attempt.number, self.clock())) is not None:
+            inv.entries.append(entry)
         return None
 
 
 def _record(inv: Invocation, log: dict[str, Any], result: str) -> None:
     """The delivery's line in the report: what tests and the CLI read back."""
     inv.report.deliveries.append({**{k: log[k] for k in ("delivery_id", "webhook_id", "attempt", "status", "error")}, "result": result})
+
+
+def outcome_of(kind: Kind) -> str:
+    """A decision as the delivery log names what became of the attempt."""
+    match kind:
+        case Kind.DELIVERED:
+            return "delivered"
+        case Kind.ALREADY_DELIVERED:
+            return "already_delivered"
+        case Kind.HELD:
+            return "held"
+        case Kind.RETRY:
+            return "retrying"
+        case Kind.GIVE_UP:
+            return "dead_lettered"
+        case _ as unreachable:
+            assert_never(unreachable)
+
+
+def entry_of(attempt: Attempt, outcome: Outcome | None, decision: Decision, now: float, request: Prepared | None) -> Entry:
+    """One attempt's delivery log entry. The event is kept on its first posting (what redeliver
+    posts again), and on a redelivery."""
+    webhook, event = attempt.webhook, attempt.event
+    posted = request is not None and outcome is not None and decision.spends_attempt and not outcome.recovered
+    redelivery = request is not None and REDELIVERY_HEADER in request.headers
+    return Entry(
+        workflow=event.workflow, delivery_id=attempt.delivery_id, attempt=attempt.number, at=now, event_id=event.id,
+        event=event.event, run_id=event.run_id, webhook_id=webhook.id, config_key=webhook.source, format=webhook.format,
+        outcome=outcome_of(decision.kind), status=outcome.status if outcome else None,
+        error=str(outcome.error) if outcome and outcome.error else decision.code, reason=decision.reason,
+        duration_ms=round(outcome.latency_ms, 1) if posted and outcome else None,
+        next_attempt_at=now + decision.wait if decision.kind in (Kind.HELD, Kind.RETRY) else None,
+        headers=shown_headers(request) if posted and request is not None else {},
+        payload=kept_payload(event.to_payload()) if posted and (attempt.number == 1 or redelivery) else None,
+        redelivery=redelivery,
+    )  # fmt: skip
+
+
+def letter_entry(letter: dict[str, Any], attempt: int, now: float) -> Entry | None:
+    """A dead letter written without an attempt (the webhook gone, a surprise of ours) as its entry."""
+    event, webhook = letter.get("event") or {}, letter.get("webhook") or {}
+    if not isinstance(event, dict) or not letter.get("delivery_id") or not event.get("workflow"):
+        return None
+    return Entry(
+        workflow=str(event["workflow"]), delivery_id=str(letter["delivery_id"]), attempt=attempt, at=now,
+        event_id=str(event.get("id", "")), event=str(event.get("event", "")), run_id=event.get("run_id"),
+        webhook_id=str(webhook.get("id", "")), config_key=str(webhook.get("source", "")), format=str(webhook.get("format", "")),
+        outcome="dead_lettered", error=str(letter.get("reason_code", "")), reason=str(letter.get("reason", "")),
+    )  # fmt: skip

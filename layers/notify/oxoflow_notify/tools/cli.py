@@ -835,6 +835,9 @@ def parser() -> argparse.ArgumentParser:
     from .envcmd import add_env_parser
 
     add_env_parser(sub)  # `env`: a deployed stack's outputs as export lines (tools/envcmd.py)
+    from .delivery_commands import add_parsers
+
+    add_parsers(sub, REGION_HELP)  # `deliveries`, `redeliver`, `endpoints`: the delivery log (tools/delivery_commands.py)
     return top
 
 
@@ -858,6 +861,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `| head` closed the pipe: what was asked for was read
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
     except Exception as exc:  # noqa: BLE001 - a command ends in a sentence, never a traceback
         return _unexpected(args.command, exc)
 

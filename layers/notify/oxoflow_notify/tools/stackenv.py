@@ -17,6 +17,7 @@ OUTPUT_ENV: dict[str, tuple[str, ...]] = {
     "RetryQueueUrl": ("RETRY_QUEUE_URL",),
     "DeadLetterQueueUrl": ("DEAD_LETTER_QUEUE_URL",),
     "DeliveryLedgerName": ("LEDGER_TABLE",),
+    "DeliveryLogName": ("DELIVERY_LOG_TABLE",),
     "IngestUrl": ("OXOFLOW_NOTIFY_INGEST_URL",),
 }
 
@@ -27,6 +28,7 @@ PARAMETER_ENV: dict[str, str] = {
     "RequireHttps": "REQUIRE_HTTPS",
     "TargetAllowlist": "TARGET_ALLOWLIST",
     "RetrySchedule": "RETRY_SCHEDULE",
+    "DeliveryLogDays": "DELIVERY_LOG_DAYS",
 }
 
 

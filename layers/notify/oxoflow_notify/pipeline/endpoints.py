@@ -1,0 +1,166 @@
+"""Endpoints that disable themselves before they rot, as Svix does: a webhook with no 2xx for its
+``disable_after`` (default 5 days) while its deliveries kept failing is disabled. Its deliveries
+are then dead-lettered ``endpoint_disabled`` (replayable once it is fixed), and a
+``WebhookDisabled`` notice goes, once, to the file's other webhooks and the stack's alarm topic.
+It is enabled again by ``oxoflow-notify endpoints enable`` or by a config whose entry changed.
+
+State is one item per failing or disabled webhook (``EndpointStore``, on the ledger's table): a
+healthy webhook has none, so the common case writes nothing. Each container caches what it read
+for ``max_age`` seconds (one read per minute at most for the webhooks it serves) and writes only on
+a change: the first failure after a success, the first success after a failure, the disable.
+A store that cannot be reached changes nothing: deliveries go on as if every webhook were enabled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from oxoflow_notify.config import Webhook
+from oxoflow_notify.observability import logger
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """What the store keeps of one webhook: failing since (unix s), disabled at, and the digest of
+    its entry when it was disabled (a config whose entry changed enables it again)."""
+
+    failing_since: float | None = None
+    disabled_at: float | None = None
+    fingerprint: str | None = None
+
+
+HEALTHY = EndpointState()
+
+
+class EndpointStore(Protocol):
+    def states(self, keys: Sequence[str]) -> dict[str, EndpointState]:
+        """The items for these keys (absent: healthy), in one read."""
+        ...
+
+    def failing(self, key: str, now: float) -> float:
+        """Mark the webhook failing from ``now`` unless it already was; returns since when."""
+        ...
+
+    def recovered(self, key: str) -> None:
+        """A 2xx: forget the failure (never a disable)."""
+        ...
+
+    def disable(self, key: str, now: float, failing_before: float, fingerprint: str) -> bool:
+        """Disable it if it is still failing since ``failing_before`` or earlier and not disabled yet;
+        whether this call did (exactly one caller wins)."""
+        ...
+
+    def enable(self, key: str) -> None:
+        """Forget everything about it: enabled, healthy."""
+        ...
+
+
+class NoEndpointStore:
+    """No table: nothing is ever disabled."""
+
+    def states(self, keys: Sequence[str]) -> dict[str, EndpointState]:
+        return {}
+
+    def failing(self, key: str, now: float) -> float:
+        return now
+
+    def recovered(self, key: str) -> None:
+        return None
+
+    def disable(self, key: str, now: float, failing_before: float, fingerprint: str) -> bool:
+        return False
+
+    def enable(self, key: str) -> None:
+        return None
+
+
+def endpoint_key(webhook: Webhook) -> str:
+    """A webhook's key: its config file and id (the same id in two files is two endpoints)."""
+    return f"{webhook.source}#{webhook.id}"
+
+
+def fingerprint(webhook: Webhook) -> str:
+    """A 64-bit digest of the entry as configured (URL, secrets or their references, headers,
+    format, method, signature), never its values: a changed entry has another digest."""
+    parts = [webhook.url, webhook.format, webhook.method, webhook.signature, *webhook.secrets, *(f"{k}:{v}" for k, v in webhook.headers)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+Notice = Callable[[Webhook, EndpointState, float], None]  # a webhook was just disabled: tell its owners
+
+
+class Endpoints:
+    """The policy over the store: which webhooks are disabled now, and what each answer teaches."""
+
+    def __init__(self, store: EndpointStore, notice: Notice | None = None, max_age: float = 60.0) -> None:
+        self.store = store
+        self.notice = notice
+        self.max_age = max_age
+        self._cache: dict[str, tuple[float, EndpointState]] = {}  # key -> (read at, state)
+
+    def refresh(self, webhooks: Iterable[Webhook], now: float) -> None:
+        """Read, in one call, the states of these webhooks not read within ``max_age``."""
+        stale = sorted({endpoint_key(w) for w in webhooks if w.disable_after > 0} - self._fresh(now))
+        if not stale:
+            return
+        try:
+            found = self.store.states(stale)
+        except Exception as exc:  # noqa: BLE001 - unknown is enabled: deliveries go on
+            logger.warning("endpoint states unavailable, taken as enabled", extra={"webhooks": len(stale), "error": type(exc).__name__})
+            return
+        for key in stale:
+            self._cache[key] = (now, found.get(key, HEALTHY))
+
+    def _fresh(self, now: float) -> set[str]:
+        return {key for key, (at, _) in self._cache.items() if now - at < self.max_age}
+
+    def disabled(self, webhook: Webhook, now: float) -> EndpointState | None:
+        """The state of a disabled webhook, or None. An entry changed since it was disabled is
+        enabled again here (the config's owner fixed it)."""
+        at, state = self._cache.get(endpoint_key(webhook), (now, HEALTHY))
+        if state.disabled_at is None or webhook.disable_after <= 0:
+            return None
+        if state.fingerprint is not None and state.fingerprint != fingerprint(webhook):
+            try:
+                self.store.enable(endpoint_key(webhook))
+            except Exception as exc:  # noqa: BLE001 - enabled in this container; the store learns next time
+                logger.warning("could not record a re-enabled webhook", extra={"webhook_id": webhook.id, "error": type(exc).__name__})
+            self._cache[endpoint_key(webhook)] = (at, HEALTHY)
+            logger.info("webhook enabled again: its entry changed", extra={"webhook_id": webhook.id})
+            return None
+        return state
+
+    def learn(self, webhook: Webhook, failed: bool, now: float) -> None:
+        """An answer the breaker learns from (a receiver's failure, or a 2xx). Never raises."""
+        if webhook.disable_after <= 0:
+            return
+        key = endpoint_key(webhook)
+        _, state = self._cache.get(key, (now, HEALTHY))
+        try:
+            if not failed:
+                if state.failing_since is not None:
+                    self.store.recovered(key)
+                    self._cache[key] = (now, HEALTHY)
+                return
+            since = state.failing_since
+            if since is None:
+                since = self.store.failing(key, now)
+                state = EndpointState(since, state.disabled_at, state.fingerprint)
+                self._cache[key] = (now, state)
+            if state.disabled_at is None and now - since >= webhook.disable_after:
+                self._disable(webhook, key, since, now)
+        except Exception as exc:  # noqa: BLE001 - the store's trouble never touches a delivery
+            logger.warning("endpoint state not recorded", extra={"webhook_id": webhook.id, "error": type(exc).__name__})
+
+    def _disable(self, webhook: Webhook, key: str, since: float, now: float) -> None:
+        mark = fingerprint(webhook)
+        if not self.store.disable(key, now, now - webhook.disable_after, mark):
+            return  # another instance disabled it, or a 2xx arrived meanwhile
+        state = EndpointState(since, now, mark)
+        self._cache[key] = (now, state)
+        logger.error("webhook disabled", extra={"webhook_id": webhook.id, "source": webhook.source, "failing_since": since})
+        if self.notice is not None:
+            self.notice(webhook, state, now)

@@ -1,0 +1,86 @@
+"""The delivery log: what each attempt came to, written by the functions and read back as the
+command line reads it (moto server's DynamoDB, HTTPS receivers on loopback)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+from oxoflow_notify.aws.delivery_log_table import DeliveryLogReader
+from oxoflow_notify.tools.deliveries import fold, kept_event, rendered_body
+from oxolocal.receivers import Receiver, always, fail_first, ok
+from oxolocal.stack import Stack
+from tests.conftest import sns_event
+
+SECRET = "log-canary-secret-9f3a"
+HEADER_VALUE = "Bearer header-canary-77c1"
+
+
+def config(*hooks: str) -> str:
+    return '[workflow]\nname = "variant-calling"\n\n' + "\n".join(f"[[webhooks]]\n{h}\n" for h in hooks)
+
+
+def reader(stack: Stack) -> DeliveryLogReader:
+    return DeliveryLogReader(stack.dynamodb, stack.physical["DeliveryLog"]["Ref"])
+
+
+def test_a_failing_then_succeeding_delivery_shows_its_attempts_in_order(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a webhook that answers 503 once, then 200, with a secret and a configured header
+    flaky = receivers(fail_first(1, 503))
+    stack.put_config("variant-calling", config(f'id = "lims"\nurl = "{flaky.url}"\nsecret = "{SECRET}"\n'
+                                               f'headers = {{ Authorization = "{HEADER_VALUE}" }}'))  # fmt: skip
+    # when the event is dispatched and its retry handled
+    stack.invoke("DispatchFunction", sns_event("rule-failed"))
+    stack.drain_retries()
+    # then the log holds one delivery: attempt 1 retrying (503, its next attempt's time), attempt 2 delivered
+    entries = list(reader(stack).recent("variant-calling", 0, {}))
+    (delivery,) = fold(entries)
+    first, second = delivery.entries
+    assert (first["attempt"], first["outcome"], first["status"]) == (1, "retrying", 503) and first["next_attempt_at"] >= first["at"]
+    assert (second["attempt"], second["outcome"], second["status"]) == (2, "delivered", 200)
+    row = delivery.row()
+    assert row["status"] == "delivered" and row["attempts"] == 2 and row["last_status_code"] == 200
+    assert row["delivery_id"] == flaky.requests[0].header("X-OxoFlow-Delivery") and row["webhook_id"] == "lims"
+    # and the request as the log shows it is what arrived: our headers with their values, the configured one by name only
+    assert second["headers"]["X-OxoFlow-Attempt"] == "2" and "not shown" in second["headers"]["Authorization"]
+    assert rendered_body(delivery) == flaky.requests[0].body.decode()
+    # and no secret, secret URL or configured header value is in any entry
+    text = json.dumps(entries)
+    assert SECRET not in text and HEADER_VALUE not in text and flaky.url not in text and f":{flaky.port}" not in text
+    # and the delivery's attempts are one query on its key, in order
+    assert [e["attempt"] for e in reader(stack).attempts(row["delivery_id"], "variant-calling")] == [1, 2]
+
+
+def test_a_dead_lettered_delivery_keeps_its_reason(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    gone = receivers(always(404))
+    stack.put_config("variant-calling", config(f'id = "old"\nurl = "{gone.url}"'))
+    stack.invoke("DispatchFunction", sns_event("rule-failed"))
+    (delivery,) = fold(reader(stack).recent("variant-calling", 0, {}))
+    row = delivery.row()
+    assert row["status"] == "dead" and row["last_status_code"] == 404 and "HTTP 404" in row["reason"]
+    assert delivery.matches("failed") and delivery.matches("dead") and not delivery.matches("pending")
+
+
+def test_redeliver_posts_a_delivered_delivery_again_with_its_id_and_the_mark(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a delivery that got its 2xx
+    hook = receivers(ok())
+    stack.put_config("variant-calling", config(f'id = "lims"\nurl = "{hook.url}"\nsecret = "{SECRET}"'))
+    stack.invoke("DispatchFunction", sns_event("rule-failed"))
+    (delivery,) = fold(reader(stack).recent("variant-calling", 0, {}))
+    event: Any = kept_event(delivery.entries)
+    # when an operator redelivers it
+    notifier = stack.modules["DispatchFunction"].notifier
+    kind, reason = notifier.redeliver(event, "workflows/variant-calling.oxoflow", "lims", delivery.last["delivery_id"], 2)
+    # then it arrives again, same delivery id and body, marked, signed (checked independently)
+    assert kind.value == "delivered", reason
+    first, again = hook.requests
+    assert again.header("X-OxoFlow-Delivery") == first.header("X-OxoFlow-Delivery") and again.header("X-OxoFlow-Redelivery") == "true"
+    assert again.body == first.body and again.header("X-OxoFlow-Attempt") == "2"
+    expected = "sha256=" + hmac.new(SECRET.encode(), again.body, hashlib.sha256).hexdigest()
+    assert again.header("X-Hub-Signature-256") == expected
+    # and the log shows the redelivery as its own attempt
+    (after,) = fold(reader(stack).recent("variant-calling", 0, {}))
+    assert [(e["attempt"], e["outcome"], e.get("redelivery")) for e in after.entries] == [(1, "delivered", None), (2, "delivered", True)]
