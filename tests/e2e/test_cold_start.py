@@ -80,7 +80,7 @@ def cold_delivery(stack: Stack, message: dict[str, Any], overrides: dict[str, st
     return answer
 
 
-@pytest.mark.parametrize("ledger", ["with the ledger", "without a ledger"])
+@pytest.mark.parametrize("ledger", ["with the ledger", "without DynamoDB tables"])
 def test_a_cold_start_that_delivers_one_plain_event_loads_only_what_it_used(
     stack: Stack, receivers: Callable[..., Receiver], ledger: str
 ) -> None:
@@ -88,7 +88,7 @@ def test_a_cold_start_that_delivers_one_plain_event_loads_only_what_it_used(
     hook = receivers(ok())
     stack.put_config("variant-calling", hooks(hook.url))
     # when a fresh process imports the dispatch handler and delivers one event
-    overrides = {} if ledger == "with the ledger" else {"LEDGER_TABLE": ""}
+    overrides = {} if ledger == "with the ledger" else {"LEDGER_TABLE": "", "DELIVERY_LOG_TABLE": ""}
     cold = cold_delivery(stack, {"event": "WorkflowStarted", "workflow": "variant-calling"}, overrides)
     # then the event arrived
     assert cold["result"]["delivered"] == 1 and len(hook.requests) == 1
@@ -97,8 +97,9 @@ def test_a_cold_start_that_delivers_one_plain_event_loads_only_what_it_used(
     assert [m for m in NEVER if m in loaded] == []
     assert sorted(m for m in loaded if m.startswith("oxoflow_notify.tools")) == []
     assert "difflib" not in loaded  # only a mistake's did-you-mean asks for it
-    if ledger == "without a ledger":  # nor the ledger's and hand-off log's tables when there is no table
-        assert {"oxoflow_notify.aws.ledger_table", "oxoflow_notify.aws.handoff_table"}.isdisjoint(loaded)
+    if ledger != "with the ledger":  # nor the tables' stores (ledger, hand-off log, endpoints, delivery log) when there are none
+        tables = ("ledger_table", "handoff_table", "endpoints_table", "delivery_log_table")
+        assert {f"oxoflow_notify.aws.{m}" for m in tables}.isdisjoint(loaded)
     # and no SSM or Secrets Manager client was made, nor SQS (no retry was needed)
     assert sorted(cold["clients"]) == (["dynamodb", "s3"] if ledger == "with the ledger" else ["s3"])
 

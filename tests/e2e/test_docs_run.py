@@ -227,9 +227,14 @@ def terminal(checkout: Path) -> Iterator[Terminal]:
         'printf \'[[webhooks]\\nurl = "https://example.org"\\nevents = ["RuleFailed"\' > broken.oxoflow\n'
         'aws s3 cp --quiet broken.oxoflow "s3://$OXOFLOW_NOTIFY_BUCKET/workflows/broken.oxoflow"\n'
         "oxoflow-notify publish --event WorkflowStarted --workflow broken >/dev/null\n"
+        # and a delivery in the log of the workflow the delivery log's examples name (its webhook "sample")
+        'aws s3 cp --quiet my.oxoflow "s3://$OXOFLOW_NOTIFY_BUCKET/workflows/variant-calling.oxoflow"\n'
+        "oxoflow-notify publish --event RuleFailed --workflow variant-calling --rule align_reads >/dev/null\n"
     )
     assert seeded.returncode == 0, seeded.stderr
     eventually(lambda: dead_letters(user.env()) >= 1, "the broken config's dead letter")
+    logged = "oxoflow-notify deliveries --workflow variant-calling --webhook sample --status delivered --json"
+    eventually(lambda: user.run(logged).stdout.strip(), "a delivered delivery in the delivery log")
     yield user
     user.run("make -s down")
 

@@ -84,3 +84,36 @@ def test_redeliver_posts_a_delivered_delivery_again_with_its_id_and_the_mark(sta
     # and the log shows the redelivery as its own attempt
     (after,) = fold(reader(stack).recent("variant-calling", 0, {}))
     assert [(e["attempt"], e["outcome"], e.get("redelivery")) for e in after.entries] == [(1, "delivered", None), (2, "delivered", True)]
+
+
+def test_a_teams_query_reads_its_workflow_only_and_is_keyed_for_leading_keys(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    import re
+
+    from tests.conftest import ROOT, message
+
+    # given deliveries of two teams' workflows
+    hook = receivers(ok())
+    for workflow in ("variant-calling", "rna-seq"):
+        stack.put_config(workflow, f'[workflow]\nname = "{workflow}"\n\n[[webhooks]]\nid = "hook"\nurl = "{hook.url}"\n')
+        body = {**message("rule-failed"), "workflow": workflow}
+        sns = {"MessageId": f"m-{workflow}", "Message": json.dumps(body), "Timestamp": "2026-05-18T12:00:00.000Z", "MessageAttributes": {}}
+        stack.invoke("DispatchFunction", {"Records": [{"EventSource": "aws:sns", "Sns": sns}]})
+    # when one team reads its workflow, through a client that records what it asks DynamoDB
+    asked: list[dict[str, Any]] = []
+    stack.dynamodb.meta.events.register("provide-client-params.dynamodb.*", lambda params, **kw: asked.append(dict(params)))
+    log = reader(stack)
+    mine = list(log.recent("rna-seq", 0, {}))
+    one = log.attempts(mine[0]["delivery_id"], "rna-seq")
+    # then it got its own entries only, by queries whose partition key is its workflow: what an IAM
+    # policy's dynamodb:LeadingKeys condition is checked against (no scan, nothing else read)
+    assert {e["workflow"] for e in mine} == {"rna-seq"} and [e["workflow"] for e in one] == ["rna-seq"]
+    assert asked and all(
+        p["KeyConditionExpression"].startswith("workflow = :w") and p["ExpressionAttributeValues"][":w"] == {"S": "rna-seq"} for p in asked
+    )
+    # and the policy docs/security.md gives a team is that condition, on the table and its index
+    doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    policy = json.loads(re.search(r"### Reading the delivery log.*?```json\n(.*?)```", doc, re.S).group(1))  # type: ignore[union-attr]
+    (statement,) = policy["Statement"]
+    assert set(statement["Action"]) == {"dynamodb:Query", "dynamodb:GetItem"}
+    assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+    assert any(r.endswith("/index/by_time") for r in statement["Resource"]) and len(statement["Resource"]) == 2
