@@ -158,7 +158,8 @@ class Endpoints:
     def _disable(self, webhook: Webhook, key: str, since: float, now: float) -> None:
         mark = fingerprint(webhook)
         if not self.store.disable(key, now, now - webhook.disable_after, mark):
-            return  # another instance disabled it, or a 2xx arrived meanwhile
+            self._cache.pop(key, None)  # another instance disabled it, or a 2xx arrived meanwhile: read it again
+            return
         state = EndpointState(since, now, mark)
         self._cache[key] = (now, state)
         logger.error("webhook disabled", extra={"webhook_id": webhook.id, "source": webhook.source, "failing_since": since})

@@ -1,0 +1,122 @@
+"""Endpoints that disable themselves, the policy alone: an in-memory store with DynamoDB's
+conditional semantics, an injected clock, two instances sharing the store."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from oxoflow_notify.config import Webhook
+from oxoflow_notify.pipeline.endpoints import Endpoints, EndpointState, endpoint_key, fingerprint
+
+HOUR = 3600.0
+HOOK = Webhook(id="lims", url="https://lims.example.org/hook", format="json", events=None, secrets=("s",),
+               source="workflows/variant-calling.oxoflow", position=0, disable_after=HOUR)  # fmt: skip
+
+
+class MemoryStore:
+    """EndpointStore in memory, each call atomic and conditional as the table's are."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, EndpointState] = {}
+        self.writes = 0
+        self.fail = False
+
+    def states(self, keys: Sequence[str]) -> dict[str, EndpointState]:
+        if self.fail:
+            raise ConnectionError("throttled")
+        return {k: self.items[k] for k in keys if k in self.items}
+
+    def failing(self, key: str, now: float) -> float:
+        self.writes += 1
+        state = self.items.get(key, EndpointState())
+        if state.failing_since is None:
+            self.items[key] = dataclasses.replace(state, failing_since=now)
+        return self.items[key].failing_since or now
+
+    def recovered(self, key: str) -> None:
+        self.writes += 1
+        if key in self.items and self.items[key].disabled_at is None:
+            del self.items[key]
+
+    def disable(self, key: str, now: float, failing_before: float, mark: str) -> bool:
+        self.writes += 1
+        state = self.items.get(key)
+        if state is None or state.disabled_at is not None or state.failing_since is None or state.failing_since > failing_before:
+            return False
+        self.items[key] = EndpointState(state.failing_since, now, mark)
+        return True
+
+    def enable(self, key: str) -> None:
+        self.items.pop(key, None)
+
+
+def instances(store: MemoryStore, n: int = 2) -> tuple[list[Endpoints], list[tuple[str, float]]]:
+    told: list[tuple[str, float]] = []
+    return [Endpoints(store, lambda w, s, now: told.append((w.id, now))) for _ in range(n)], told
+
+
+def test_a_webhook_failing_past_its_window_is_disabled_once_across_instances() -> None:
+    store = MemoryStore()
+    (a, b), told = instances(store)
+    # given failures seen by both instances, the first at t=0
+    a.learn(HOOK, failed=True, now=0)
+    b.learn(HOOK, failed=True, now=10)
+    assert a.disabled(HOOK, 20) is None
+    # when both see failures past the hour
+    a.learn(HOOK, failed=True, now=HOUR + 1)
+    b.learn(HOOK, failed=True, now=HOUR + 2)
+    # then it is disabled once, with one notice, and each instance finds it disabled once it reads
+    assert told == [("lims", HOUR + 1)]
+    assert a.disabled(HOOK, HOUR + 3) is not None
+    b.refresh([HOOK], HOUR + 100)
+    assert b.disabled(HOOK, HOUR + 100) is not None
+
+
+def test_a_2xx_in_between_starts_the_window_again() -> None:
+    store = MemoryStore()
+    (a, b), told = instances(store)
+    a.learn(HOOK, failed=True, now=0)
+    # a 2xx seen by another instance that had read the failing state
+    b.refresh([HOOK], 30)
+    b.learn(HOOK, failed=False, now=30)
+    assert store.items == {}
+    # a's cache still says failing since 0: its next failure past the hour must not disable
+    a.learn(HOOK, failed=True, now=HOUR + 1)
+    assert told == [] and a.disabled(HOOK, HOUR + 2) is None
+    # and its next failure starts the window from there (what it had cached was read again)
+    a.learn(HOOK, failed=True, now=HOUR + 5)
+    assert store.items[endpoint_key(HOOK)].failing_since == HOUR + 5
+
+
+def test_a_healthy_webhook_costs_no_write_and_disable_after_zero_never_disables() -> None:
+    store = MemoryStore()
+    (a,), told = instances(store, 1)
+    for t in range(100):
+        a.learn(HOOK, failed=False, now=t)
+    assert store.writes == 0
+    never = dataclasses.replace(HOOK, disable_after=0.0)
+    for t in (0, 10 * HOUR, 100 * HOUR):
+        a.learn(never, failed=True, now=t)
+    assert told == [] and store.items == {} and a.disabled(never, 100 * HOUR) is None
+
+
+def test_an_unreachable_store_leaves_every_webhook_enabled() -> None:
+    store = MemoryStore()
+    (a,), _ = instances(store, 1)
+    store.items[endpoint_key(HOOK)] = EndpointState(0, 1, fingerprint(HOOK))
+    store.fail = True
+    a.refresh([HOOK], 5)
+    assert a.disabled(HOOK, 5) is None
+
+
+def test_a_changed_entry_is_enabled_again_and_an_unchanged_one_stays_disabled() -> None:
+    store = MemoryStore()
+    (a,), _ = instances(store, 1)
+    store.items[endpoint_key(HOOK)] = EndpointState(0, 1, fingerprint(HOOK))
+    a.refresh([HOOK], 5)
+    assert a.disabled(HOOK, 5) is not None
+    moved = dataclasses.replace(HOOK, url="https://lims.example.org/new-hook")
+    assert a.disabled(moved, 6) is None and store.items == {}
+    # the digest names no value of the entry
+    assert "lims.example.org" not in fingerprint(HOOK) and len(fingerprint(HOOK)) == 16
