@@ -96,8 +96,8 @@ def test_a_healthy_webhook_costs_no_write_and_disable_after_zero_never_disables(
         a.learn(HOOK, failed=False, now=t)
     assert store.writes == 0
     never = dataclasses.replace(HOOK, disable_after=0.0)
-    for t in (0, 10 * HOUR, 100 * HOUR):
-        a.learn(never, failed=True, now=t)
+    for at in (0.0, 10 * HOUR, 100 * HOUR):
+        a.learn(never, failed=True, now=at)
     assert told == [] and store.items == {} and a.disabled(never, 100 * HOUR) is None
 
 
