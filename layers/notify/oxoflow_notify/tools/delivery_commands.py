@@ -79,7 +79,7 @@ def add_parsers(sub: Any, region_help: str) -> None:
 def _reader(args: argparse.Namespace, command: str) -> Any:
     from oxoflow_notify.aws.delivery_log_table import DeliveryLogReader
 
-    from .cli import Usage, aws_client, aws_region
+    from .cli_common import Usage, aws_client, aws_region
 
     if not args.table:
         raise Usage(f"{command}: no delivery log table: pass --table or set {LOG_ENV} (a stack output: oxoflow-notify env prints it)")
@@ -87,7 +87,7 @@ def _reader(args: argparse.Namespace, command: str) -> Any:
 
 
 def _aws(command: str, exc: Exception) -> Exception:
-    from .cli import Usage, explain_aws_error
+    from .cli_common import Usage, explain_aws_error
 
     return Usage(explain_aws_error(exc, command))
 
@@ -95,7 +95,7 @@ def _aws(command: str, exc: Exception) -> Exception:
 def cmd_deliveries(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .cli import Usage
+    from .cli_common import Usage
 
     if args.show and not args.delivery_id:
         raise Usage("deliveries show: name the delivery: oxoflow-notify deliveries show DELIVERY_ID [--workflow W]")
@@ -137,7 +137,7 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
     from oxoflow_notify.errors import NotifyError
     from oxoflow_notify.wiring import build_notifier
 
-    from .cli import Usage, aws_region
+    from .cli_common import Usage, aws_region
 
     reader = _reader(args, "redeliver")
     try:
@@ -170,7 +170,7 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
 def cmd_endpoints(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .cli import Usage
+    from .cli_common import Usage
 
     if args.enable:
         return _enable(args)
@@ -197,7 +197,7 @@ def _enable(args: argparse.Namespace) -> int:
 
     from oxoflow_notify.aws.endpoints_table import DynamoEndpointStore
 
-    from .cli import Usage, aws_client, aws_region
+    from .cli_common import Usage, aws_client, aws_region
 
     if not args.webhook or not args.workflow:
         raise Usage("endpoints enable: name the webhook and its workflow: oxoflow-notify endpoints enable WEBHOOK --workflow W")

@@ -41,7 +41,7 @@ def _explain(exc: Exception, stack_name: str, region: str) -> str:
     if error.get("Code") == "ValidationError" and "does not exist" in str(error.get("Message", "")):
         return (f"env: no stack named {stack_name!r} in {region}: pass the name you deployed with (--stack-name) "
                 "and its region (--region)")  # fmt: skip
-    from .cli import explain_aws_error
+    from .cli_common import explain_aws_error
 
     return explain_aws_error(exc, "env")
 
