@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .events import canonical_event_name, format_timestamp
+from .events import canonical_event_name
+from .timestamps import format_timestamp
 
 SIGNATURE_ATTRIBUTE = "oxoflow-signature"  # sha256=<lowercase hex HMAC-SHA256(publish key, the exact Message bytes)>
 SIGNATURE_PREFIX = "sha256="

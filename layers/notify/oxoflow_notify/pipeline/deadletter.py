@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.inbound.events import format_timestamp
+from oxoflow_notify.inbound.timestamps import format_timestamp
 
 DEAD_LETTER_SCHEMA = "oxoflow-notify/dead-letter/v1"
 RAW_MESSAGE_MAX = 200_000  # bytes kept of an unparseable message, well inside an SQS body

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oxoflow_notify.errors import EventError, ReferenceProblem, shown
-from oxoflow_notify.inbound.events import load_json, parse_event
+from oxoflow_notify.inbound.events import parse_event
+from oxoflow_notify.inbound.json_input import load_json
 from oxoflow_notify.inbound.oxoflow import from_native
 from oxoflow_notify.inbound.topic import publish_message
 from oxoflow_notify.observability import logger

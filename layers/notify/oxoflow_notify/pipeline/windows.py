@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from oxoflow_notify.errors import InfrastructureError
 from oxoflow_notify.inbound.digests import Digest
-from oxoflow_notify.inbound.events import format_timestamp
+from oxoflow_notify.inbound.timestamps import format_timestamp
 
 from . import digest as limits
 from .digest import KEEP_FAILED, KEEP_OTHER, STALE_AFTER, digest_delivery_id, kept_form, size_of

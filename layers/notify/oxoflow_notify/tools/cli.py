@@ -18,19 +18,19 @@ from collections.abc import Callable, Sequence
 from oxoflow_notify import __version__
 from oxoflow_notify.errors import EventError
 
+from .cli_common import BUCKET_ENV as BUCKET_ENV
 from .cli_common import (
-    BUCKET_ENV,
     PUBLISH_KEY_HELP,
     REGION_HELP,
-    TOPIC_ENV,
     WORKFLOW_HELP,
-    Usage,
     _age,
     _count,
     _positive,
     _seconds,
     explain_aws_error,
 )
+from .cli_common import TOPIC_ENV as TOPIC_ENV
+from .cli_common import Usage as Usage
 from .cmd_config import (
     _target_options,
     cmd_upload,

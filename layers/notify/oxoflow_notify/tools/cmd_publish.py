@@ -48,7 +48,8 @@ def schema_problems(message: Any) -> list[str]:
 def checked_event(message: Any) -> dict[str, Any]:
     """Validate a message as the dispatcher will (its parser words problems best, with did-you-mean),
     then against the published JSON Schema, the contract every other publisher is held to."""
-    from oxoflow_notify.inbound.events import check_json, parse_event
+    from oxoflow_notify.inbound.events import parse_event
+    from oxoflow_notify.inbound.json_input import check_json
 
     if not isinstance(message, dict):
         raise EventError(f"an event is a JSON object, got {type(message).__name__}")

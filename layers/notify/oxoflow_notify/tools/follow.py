@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from oxoflow_notify.errors import EventError, shown
-from oxoflow_notify.inbound.events import EVENT_NAMES, load_json, snake_name
+from oxoflow_notify.inbound.events import EVENT_NAMES, snake_name
+from oxoflow_notify.inbound.json_input import load_json
 from oxoflow_notify.inbound.oxoflow import from_log_record
 
 _NAMESPACE = uuid.UUID("0b7c3f0e-93a5-5a3e-8d0c-5f0d3b1f6a21")

@@ -27,7 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from oxoflow_notify.aws.letters import LetterStore
 from oxoflow_notify.errors import EventError
-from oxoflow_notify.inbound.events import canonical_event_name, format_timestamp, load_json, parse_event, parse_timestamp
+from oxoflow_notify.inbound.events import canonical_event_name, parse_event
+from oxoflow_notify.inbound.json_input import load_json
+from oxoflow_notify.inbound.timestamps import format_timestamp, parse_timestamp
 from oxoflow_notify.inbound.topic import publish_body, publish_message, signature_of
 
 from .replay import SCAN_VISIBILITY, Filters, Letter, Summary, scan
