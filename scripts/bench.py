@@ -42,6 +42,7 @@ from typing import Any, Generic, TypeVar
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "layers" / "notify")]
 
 from oxoflow_notify.pipeline.ledger import NoLedger  # noqa: E402
+from oxolocal.cold import LOAD_HANDLER  # noqa: E402
 from oxolocal.receivers import Answer, Receiver, ok, trust_local_ca  # noqa: E402
 from oxolocal.stack import (  # noqa: E402
     LOCAL_ALLOWLIST,
@@ -1079,19 +1080,13 @@ urllib3.PoolManager(ssl_context=tls).request("POST", url, body=json.dumps(json.l
 if ledger:
     ddb.update_item(TableName=table, Key=key, UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues={":s": {"S": "COMPLETED"}})
+if "states" in sys.argv[2:]:  # the endpoints' states, read once by a new container (pipeline/endpoints.py)
+    ddb.batch_get_item(RequestItems={table: {"Keys": [{"id": {"S": "oxoflow-endpoint#workflows/cold.oxoflow#h"}}], "ConsistentRead": True}})
+if "log" in sys.argv[2:]:  # the delivery log's one write of the attempt's entry (an item of about 700 bytes)
+    item = {"workflow": {"S": "cold"}, "key": {"S": key["id"]["S"] + "#1"}, "at": {"N": str(time.time())}, "entry": {"S": "x" * 650}}
+    ddb.batch_write_item(RequestItems={os.environ["DELIVERY_LOG_TABLE"]: [{"PutRequest": {"Item": item}}]})
 """
 
-# A fresh process loading the dispatch handler as Lambda would: argv = event(s), layer dir, code dir.
-LOAD_HANDLER = """
-import importlib.util, json, sys
-sys.path[:0] = [sys.argv[2], sys.argv[3]]
-spec = importlib.util.spec_from_file_location("app", sys.argv[3] + "/app.py")
-app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app)
-class Context:
-    function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "DispatchFunction", 256, "arn", "r"
-    def get_remaining_time_in_millis(self):
-        return 60_000
-"""
 
 OURS = (
     LOAD_HANDLER
@@ -1148,13 +1143,15 @@ def cold_processes() -> Iterator[Cold]:
 def cold_start(cold: Cold) -> list[Row]:
     """A fresh process importing the handler and delivering one event over HTTPS, against boto3 +
     urllib3 doing the same I/O with the same trust store: first with no ledger on either side (our
-    own import and first-event overhead, issue #21), then with the ledger's DynamoDB calls on both."""
+    own import and first-event overhead, issue #21), then with the DynamoDB calls as deployed on both
+    (the ledger's, the hand-off log's, the endpoints' first read and the delivery log's write)."""
     with receivers(1, 0) as (url,):
         cold.stack.put_config("cold", config([url]))
         fresh = iter(published("cold", 4 * COLD_PAIRS + 8))  # a new event each run: the ledger skips deliveries already made
-        no_ledger = {**cold.env, "LEDGER_TABLE": ""}
+        no_ledger = {**cold.env, "LEDGER_TABLE": "", "DELIVERY_LOG_TABLE": ""}  # no DynamoDB at all
         bare = cold_pairs(lambda: run_fresh(cold, fresh, MINIMAL, no_ledger), lambda: run_fresh(cold, fresh, OURS, no_ledger, ours=True))
         ledger_args = ["ledger", "mark"] if no_handoffs() is not None else ["ledger"]  # the same DynamoDB calls as ours
+        ledger_args += ["states", "log"] if no_log() is not None else []  # this version's endpoint states and delivery log
         with_ledger = cold_pairs(
             lambda: run_fresh(cold, fresh, MINIMAL, cold.env, *ledger_args), lambda: run_fresh(cold, fresh, OURS, cold.env, ours=True)
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from oxolocal.cold import COUNTING_CLIENTS, LOAD_HANDLER
 from oxolocal.receivers import Receiver, ok
 from oxolocal.stack import Stack, sns_event
 
@@ -25,24 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Loads functions/dispatch/app.py as Lambda would (layer and code dirs on the path), counting the
 # boto3 clients made, delivers the event in argv[1] and prints what was delivered and loaded.
-COLD = """
-import importlib.util, json, sys
-import boto3
-made, real = [], boto3.client
-def client(service, *args, **kwargs):
-    made.append(service)
-    return real(service, *args, **kwargs)
-boto3.client = client
-sys.path[:0] = [sys.argv[2], sys.argv[3]]
-spec = importlib.util.spec_from_file_location("app", sys.argv[3] + "/app.py")
-app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app)
-class Context:
-    function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "DispatchFunction", 256, "arn", "r"
-    def get_remaining_time_in_millis(self):
-        return 60_000
+COLD = (
+    COUNTING_CLIENTS
+    + LOAD_HANDLER
+    + """
 result = app.lambda_handler(json.loads(sys.argv[1]), Context())
 print(json.dumps({"result": result, "clients": made, "modules": sorted(sys.modules)}))
 """
+)
 
 # What a plain delivery never needs: digest windows, rate-limit slots, reference resolution, the CLI.
 NEVER = (
