@@ -176,6 +176,41 @@ def slack_like(per_second: float = 1.0, burst: int = 1, retry_after: str = "1") 
     return behave
 
 
+class PagerDutyLike:
+    """PagerDuty's Events API v2 as a receiver sees it: an event the API would refuse gets 400
+    {"status": "invalid event", "errors": [...]}; an accepted one 202 {"status": "success",
+    "message": "Event processed", "dedup_key": ...}. Incidents are deduplicated by dedup_key as
+    PagerDuty does: a trigger opens one (or adds to the open one), a resolve closes it (and is
+    accepted, changing nothing, when none is open). ``opened`` counts incidents ever opened."""
+
+    def __init__(self) -> None:
+        self.incidents: dict[str, str] = {}  # dedup_key -> "triggered" | "resolved"
+        self.opened = 0
+        self.alerts: dict[str, int] = {}  # dedup_key -> triggers received while open
+
+    def __call__(self, n: int, r: Received) -> Answer:
+        from .shapes import pagerduty
+
+        try:
+            event = json.loads(r.body)
+        except ValueError:
+            event = None
+        problems = pagerduty(event, r.body, placeholder_ok=False) if isinstance(event, dict) else ["not a JSON object"]
+        if problems:
+            refusal = {"status": "invalid event", "message": "Event object is invalid", "errors": problems}
+            return Answer(400, json.dumps(refusal).encode(), {"Content-Type": "application/json"})
+        key, action = event["dedup_key"], event["event_action"]
+        if action == "trigger":
+            if self.incidents.get(key) != "triggered":
+                self.incidents[key] = "triggered"
+                self.opened += 1
+            self.alerts[key] = self.alerts.get(key, 0) + 1
+        elif action == "resolve" and self.incidents.get(key) == "triggered":
+            self.incidents[key] = "resolved"
+        accepted = {"status": "success", "message": "Event processed", "dedup_key": key}
+        return Answer(202, json.dumps(accepted).encode(), {"Content-Type": "application/json"})
+
+
 def most_in_any_second(times: list[float]) -> int:
     """The most arrivals within any one-second span (a sliding window, not calendar seconds)."""
     ordered = sorted(times)
@@ -360,6 +395,8 @@ def service(fmt: str) -> Behaviour:
             return Answer(400, b"invalid_payload") if problems else Answer(200, b"ok")
         if fmt == "discord":
             return Answer(400, json.dumps({"code": 50035, "message": "; ".join(problems)}).encode()) if problems else Answer(204, b"")
+        if fmt == "pagerduty":
+            return PagerDutyLike()(n, r)
         if fmt == "teams":
             return Answer(400, b"Bad payload received by generic incoming webhook.") if problems else Answer(202, b"")
         return Answer(400, "; ".join(problems).encode()) if problems else Answer(200, b"ok")

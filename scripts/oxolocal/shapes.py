@@ -192,6 +192,43 @@ def oxoflow(payload: dict[str, Any], raw: bytes) -> list[str]:
     return problems
 
 
+PAGERDUTY_ACTIONS = ("trigger", "acknowledge", "resolve")
+PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
+
+
+def pagerduty(payload: dict[str, Any], raw: bytes, placeholder_ok: bool = True) -> list[str]:
+    """PagerDuty's Events API v2 (developer.pagerduty.com, "Send an Alert Event"): routing_key (the
+    32-character integration key) and event_action required; dedup_key at most 255 characters,
+    required to acknowledge or resolve; a trigger's payload needs summary (at most 1,024), source
+    and severity (critical, error, warning, info); timestamp ISO 8601; custom_details an object.
+    ``placeholder_ok``: a body rendered without its routing key (a golden file) passes."""
+    problems: list[str] = []
+    key = payload.get("routing_key")
+    if not isinstance(key, str) or not ((len(key) == 32 and key.isalnum()) or (placeholder_ok and key.startswith("(routing key"))):
+        problems.append("routing_key must be the 32-character integration key")
+    action = payload.get("event_action")
+    if action not in PAGERDUTY_ACTIONS:
+        problems.append(f"event_action must be one of {', '.join(PAGERDUTY_ACTIONS)}")
+    dedup = payload.get("dedup_key")
+    if dedup is not None and (not isinstance(dedup, str) or not 0 < len(dedup) <= 255):
+        problems.append("dedup_key must be a string of 1 to 255 characters")
+    if action in ("acknowledge", "resolve") and dedup is None:
+        problems.append(f"{action} needs a dedup_key")
+    if action == "trigger":
+        body = payload.get("payload")
+        if not isinstance(body, dict):
+            return [*problems, "a trigger needs a payload object"]
+        _text_field(problems, "payload.summary", body.get("summary"), 1024)
+        _text_field(problems, "payload.source", body.get("source"), 255)
+        if body.get("severity") not in PAGERDUTY_SEVERITIES:
+            problems.append(f"payload.severity must be one of {', '.join(PAGERDUTY_SEVERITIES)}")
+        if "custom_details" in body and not isinstance(body["custom_details"], dict):
+            problems.append("payload.custom_details must be an object")
+    extra = set(payload) - {"routing_key", "event_action", "dedup_key", "payload", "client", "client_url", "links", "images"}
+    problems += [f"{k} is not a field of the Events API v2" for k in sorted(extra)]
+    return problems
+
+
 CHECKERS: dict[str, Callable[[dict[str, Any], bytes], list[str]]] = {
     "json": json_event,
     "slack": slack,
@@ -199,6 +236,7 @@ CHECKERS: dict[str, Callable[[dict[str, Any], bytes], list[str]]] = {
     "discord": discord,
     "text": text,
     "oxoflow": oxoflow,
+    "pagerduty": pagerduty,
 }
 
 

@@ -28,7 +28,7 @@ def rendered(data: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 def test_one_style_per_event_and_one_renderer_per_format() -> None:
     assert set(STYLES) == {*EVENT_NAMES, *SYSTEM_EVENTS}
-    assert set(FORMATS) == {"json", "slack", "teams", "discord", "text", "oxoflow"}
+    assert set(FORMATS) == {"json", "slack", "teams", "discord", "text", "oxoflow", "pagerduty"}
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)

@@ -36,6 +36,9 @@ WEBHOOK_KEYS = (
     "digest",
     "rate_limit",
     "disable_after",
+    "routing_key",
+    "incident_per",
+    "severity",
 )
 SIGNATURES = ("hub-sha256", "standard-webhooks")
 SIGNATURE_SCHEMES = ("hmac-sha256",)  # oxo-flow's X-OxoFlow-Signature
@@ -84,6 +87,8 @@ class Webhook:
     digest: float | None = None  # seconds: Rule* events of one run within this window go out as one message
     rate_limit: float | None = None  # POSTs per second across every instance; None: the format's default, 0: off
     disable_after: float = DEFAULTS.disable_after  # seconds without a 2xx, while failing, before it is disabled; 0: never
+    incident_per: str = "workflow"  # pagerduty: one incident per workflow, or per run
+    severity: str | None = None  # pagerduty: every trigger's severity (None: by event, failed "error")
 
     @property
     def pace(self) -> float:
@@ -92,11 +97,18 @@ class Webhook:
 
     @property
     def secret(self) -> str | None:
-        """The secret X-Hub-Signature-256 uses: the first."""
-        return self.secrets[0] if self.secrets else None
+        """The secret X-Hub-Signature-256 uses: the first (none for pagerduty, whose one secret is its routing key)."""
+        return self.secrets[0] if self.secrets and self.format != "pagerduty" else None
+
+    @property
+    def routing_key(self) -> str | None:
+        """pagerduty: the Events API v2 integration key, kept (and resolved, scrubbed) as a secret."""
+        return self.secrets[0] if self.secrets and self.format == "pagerduty" else None
 
     @property
     def standard_webhooks(self) -> bool:
+        if self.format == "pagerduty":
+            return False
         return self.signature == "standard-webhooks" or any(s.startswith("whsec_") for s in self.secrets)
 
     def matches(self, event: str) -> bool:

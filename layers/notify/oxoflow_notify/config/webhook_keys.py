@@ -28,7 +28,15 @@ from . import (
     Webhook,
     is_reference,
 )
-from .format_names import DEFAULT_FORMAT, FORMAT_NAMES
+from .format_names import (
+    DEFAULT_FORMAT,
+    FORMAT_NAMES,
+    INCIDENT_PER,
+    PAGERDUTY_DEFAULT_EVENTS,
+    PAGERDUTY_RESOLVES,
+    PAGERDUTY_TRIGGERS,
+    SEVERITIES,
+)
 from .urls import url_problems
 from .webhook_ids import entry_id, invalid_id, valid_id
 from .webhook_values import check_whsec, parse_duration, parse_events, parse_headers, parse_secrets, seconds_problem
@@ -72,6 +80,9 @@ class Fields:
 
     @cached_property
     def secrets(self) -> tuple[tuple[str, ...], str | None]:
+        """The secret(s); a pagerduty webhook's one secret is its routing key."""
+        if self.table.get("format") == "pagerduty":
+            return parse_secrets(self.table.get("routing_key"))
         return parse_secrets(self.table.get("secret"))
 
 
@@ -126,6 +137,8 @@ def _format(fields: Fields) -> list[str]:
 
 
 def _secret(fields: Fields) -> list[str]:
+    if fields.get("format") == "pagerduty":
+        return []  # its routing key is _pagerduty's
     secrets, secrets_error = fields.secrets
     if secrets_error:
         return [f"key 'secret' {secrets_error}"]
@@ -241,6 +254,55 @@ def _disable_after(fields: Fields) -> list[str]:
     return []
 
 
+def _pagerduty(fields: Fields) -> list[str]:
+    """format = "pagerduty": a routing key (a value or a reference in the file's scope), the events
+    that mean something to an incident, and none of the keys that sign; elsewhere, no routing key."""
+    if fields.get("format") != "pagerduty":
+        return ["key 'routing_key' applies to format 'pagerduty' only"] if "routing_key" in fields.table else []
+    problems = [f"key '{key}' does not apply to format 'pagerduty' (PagerDuty checks the routing_key in the body; events are not "
+                "digested)" for key in ("secret", "signature", "signature_scheme", "digest") if key in fields.table]  # fmt: skip
+    problems += _routing_key(fields)
+    names, _ = fields.events
+    meaningful = (*PAGERDUTY_TRIGGERS, *PAGERDUTY_RESOLVES)
+    if names is not None and (other := sorted(names - set(meaningful))):
+        problems.append(f"key 'events': format 'pagerduty' opens an incident on {', '.join(PAGERDUTY_TRIGGERS)} and resolves it on "
+                        f"{', '.join(PAGERDUTY_RESOLVES)}; {', '.join(other)} has no meaning for an incident")  # fmt: skip
+    return problems
+
+
+def _one_of(key: str, allowed: tuple[str, ...]) -> Check:
+    """A pagerduty key that takes one of ``allowed`` (and applies to that format only)."""
+
+    def check(fields: Fields) -> list[str]:
+        value = fields.get(key)
+        if value is None:
+            return []
+        if fields.get("format") != "pagerduty":
+            return [f"key '{key}' applies to format 'pagerduty' only"]
+        if value not in allowed:
+            hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
+            return [f"key '{key}': '{_named(value)}' is not one of {', '.join(allowed)}{hint}"]
+        return []
+
+    return check
+
+
+def _routing_key(fields: Fields) -> list[str]:
+    key = fields.get("routing_key")
+    if key is None:
+        return ["key 'routing_key' is required for format 'pagerduty': the integration key of an Events API v2 integration "
+                "(a value, or an ssm:/secretsmanager: reference in this file's scope)"]  # fmt: skip
+    if not isinstance(key, str):
+        return [f"key 'routing_key' must be a string, got {type(key).__name__}"]
+    if is_reference(key):
+        if not REFERENCE.match(key):
+            return ["key 'routing_key' is not a valid reference (ssm:/path/name or secretsmanager:name[#key])"]
+        return [f"key 'routing_key': {fields.scope.rule(key)}"] if fields.scope is not None and not fields.scope.allows(key) else []
+    if len(key) != 32 or not key.isalnum():  # never quoted: it is a secret
+        return [f"key 'routing_key' must be the 32-letter-and-digit integration key PagerDuty shows (got {len(key)} characters)"]
+    return []
+
+
 # One validator per key, in the order their problems are reported.
 KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("events", _events),
@@ -258,6 +320,9 @@ KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("digest", _digest),
     ("rate_limit", _rate_limit),
     ("disable_after", _disable_after),
+    ("routing_key", _pagerduty),
+    ("incident_per", _one_of("incident_per", INCIDENT_PER)),
+    ("severity", _one_of("severity", SEVERITIES)),
 )
 
 
@@ -293,7 +358,7 @@ def _webhook(fields: Fields, webhook_id: str, source: str, index: int) -> Webhoo
         id=webhook_id,
         url=fields.get("url"),
         format=fields.get("format", DEFAULT_FORMAT),
-        events=fields.events[0],
+        events=fields.events[0] if fields.events[0] is not None or fields.get("format") != "pagerduty" else PAGERDUTY_DEFAULT_EVENTS,
         secrets=fields.secrets[0],
         source=source,
         position=index,
@@ -306,6 +371,8 @@ def _webhook(fields: Fields, webhook_id: str, source: str, index: int) -> Webhoo
         digest=parse_duration(fields.get("digest")) if fields.get("digest") is not None else None,
         rate_limit=float(fields.get("rate_limit")) if fields.get("rate_limit") is not None else None,
         disable_after=_seconds_or(fields.get("disable_after"), DEFAULTS.disable_after),
+        incident_per=fields.get("incident_per", "workflow"),
+        severity=fields.get("severity"),
     )
 
 

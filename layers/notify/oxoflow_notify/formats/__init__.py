@@ -31,6 +31,7 @@ _EVENT_RENDERERS: dict[str, tuple[str, str]] = {  # format -> (module, function)
     "discord": (f"{_PACKAGE}.discord", "render_discord"),
     "text": (f"{_PACKAGE}.text", "render_text"),
     "oxoflow": ("oxoflow_notify.inbound.oxoflow", "render_oxoflow"),  # oxo-flow's own payload, for receivers written for oxo-flow
+    "pagerduty": (f"{_PACKAGE}.pagerduty", "render_pagerduty"),  # Events API v2; the routing key is put in when sent
 }
 _DIGEST_RENDERERS: dict[str, tuple[str, str]] = {
     "json": (f"{_PACKAGE}.json_event", "render_json_digest"),
@@ -39,6 +40,7 @@ _DIGEST_RENDERERS: dict[str, tuple[str, str]] = {
     "discord": (f"{_PACKAGE}.discord", "render_discord_digest"),
     "text": (f"{_PACKAGE}.text", "render_text_digest"),
     "oxoflow": (f"{_PACKAGE}.json_event", "render_json_digest"),  # oxo-flow has no digest shape: the json payload
+    "pagerduty": (f"{_PACKAGE}.pagerduty", "render_pagerduty_digest"),  # refused by the config; readable if it came anyway
 }
 
 
@@ -76,7 +78,7 @@ for _renderers in (_EVENT_RENDERERS, _DIGEST_RENDERERS):  # config accepts FORMA
     if tuple(_renderers) != FORMAT_NAMES:
         raise RuntimeError(f"formats renderers {tuple(_renderers)} do not match format_names.FORMAT_NAMES {FORMAT_NAMES}")
 
-__all__ = ["DIGEST_FORMATS", "FORMATS", "STYLES", "Style", "facts", "render", "render_digest"]
+__all__ = ["DIGEST_FORMATS", "FORMATS", "STYLES", "Style", "facts", "render", "render_digest", "render_incident"]
 
 
 def __getattr__(name: str) -> Any:
@@ -97,6 +99,13 @@ def render(subject: Event | Digest, fmt: str) -> bytes:
     if subject.event == DIGEST:
         return render_digest(cast("Digest", subject), fmt)
     return _encode(FORMATS[fmt](cast("Event", subject)))
+
+
+def render_incident(event: Event, routing_key: str, incident_per: str, severity: str | None) -> bytes:
+    """A pagerduty webhook's body as sent: the Events API v2 event with its routing key in it."""
+    from .pagerduty import payload
+
+    return _encode(payload(event, routing_key, incident_per, severity))
 
 
 def render_digest(digest: Digest, fmt: str) -> bytes:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from http.client import RemoteDisconnected
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from urllib3 import PoolManager, Timeout
@@ -33,7 +33,7 @@ from urllib3.exceptions import (
 from oxoflow_notify import USER_AGENT
 from oxoflow_notify.config import Webhook
 from oxoflow_notify.defaults import DEFAULTS
-from oxoflow_notify.formats import render
+from oxoflow_notify.formats import render, render_incident
 from oxoflow_notify.inbound.events import Event
 
 if TYPE_CHECKING:
@@ -86,7 +86,10 @@ class Prepared:
 def prepare(event: Event | Digest, webhook: Webhook, delivery_id: str, attempt: int, now: float | None = None) -> Prepared:
     """Render, sign and build the headers. The Standard Webhooks id is the delivery id (stable
     across retries: the receiver's idempotency key); its timestamp is this attempt's."""
-    body = render(event, webhook.format)
+    if webhook.format == "pagerduty" and event.event != "Digest":
+        body = render_incident(cast(Event, event), webhook.routing_key or "", webhook.incident_per, webhook.severity)
+    else:
+        body = render(event, webhook.format)
     headers = {
         **dict(webhook.headers),
         "Content-Type": "application/json",

@@ -36,7 +36,10 @@ from .cmd_config import (
     cmd_upload,
     cmd_validate,
 )
+from .cmd_config import check_config as check_config
+from .cmd_config import file_workflow as file_workflow
 from .cmd_follow import cmd_follow
+from .cmd_invoke import local_toolkit as local_toolkit
 from .cmd_invoke import run_invoke
 from .cmd_publish import checked_event as checked_event  # where callers have always found them
 from .cmd_publish import cmd_publish
