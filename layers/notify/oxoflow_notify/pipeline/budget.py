@@ -29,6 +29,10 @@ class TimeBudget:
             return None
         return self._remaining_ms() / 1000 - self.reserve
 
+    def remaining(self) -> float | None:
+        """Seconds left in the whole invocation, reserve included (None outside Lambda)."""
+        return None if self._remaining_ms is None else self._remaining_ms() / 1000
+
     def cap(self, budget: float) -> float:
         """A delivery's deadline, cut to what a whole invocation can give (a function timeout set
         below a webhook's timeout would otherwise hold that delivery for ever)."""

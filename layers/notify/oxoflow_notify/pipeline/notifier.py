@@ -120,7 +120,7 @@ class Notifier:
         self.gate = RateGate(self.pacer, self.clock, self.budget, self.sleep)
         self.endpoints = Endpoints(self.endpoint_store, DisabledNotice(self.store, self.retry_queue, self.alarm))
         self.settlement = Settlement(Queues(self.retry_queue, self.dead_letters), self.handoffs, self.breaker, self.gate, self.policy,
-                                     self.clock, self.log, self.endpoints)  # fmt: skip
+                                     self.clock, self.log, self.endpoints, self.budget)  # fmt: skip
         self.executor = Executor(self.sender, self.ledger, self.handoffs, self.gate, self.budget, self.breaker, self.settlement,
                                  self.references, self.clock)  # fmt: skip
         self.windowing = Windowing(self.windows, self.retry_queue, self.store, self.settlement, self.clock)

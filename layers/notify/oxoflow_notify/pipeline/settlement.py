@@ -18,6 +18,7 @@ from oxoflow_notify.outbound.failures import Failure
 from . import deadletter as dl
 from .answers import Decision, Kind, Policy, decide, pause_for
 from .attempts import PACE_EARLY, Attempt
+from .budget import TimeBudget
 from .delivery_log import REDELIVERY_HEADER, DeliveryLog, Entry, NoDeliveryLog, kept_payload, shown_headers
 from .endpoints import Endpoints, NoEndpointStore
 from .handoff import HandoffLog
@@ -26,6 +27,7 @@ from .ports import MessageQueue
 from .rate_gate import RateGate
 from .retry import RetryTask, sqs_delay
 
+LOG_TIME = 1.0  # seconds an invocation must have left to write its delivery log (one BatchWriteItem per 25 entries)
 Refusal = tuple[tuple[str, int], dict[str, Any]]  # ((delivery id, attempt), its dead letter): never deliverable
 
 
@@ -48,7 +50,9 @@ class Settlement:
         clock: Callable[[], float],
         log: DeliveryLog | None = None,
         endpoints: Endpoints | None = None,
+        budget: TimeBudget | None = None,
     ) -> None:
+        self.budget = budget  # the log is written only while the invocation has LOG_TIME left
         self.log: DeliveryLog = log or NoDeliveryLog()
         self.endpoints = endpoints or Endpoints(NoEndpointStore())
         self.queues = queues
@@ -173,7 +177,11 @@ class Settlement:
     def finish(self, inv: Invocation) -> None:
         """The invocation's end: its delivery log entries written (in one call per 25), its metrics
         flushed. A log that cannot be written is counted and logged; what was delivered stands."""
-        if inv.entries and not self.record(inv.entries):
+        remaining = self.budget.remaining() if self.budget is not None else None
+        if inv.entries and remaining is not None and remaining < LOG_TIME:
+            logger.warning("delivery log not written: the invocation is out of time", extra={"entries": len(inv.entries)})
+            inv.count(LOG_FAILED, "none")  # a timeout here would fail an invocation whose deliveries all stand
+        elif inv.entries and not self.record(inv.entries):
             inv.count(LOG_FAILED, "none")
         inv.entries.clear()
         inv.flush()
