@@ -87,6 +87,17 @@ def test_a_webhook_failing_past_its_disable_after_is_disabled_once_with_one_noti
     # and the alarm topic got the same notice once
     (alarm,) = stack.drain(alarms)
     assert alarm["event"] == "WebhookDisabled" and alarm["details"]["webhook_id"] == "lab"
+    # and `oxoflow-notify endpoints` reads it as disabled (from the ledger's table, with an operator's access)
+    import os
+
+    from oxoflow_notify.aws.delivery_log_table import DeliveryLogReader
+    from oxoflow_notify.tools.deliveries import health
+    from oxoflow_notify.tools.delivery_commands import with_disabled
+
+    entries = list(DeliveryLogReader(stack.dynamodb, stack.physical["DeliveryLog"]["Ref"]).recent("variant-calling", 0, {}))
+    os.environ["LEDGER_TABLE"] = stack.physical["DeliveryLedger"]["Ref"]
+    states = {r["webhook_id"]: r["state"] for r in with_disabled(health(entries, T0 + 2 * HOUR), None)}
+    assert states == {"lab": "disabled", "ops": "healthy"}
 
 
 def test_a_changed_entry_enables_it_again_and_its_dead_letters_replay(stack: Stack, receivers: Callable[..., Receiver]) -> None:

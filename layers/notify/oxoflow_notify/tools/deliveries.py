@@ -152,7 +152,7 @@ def health(entries: Iterable[dict[str, Any]], now: float) -> list[dict[str, Any]
     rows = []
     for (workflow, webhook), found in sorted(hooks.items()):
         found.sort(key=lambda e: float(e["at"]))
-        row: dict[str, Any] = {"workflow": workflow, "webhook_id": webhook}
+        row: dict[str, Any] = {"workflow": workflow, "webhook_id": webhook, "config_key": found[-1].get("config_key")}
         for label, span in (("hour", 3600.0), ("day", 86400.0)):
             deliveries = fold(e for e in found if float(e["at"]) >= now - span)
             done = sum(d.status == "delivered" for d in deliveries)

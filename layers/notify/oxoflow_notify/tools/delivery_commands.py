@@ -182,7 +182,7 @@ def cmd_endpoints(args: argparse.Namespace) -> int:
         entries = list(reader.recent(args.workflow, now - 86400, {}))
     except (BotoCoreError, ClientError) as exc:
         raise _aws("endpoints", exc) from None
-    rows = health(entries, now)
+    rows = with_disabled(health(entries, now), args.region)
     if args.json:
         print_json(rows, sys.stdout)
     elif rows:
@@ -190,6 +190,31 @@ def cmd_endpoints(args: argparse.Namespace) -> int:
     else:
         print("no deliveries in the last day", file=sys.stderr)
     return 0
+
+
+def with_disabled(rows: list[dict[str, Any]], region: str | None) -> list[dict[str, Any]]:
+    """The rows, a webhook disabled since its last logged delivery marked so: read from the ledger's
+    table (LEDGER_TABLE) when it is set and readable; a reader without access keeps the log's view."""
+    table = os.environ.get("LEDGER_TABLE", "").strip()
+    keys = [f"{r['config_key']}#{r['webhook_id']}" for r in rows if r.get("config_key")]
+    if not table or not keys:
+        return rows
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from oxoflow_notify.aws.endpoints_table import DynamoEndpointStore
+
+    from .cli_common import aws_client, aws_region
+
+    client = aws_client("dynamodb", aws_region("endpoints", region))
+    try:
+        states = DynamoEndpointStore(table, lambda: client).states(keys)
+    except (BotoCoreError, ClientError):
+        return rows  # e.g. a team allowed to read its delivery log only
+    for row in rows:
+        state = states.get(f"{row.get('config_key')}#{row['webhook_id']}")
+        if state is not None and state.disabled_at is not None:
+            row["state"] = "disabled"
+    return rows
 
 
 def _enable(args: argparse.Namespace) -> int:
