@@ -561,6 +561,46 @@ def delivery_log_cost(warm: Warm) -> list[Row]:
     ]  # fmt: skip
 
 
+def watch_cost(warm: Warm) -> list[Row]:
+    """What watching runs (``overdue``) adds per event (issue #23): the dispatcher with a watching
+    webhook against the same webhook unwatched, and the DynamoDB calls each event makes. 100 events
+    of one started run each way, in interleaved rounds."""
+    if not hasattr(warm.notifier, "watching"):
+        return []
+    calls: list[str] = []
+    with receivers(1, 0) as (url,):
+        events: dict[str, list[dict[str, Any]]] = {}
+        for name, extra in (("watched", 'overdue = "6h"\n'), ("unwatched", "")):
+            warm.stack.put_config(name, config([url]) + extra)
+            events[name] = published(name, EDGE_ROUNDS * EDGE_SIZE + 1)
+            warm.dynamo(True)
+            start = json.loads(events[name][0]["Records"][0]["Sns"]["Message"])
+            events[name][0]["Records"][0]["Sns"]["Message"] = json.dumps({**start, "event": "WorkflowStarted", "rule": None})
+            warm.invoke(events[name][0])
+        warm.notifier.watching.store._ddb().meta.events.register("before-call.dynamodb", lambda model, **kw: calls.append(model.name))
+        per_event: dict[str, float] = {}
+
+        def side(name: str) -> Callable[[int], Any]:
+            def one(i: int) -> Any:
+                return warm.invoke(events[name][i + 1])
+
+            return one
+
+        ms = interleaved({"watched": side("watched"), "unwatched": side("unwatched")})
+        for name in ("watched", "unwatched"):
+            calls.clear()
+            more = published(name, EDGE_ROUNDS * EDGE_SIZE + 11)[-10:]  # ten more events of the run, not sent before
+            for event in more:
+                warm.invoke(event)
+            per_event[name] = len(calls) / 10
+    return [
+        Row("watch (overdue): DynamoDB calls per event", per_event["watched"], per_event["unwatched"],
+            per_event["watched"] / per_event["unwatched"], "reported (+1 write per event: the last event seen)", True),
+        Row("watch (overdue): ms per event / unwatched", ms["watched"], ms["unwatched"], ms["watched"] / ms["unwatched"],
+            "reported (moto)", True, "ms"),
+    ]  # fmt: skip
+
+
 def s3_calls(warm: Warm) -> list[Row]:
     """S3 GetObject calls of a warm function for 300 events within one config TTL."""
     calls: list[str] = []
@@ -1258,7 +1298,7 @@ def layer_size() -> float | None:
 # The measurements, in the order they run and print. Each stage's setting is torn down before the
 # next one is set up, so no two moto servers or receiver processes run at once.
 STAGES: list[Stage[Any]] = [
-    Stage(warm_function, [fan_out, throughput, s3_calls, digest_cost, edges_cost, delivery_log_cost]),
+    Stage(warm_function, [fan_out, throughput, s3_calls, digest_cost, edges_cost, delivery_log_cost, watch_cost]),
     Stage(no_aws, [cpu, tls_resumption]),
     Stage(cold_processes, [cold_start, memory]),
 ]

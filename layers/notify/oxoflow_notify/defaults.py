@@ -67,6 +67,8 @@ class Defaults:
     )
     disable_after_min: float = _entry(60.0, "s", "disable_after", "the shortest disable_after (other than 0, never)")
     disable_after_max: float = _entry(7_776_000.0, "s", "disable_after", "the longest disable_after: 90 days")
+    watch_min: float = _entry(60.0, "s", "overdue", "the shortest overdue or silent a webhook may set")
+    watch_max: float = _entry(604_800.0, "s", "overdue", "the longest overdue or silent: 7 days")
     rate_limit_slack: float = _entry(1.0, "POSTs/s", "rate_limit", "slack's default: about one message a second per webhook")
     rate_limit_text: float = _entry(1.0, "POSTs/s", "rate_limit", "text's default: Google Chat's 60 a minute per space")
     rate_limit_discord: float = _entry(0.5, "POSTs/s", "rate_limit", "discord's default: 30 a minute per channel")

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from oxoflow_notify.pipeline.ingest import Ingest
     from oxoflow_notify.pipeline.ledger import Ledger
     from oxoflow_notify.pipeline.pacing import Pacer, Slot
+    from oxoflow_notify.pipeline.watching import RunWatches
     from oxoflow_notify.pipeline.windows import Closing, Group, Schedule, WindowStore
 
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
@@ -101,6 +102,7 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         log=_delivery_log(settings, dynamodb),
         endpoints=_endpoints(settings, dynamodb),
         alarm=_alarm(env),
+        watches=_watches(settings, dynamodb),
     )
 
 
@@ -155,6 +157,15 @@ def _endpoints(settings: Settings, dynamodb: Lazy[Any]) -> EndpointStore | None:
     from oxoflow_notify.aws.endpoints_table import DynamoEndpointStore
 
     return DynamoEndpointStore(settings.ledger_table, dynamodb)
+
+
+def _watches(settings: Settings, dynamodb: Lazy[Any]) -> RunWatches | None:
+    """Runs watched for overdue and silent, on the ledger's table; without one, none is watched."""
+    if not settings.ledger_table:
+        return None
+    from oxoflow_notify.aws.watches_table import DynamoRunWatches
+
+    return DynamoRunWatches(settings.ledger_table, dynamodb)
 
 
 def _alarm(env: Mapping[str, str] | None) -> Alarm | None:

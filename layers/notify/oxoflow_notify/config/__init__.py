@@ -39,6 +39,8 @@ WEBHOOK_KEYS = (
     "routing_key",
     "incident_per",
     "severity",
+    "overdue",
+    "silent",
 )
 SIGNATURES = ("hub-sha256", "standard-webhooks")
 SIGNATURE_SCHEMES = ("hmac-sha256",)  # oxo-flow's X-OxoFlow-Signature
@@ -89,6 +91,8 @@ class Webhook:
     disable_after: float = DEFAULTS.disable_after  # seconds without a 2xx, while failing, before it is disabled; 0: never
     incident_per: str = "workflow"  # pagerduty: one incident per workflow, or per run
     severity: str | None = None  # pagerduty: every trigger's severity (None: by event, failed "error")
+    overdue: float | None = None  # seconds: a started run not ended by then is reported (WorkflowOverdue)
+    silent: float | None = None  # seconds: a started run with no event for this long is reported
 
     @property
     def pace(self) -> float:

@@ -7,7 +7,7 @@ DEFAULT_FORMAT = "json"
 
 # pagerduty (PagerDuty's Events API v2): what its keys accept, and the events it has a meaning for
 # (formats.pagerduty turns them into trigger and resolve).
-PAGERDUTY_TRIGGERS = ("WorkflowFailed", "RuleFailed", "WebhookDisabled")
+PAGERDUTY_TRIGGERS = ("WorkflowFailed", "WorkflowOverdue", "RuleFailed", "WebhookDisabled")
 PAGERDUTY_RESOLVES = ("WorkflowCompleted",)
 PAGERDUTY_DEFAULT_EVENTS = frozenset({"WorkflowFailed", "WorkflowCompleted"})
 SEVERITIES = ("critical", "error", "warning", "info")

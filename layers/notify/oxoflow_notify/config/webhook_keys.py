@@ -303,6 +303,23 @@ def _routing_key(fields: Fields) -> list[str]:
     return []
 
 
+def _watch(key: str) -> Check:
+    """``overdue`` / ``silent``: a duration from 1m to 7d."""
+
+    def check(fields: Fields) -> list[str]:
+        value = fields.get(key)
+        if value is None:
+            return []
+        seconds = parse_duration(value)
+        if seconds is None:
+            return [f"key '{key}': '{_named(value)}' is not a duration: write 6h, 45m or 1h30m"]
+        if not DEFAULTS.watch_min <= seconds <= DEFAULTS.watch_max:
+            return [f"key '{key}' must be from 1m to 7d (got {seconds:g} s)"]
+        return []
+
+    return check
+
+
 # One validator per key, in the order their problems are reported.
 KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("events", _events),
@@ -323,6 +340,8 @@ KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("routing_key", _pagerduty),
     ("incident_per", _one_of("incident_per", INCIDENT_PER)),
     ("severity", _one_of("severity", SEVERITIES)),
+    ("overdue", _watch("overdue")),
+    ("silent", _watch("silent")),
 )
 
 
@@ -372,6 +391,8 @@ def _webhook(fields: Fields, webhook_id: str, source: str, index: int) -> Webhoo
         rate_limit=float(fields.get("rate_limit")) if fields.get("rate_limit") is not None else None,
         disable_after=_seconds_or(fields.get("disable_after"), DEFAULTS.disable_after),
         incident_per=fields.get("incident_per", "workflow"),
+        overdue=parse_duration(fields.get("overdue")) if fields.get("overdue") is not None else None,
+        silent=parse_duration(fields.get("silent")) if fields.get("silent") is not None else None,
         severity=fields.get("severity"),
     )
 

@@ -38,6 +38,7 @@ STYLES: dict[str, Style] = {
     "RuleFailed": Style("Rule failed", "failure", ":x:", "❌"),
     "RuleSkipped": Style("Rule skipped", "warning", ":fast_forward:", "⏭️"),
     "WebhookDisabled": Style("Webhook disabled", "warning", ":no_bell:", "🔕"),
+    "WorkflowOverdue": Style("Workflow overdue", "warning", ":hourglass:", "⌛"),
 }
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 ROUTING_KEY_PLACEHOLDER = "(routing key: set when sent, never kept)"
 # What each event does to the incident, and a trigger's default severity.
-TRIGGERS = {name: ("warning" if name == "WebhookDisabled" else "error") for name in PAGERDUTY_TRIGGERS}
+TRIGGERS = {name: ("warning" if name in ("WebhookDisabled", "WorkflowOverdue") else "error") for name in PAGERDUTY_TRIGGERS}
 RESOLVES = frozenset(PAGERDUTY_RESOLVES)
 SUMMARY_MAX = 1024  # PagerDuty's limit on payload.summary
 DEDUP_MAX = 255  # and on dedup_key

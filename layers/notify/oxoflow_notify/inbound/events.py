@@ -36,8 +36,9 @@ EVENT_NAMES: tuple[str, ...] = (
     "RuleSkipped",
 )
 # Events oxoflow-notify sends itself (a webhook's ``events`` may name them; a publisher may not).
-SYSTEM_EVENTS: tuple[str, ...] = ("WebhookDisabled",)
+SYSTEM_EVENTS: tuple[str, ...] = ("WebhookDisabled", "WorkflowOverdue")
 WEBHOOK_DISABLED = "WebhookDisabled"  # one of the workflow's webhooks was disabled after failing for its disable_after
+WORKFLOW_OVERDUE = "WorkflowOverdue"  # a watched run did not end in time (overdue) or went quiet (silent)
 RULE_EVENTS = frozenset(n for n in EVENT_NAMES if n.startswith("Rule"))
 RUN_ENDINGS = frozenset({"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled"})  # a run's last word
 DIGEST_EVENT = "Digest"  # the event name a digest (inbound.digests) goes out under; here, so naming it loads no model

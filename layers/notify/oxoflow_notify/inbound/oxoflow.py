@@ -16,7 +16,7 @@ from typing import Any
 
 from oxoflow_notify.errors import EventError
 
-from .events import WEBHOOK_DISABLED, Event, canonical_event_name, snake_name
+from .events import SYSTEM_EVENTS, Event, canonical_event_name, snake_name
 
 DATA_FIELDS = ("total_rules", "succeeded", "failed", "skipped", "duration_ms", "rule", "exit_code", "error")
 # A rule_completed / workflow_completed record whose status is one of these (compared case-blind,
@@ -43,8 +43,8 @@ def render_oxoflow(event: Event) -> dict[str, Any]:
         data["error"] = event.details["error"]
     if event.rule is not None:
         data["rule"] = event.rule
-    if (event.event.endswith("Failed") or event.event == WEBHOOK_DISABLED) and "error" not in data:
-        data["error"] = event.message  # a disabled webhook's notice is trouble too: its sentence says which and why
+    if (event.event.endswith("Failed") or event.event in SYSTEM_EVENTS) and "error" not in data:
+        data["error"] = event.message  # our own notices (a disabled webhook, an overdue run) are trouble too: the sentence says which
     return {
         "event": snake_name(event.event),
         "workflow_name": event.workflow,

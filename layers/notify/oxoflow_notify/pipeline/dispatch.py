@@ -23,6 +23,7 @@ from .executor import Executor
 from .invocation import Invocation, Report
 from .ports import ConfigSource, SecretReferences
 from .settlement import Refusal, Settlement
+from .watching import Watching, after_overdue
 from .windowing import Windowing
 
 
@@ -39,8 +40,9 @@ class Published:
 class Dispatcher:
     def __init__(
         self, store: ConfigSource, references: SecretReferences | None, windowing: Windowing, executor: Executor,
-        settlement: Settlement,
+        settlement: Settlement, watching: Watching | None = None,
     ) -> None:  # fmt: skip
+        self.watching = watching  # runs watched for overdue and silent
         self.store = store
         self.references = references
         self.windowing = windowing
@@ -76,7 +78,8 @@ class Dispatcher:
         configs, targets = self._targets(inv, event, loaded)
         errors: list[Exception] = []
         closing = self.windowing.run_ending(event, configs, errors) if event.event in RUN_ENDINGS else []
-        attempts = self._attempts(inv, event, targets, errors)
+        late = self._watched(event, configs, errors)
+        attempts = self._attempts(inv, event, targets, errors, late)
         if not targets and not closing:
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
         if errors:
@@ -130,13 +133,28 @@ class Dispatcher:
         self.settlement.refuse(inv, refusals)
         return configs, targets
 
-    def _attempts(self, inv: Invocation, event: Event, targets: list[tuple[Webhook, str]], errors: list[Exception]) -> list[Attempt]:
-        """Attempt 1 of each pair that goes out alone; the others counted in their digest windows."""
+    def _watched(self, event: Event, configs: list[Config], errors: list[Exception]) -> set[tuple[str, str]]:
+        """The runs watched for overdue and silent learn of the event (pipeline.watching); the pairs
+        whose run was reported overdue before this ending came."""
+        if self.watching is None:
+            return set()
+        try:
+            return self.watching.observe(event, configs)
+        except Exception as exc:  # noqa: BLE001 - an AWS fault fails the event before anything is posted
+            errors.append(exc)
+            return set()
+
+    def _attempts(
+        self, inv: Invocation, event: Event, targets: list[tuple[Webhook, str]], errors: list[Exception], late: set[tuple[str, str]]
+    ) -> list[Attempt]:
+        """Attempt 1 of each pair that goes out alone (an ending after its run was reported overdue
+        marked so); the others counted in their digest windows."""
         attempts: list[Attempt] = []
         for webhook, source in targets:
-            delivery_id = delivery_id_for(event, source, webhook.id)
+            subject = after_overdue(event) if (source, webhook.id) in late else event
+            delivery_id = delivery_id_for(subject, source, webhook.id)
             if not self.windowing.digests(webhook, event):
-                attempts.append(Attempt(event, webhook, delivery_id, 1))
+                attempts.append(Attempt(subject, webhook, delivery_id, 1))
                 continue
             try:
                 self.windowing.collect(event, webhook, source, delivery_id)

@@ -36,6 +36,7 @@ from .rate_gate import PACE_EARLY_MAX, PACE_WAIT, REPLAY_WAIT, RateGate
 from .redrive import Redrive
 from .retry import far_future
 from .settlement import Queues, Settlement
+from .watching import RunWatches, Watching
 from .windowing import RECENT_WINDOWS, Windowing
 
 if TYPE_CHECKING:  # digests and rate limits load on first use: most cold starts deliver neither
@@ -59,7 +60,7 @@ __all__ = [
 # What the jobs are assembled from: swapping one on a built Notifier assembles them again.
 _PARTS = frozenset(
     {"store", "sender", "retry_queue", "dead_letters", "clock", "sleep", "references", "letters", "windows", "pacer", "ledger",
-     "handoffs", "breaker", "log", "endpoint_store", "alarm"}
+     "handoffs", "breaker", "log", "endpoint_store", "alarm", "watches"}
 )  # fmt: skip
 
 
@@ -86,6 +87,7 @@ class Notifier:
         log: DeliveryLog | None = None,
         endpoints: EndpointStore | None = None,
         alarm: Alarm | None = None,
+        watches: RunWatches | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -103,6 +105,7 @@ class Notifier:
         self.log = log or NoDeliveryLog()  # every attempt's entry, written at each invocation's end
         self.endpoint_store = endpoints or NoEndpointStore()  # failing and disabled webhooks; none: nothing is disabled
         self.alarm = alarm  # the stack's alarm topic, told when a webhook is disabled
+        self.watches = watches  # runs watched for overdue and silent; None: no table, nothing is watched
         self.breaker = breaker or CircuitBreaker(settings.circuit_threshold, settings.circuit_cooldown)
         self.policy = Policy(settings.retry_schedule, settings.retry_jitter, settings.throttle_floor, settings.claim_wait)
         self.budget = TimeBudget(settings.invocation_reserve)
@@ -123,12 +126,13 @@ class Notifier:
                                      self.clock, self.log, self.endpoints, self.budget)  # fmt: skip
         self.executor = Executor(self.sender, self.ledger, self.handoffs, self.gate, self.budget, self.breaker, self.settlement,
                                  self.references, self.clock)  # fmt: skip
+        self.watching = Watching(self.watches, self.retry_queue, self.store, self.clock)
         self.windowing = Windowing(self.windows, self.retry_queue, self.store, self.settlement, self.clock)
         read_body = self.letters.resolve if self.letters is not None else without_store
         longest = far_future(self.settings.retry_schedule, self.settings.retry_jitter)
         self.redrive = Redrive(self.store, read_body, self.retry_queue, longest, self.windowing, self.executor, self.settlement,
-                               self.clock)  # fmt: skip
-        self.dispatcher = Dispatcher(self.store, self.references, self.windowing, self.executor, self.settlement)
+                               self.clock, self.watching)  # fmt: skip
+        self.dispatcher = Dispatcher(self.store, self.references, self.windowing, self.executor, self.settlement, self.watching)
 
     def bind(self, context: Any) -> None:
         """This invocation's Lambda context: no POST starts that could not finish before the

@@ -22,6 +22,7 @@ from .invocation import Invocation, Report
 from .ports import ConfigSource, MessageQueue
 from .retry import CLOSE_SCHEMA, RetryMessageError, RetryTask, sqs_delay
 from .settlement import Settlement
+from .watching import WATCH_SCHEMA, Watching
 from .windowing import Windowing
 
 # What a retry message that cannot be read raises on its way in (it is dead-lettered as malformed_retry).
@@ -39,7 +40,9 @@ class Redrive:
         executor: Executor,
         settlement: Settlement,
         clock: Callable[[], float],
+        watching: Watching | None = None,
     ) -> None:
+        self.watching = watching  # run timers (WATCH_SCHEMA) go to it
         self.store = store
         self.read_body = read_body  # a pointer to a body kept in S3 (aws.letters) -> the body; raises ClaimCheckError
         self.retry_queue = retry_queue
@@ -100,6 +103,8 @@ class Redrive:
             data = json.loads(body)
             if isinstance(data, dict) and data.get("schema") == CLOSE_SCHEMA:
                 return self.windowing.close_due(inv, data, body)
+            if isinstance(data, dict) and data.get("schema") == WATCH_SCHEMA:
+                return self.watching.due(inv, data) if self.watching is not None else None
             task = RetryTask.from_message(data)
             event = subject_from_payload(task.event)
         except _MALFORMED as exc:  # a DigestPayloadError is a ValueError; a ClaimCheckError: a pointer whose body is gone
