@@ -27,7 +27,18 @@ from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oxolocal.receivers import Answer, Received, Receiver, always, fail_first, most_in_any_second, service, slack_like, verify_hub
+from oxolocal.receivers import (
+    Answer,
+    PagerDutyLike,
+    Received,
+    Receiver,
+    always,
+    fail_first,
+    most_in_any_second,
+    service,
+    slack_like,
+    verify_hub,
+)
 from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws
 
 LOG = repo_path(".demo", "lambda.log")
@@ -377,6 +388,68 @@ rate_limit = {STORM_RATE}
 
 
 @dataclass
+class KilledRun:
+    """A run killed from outside: what the Slack-like and PagerDuty-like receivers got."""
+
+    slack: Receiver
+    pagerduty: Receiver
+    incidents: PagerDutyLike
+
+
+ROUTING_KEY = "DemoRoutingKey000000000000000001"  # 32 letters and digits, as PagerDuty's integration keys
+
+
+def killed_run(ctx: contextlib.ExitStack, stack: Stack) -> KilledRun:
+    """A run that starts, runs three rules and is never heard of again (an out-of-memory kill): the
+    webhooks with overdue = "2h" report it at its deadline, on a moved clock (nothing waits two
+    hours); the next run of the workflow completes and the incident resolves itself."""
+    import time
+
+    from oxolocal.clock import moved_clocks
+
+    say("\na killed run: 'assembly' run 41 starts, runs three rules, then nothing (killed from outside)")
+    slack = ctx.enter_context(Receiver(service("slack"), "overdue-slack"))
+    incidents = PagerDutyLike()
+    pagerduty = ctx.enter_context(Receiver(incidents, "pagerduty"))
+    stack.put_config(
+        "assembly",
+        f"""[[webhooks]]
+id = "team-slack"
+url = "{slack.url}"
+format = "slack"
+events = ["WorkflowFailed"]
+overdue = "2h"
+
+[[webhooks]]
+id = "on-call"
+url = "{pagerduty.url}"
+format = "pagerduty"
+routing_key = "{ROUTING_KEY}"
+overdue = "2h"
+""",
+    )
+    offset = [0.0]
+    moved_clocks(stack, lambda: time.time() + offset[0])
+    stack.publish({"event": "WorkflowStarted", "workflow": "assembly", "run_id": "run-41"})
+    for rule in ("spades", "quast", "busco"):
+        stack.publish({"event": "RuleCompleted", "workflow": "assembly", "run_id": "run-41", "rule": rule})
+    stack.carry_published()
+    say("  the functions' clocks moved 2 hours on (the run's overdue deadline passes)")
+    offset[0] = 2 * 3600 + 60
+    stack.drain_retries()
+    for r in slack.requests:
+        say(f"  team-slack got: {_slack_line(r)}")
+    say(f"  PagerDuty: {incidents.opened} incident opened ({', '.join(f'{k}: {v}' for k, v in incidents.incidents.items())})")
+    say("  the next run, 42, starts and completes")
+    stack.publish({"event": "WorkflowStarted", "workflow": "assembly", "run_id": "run-42"})
+    stack.publish({"event": "WorkflowCompleted", "workflow": "assembly", "run_id": "run-42"})
+    stack.carry_published()
+    stack.drain_retries()
+    say(f"  PagerDuty: {', '.join(f'{k}: {v}' for k, v in incidents.incidents.items())}")
+    return KilledRun(slack, pagerduty, incidents)
+
+
+@dataclass
 class LogRun:
     """What the delivery log's commands showed: flaky's delivery, and its redelivery's answer."""
 
@@ -433,6 +506,7 @@ class Run:
     oxoflow: OxoflowRun
     storm: StormRun
     deliveries: LogRun
+    killed: KilledRun
 
     def codes(self) -> list[str]:
         return sorted(letter["reason_code"] for letter in self.letters)
@@ -529,6 +603,13 @@ def delivery_log_shows_the_retry_and_redelivers(run: Run) -> bool:
         last.header("X-OxoFlow-Delivery") == flaky["delivery_id"] and run.deliveries.page.is_file()  # fmt: skip
 
 
+def killed_run_reported_once_and_resolved(run: Run) -> bool:
+    got = [json.loads(r.body) for r in run.killed.slack.requests]
+    overdue = [b for b in got if "overdue" in json.dumps(b).lower()]
+    return len(got) == 1 and len(overdue) == 1 and run.killed.incidents.opened == 1 and \
+        run.killed.incidents.incidents == {"oxoflow-notify/assembly": "resolved"}  # fmt: skip
+
+
 CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
     ("lims got all 8 sample events, each with a valid X-Hub-Signature-256", lims_got_every_sample_signed),
     ("lims saw every event type once", lims_saw_every_event_type),
@@ -567,6 +648,10 @@ CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
     (f"paced-dashboard got all {STORM_RULES}, never more than {STORM_RATE} (+1) in a second, no 429", paced_webhook_kept_to_its_limit),
     ("retry queue is empty at the end", lambda run: run.stack.depth(run.stack.retry_queue_url)["visible"] == 0),
     (
+        "the killed run: one WorkflowOverdue to Slack at its deadline, one PagerDuty incident, resolved by the next run",
+        killed_run_reported_once_and_resolved,
+    ),
+    (
         "the delivery log shows flaky's 503 then 200, and its redelivery arrived marked with the same id",
         delivery_log_shows_the_retry_and_redelivers,
     ),
@@ -601,8 +686,9 @@ def main() -> int:
         show_dead_letters(letters)
         oxoflow = oxoflow_itself(ctx, stack)
         storm = failure_storm(ctx, stack)
+        killed = killed_run(ctx, stack)
         deliveries = delivery_log(stack)
-        failures = run_checks(Run(stack, named, letters, log, oxoflow, storm, deliveries))  # while the stack still runs
+        failures = run_checks(Run(stack, named, letters, log, oxoflow, storm, deliveries, killed))  # while the stack still runs
 
     say(f"\nLambda logs and EMF metrics (JSON lines): {LOG.relative_to(repo_path())}")
     if failures:

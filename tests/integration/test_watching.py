@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from oxoflow_notify.pipeline.watching import WATCH_SCHEMA
+from oxolocal.clock import moved_clocks
 from oxolocal.receivers import PagerDutyLike, Receiver, ok
 from oxolocal.stack import Stack, sqs_event
 from tests.conftest import message
@@ -27,27 +28,12 @@ def config(url: str, keys: str, pagerduty_url: str | None = None) -> str:
     return text
 
 
-class Undelayed:
-    """The retry queue with SQS's delays left to the test's clock: each message is visible at once,
-    and a hop only does anything once the clock says its deadline came (the functions check it)."""
-
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
-
-    def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
-        self.queue.send(message, delay_seconds=0)
-
-
 class Clock:
     """The functions' clocks (and their config caches'), set by the test; their retry queue undelayed."""
 
     def __init__(self, stack: Stack) -> None:
         self.now = T0
-        for function in ("DispatchFunction", "RetryFunction"):
-            stack.handler(function)
-            notifier = stack.modules[function].notifier
-            notifier.clock = notifier.store.clock = lambda: self.now
-            notifier.retry_queue = Undelayed(notifier.retry_queue)
+        moved_clocks(stack, lambda: self.now)
 
 
 def send(stack: Stack, kind: str, n: int, run_id: str = "run-7", **fields: Any) -> None:
