@@ -3,6 +3,7 @@ an injected clock (nothing waits), through the retry queue's timers as Lambda dr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -53,6 +54,10 @@ def hop(stack: Stack) -> list[dict[str, Any]]:
         for start in range(0, len(messages), 10):
             stack.invoke("RetryFunction", sqs_event(messages[start : start + 10], stack.physical["RetryQueue"]["Arn"]))
     return timers
+
+
+class InjectedCrash(BaseException):
+    """A process killed mid-invocation (not an Exception: nothing of ours catches it)."""
 
 
 def overdue_alerts(receiver: Receiver) -> list[dict[str, Any]]:
@@ -147,3 +152,35 @@ def test_four_dispatchers_redelivered_starts_and_a_crashed_hop_still_give_one_al
     hop(stack)
     # then one alert
     assert len(overdue_alerts(chat)) == 1
+
+
+def test_a_hop_that_dies_after_alerting_still_delivers_the_alert_once(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a run past its deadline, and a retry function that dies right after its hop marked the run alerted
+    chat = receivers(ok())
+    stack.put_config("variant-calling", config(chat.url, 'overdue = "1h"'))
+    clock = Clock(stack)
+    send(stack, "workflow-started", 1)
+    clock.now = T0 + HOUR + 1
+    watching = stack.modules["RetryFunction"].notifier.watching
+    real, died = watching.due, list[bool]()
+
+    def due_then_die(*args: Any) -> Any:
+        answer = real(*args)
+        if answer is not None and not died:
+            died.append(True)
+            raise InjectedCrash  # the process dies: nothing of the batch is settled
+        return answer
+
+    watching.due = due_then_die
+    # when SQS hands the timer back after the crash (nothing of the dead batch was deleted)
+    taken = []
+    while batch := stack.receive(stack.retry_queue_url, wait=0):
+        taken += batch
+    with contextlib.suppress(InjectedCrash):
+        stack.invoke("RetryFunction", sqs_event(taken, stack.physical["RetryQueue"]["Arn"]))
+    for m in taken:
+        stack.sqs.change_message_visibility(QueueUrl=stack.retry_queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    hop(stack)
+    hop(stack)
+    # then the alert arrived, once, and it is the alert as first built
+    assert died and len(overdue_alerts(chat)) == 1

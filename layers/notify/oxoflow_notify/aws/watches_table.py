@@ -62,9 +62,10 @@ class DynamoRunWatches(OnTable):
         if not item or "started" not in item:
             return None
         return Watch(float(item["started"]["N"]), float(item["last"]["N"]), json.loads(item["last_event"]["S"]),
-                     bool(item.get("ended", {}).get("BOOL")), item.get("alerted", {}).get("S"))  # fmt: skip
+                     bool(item.get("ended", {}).get("BOOL")), item.get("alerted", {}).get("S"),
+                     json.loads(item["alert"]["S"]) if "alert" in item else None)  # fmt: skip
 
-    def alert(self, group: str, reason: str) -> bool:
-        answer = self._update(group, "SET alerted = :r", {":r": {"S": reason}},
+    def alert(self, group: str, reason: str, payload: dict[str, Any]) -> bool:
+        answer = self._update(group, "SET alerted = :r, alert = :p", {":r": {"S": reason}, ":p": {"S": json.dumps(payload)}},
                               "attribute_exists(started) AND attribute_not_exists(alerted) AND attribute_not_exists(ended)")  # fmt: skip
         return answer is not None

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from oxoflow_notify.config import Config, Webhook
-from oxoflow_notify.inbound.events import RUN_ENDINGS, WORKFLOW_OVERDUE, Event
+from oxoflow_notify.inbound.events import RUN_ENDINGS, WORKFLOW_OVERDUE, Event, event_from_payload
 from oxoflow_notify.outbound.delivery import delivery_id_for
 
 from .attempts import Attempt, current_webhook
@@ -43,6 +43,7 @@ class Watch:
     last_event: dict[str, Any]  # {"event", "rule", "at"}
     ended: bool = False
     alerted: str | None = None  # "overdue" or "silent", once alerted
+    alert: dict[str, Any] | None = None  # the WorkflowOverdue's payload, as first built (posted again under the same id)
 
 
 class RunWatches(Protocol):
@@ -60,8 +61,9 @@ class RunWatches(Protocol):
 
     def get(self, group: str) -> Watch | None: ...
 
-    def alert(self, group: str, reason: str) -> bool:
-        """Mark it alerted if it is not already and has not ended; whether this call did."""
+    def alert(self, group: str, reason: str, payload: dict[str, Any]) -> bool:
+        """Mark it alerted (keeping the alert's payload) if it is not already and has not ended;
+        whether this call did."""
         ...
 
 
@@ -172,11 +174,16 @@ class Watching:
         group, source, webhook_id = str(data["group"]), str(data["config_key"]), str(data["webhook_id"])
         workflow, run_id = str(data["workflow"]), data.get("run_id")
         watch = self.store.get(group)
-        if watch is None or watch.ended or watch.alerted:
+        if watch is None or watch.ended:
             return None
         webhook = current_webhook(self.config, source, webhook_id, None).webhook
         if webhook is None or not watches(webhook):
             return None  # the webhook is gone, or watches no more
+        if watch.alert is not None:
+            # Alerted by a run that may have died before posting it: the same alert again, under the
+            # same delivery id (the ledger posts it once). A later duplicate timer ends here too.
+            again = event_from_payload(watch.alert)
+            return Attempt(again, webhook, delivery_id_for(again, source, webhook.id), 1)
         now = self.clock()
         when = deadline(webhook, watch)
         if when is None:
@@ -185,7 +192,8 @@ class Watching:
             self._timer(group, source, webhook, workflow, run_id, min(when[0], now + SQS_MAX_DELAY), now)
             inv.report.retrying += 1
             return None
-        if not self.store.alert(group, when[1]):
-            return None  # another instance alerted, or the run ended meanwhile
-        event = overdue_event(workflow, run_id, watch, when[1], now, group)  # a watching webhook takes it, whatever its events
+        # As of its deadline, read back as a queued copy is: posted again after a crash, it is the same bytes and delivery id.
+        event = event_from_payload(overdue_event(workflow, run_id, watch, when[1], when[0], group).to_payload())
+        if not self.store.alert(group, when[1], event.to_payload()):
+            return None  # another instance alerted (its timer posts it), or the run ended meanwhile
         return Attempt(event, webhook, delivery_id_for(event, source, webhook.id), 1)
