@@ -180,7 +180,10 @@ def test_a_hop_that_dies_after_alerting_still_delivers_the_alert_once(stack: Sta
         stack.invoke("RetryFunction", sqs_event(taken, stack.physical["RetryQueue"]["Arn"]))
     for m in taken:
         stack.sqs.change_message_visibility(QueueUrl=stack.retry_queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    # and the run ends before SQS hands the timer back
+    send(stack, "workflow-completed", 2)
     hop(stack)
     hop(stack)
-    # then the alert arrived, once, and it is the alert as first built
+    # then the alert arrived, once, and the ending went out marked
     assert died and len(overdue_alerts(chat)) == 1
+    assert json.loads(chat.requests[0].body)["details"]["after_overdue"] is True

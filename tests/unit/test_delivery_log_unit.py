@@ -66,3 +66,14 @@ def test_an_entry_shows_our_headers_and_only_the_names_of_the_configs() -> None:
     shown = shown_headers(prepare(EVENT, HOOK, "d", 1, now=0))
     assert shown["Authorization"] == NOT_SHOWN and shown["X-OxoFlow-Delivery"] == "d"
     assert "h3ader" not in str(shown) and "T0KEN" not in str(shown) and "s3cret" not in str(shown)
+
+
+def test_a_duplicate_attempt_is_not_a_delivery() -> None:
+    from oxoflow_notify.tools.deliveries import fold
+
+    failed = {**entry().as_dict(), "outcome": "retrying", "status": 500, "reason": "HTTP 500", "at": 1.0}
+    duplicate = {**entry().as_dict(), "outcome": "already_delivered", "error": "duplicate_attempt", "at": 2.0}
+    (delivery,) = fold([failed, duplicate])
+    assert delivery.status == "pending" and delivery.row()["reason"] == "HTTP 500"
+    ledger = {**entry().as_dict(), "outcome": "already_delivered", "error": "already_delivered", "at": 3.0}
+    assert fold([failed, ledger])[0].status == "delivered"

@@ -32,12 +32,15 @@ class MemoryStore:
         state = self.items.get(key, EndpointState())
         if state.failing_since is None:
             self.items[key] = dataclasses.replace(state, failing_since=now)
-        return self.items[key].failing_since or now
+        since = self.items[key].failing_since
+        return now if since is None else since
 
-    def recovered(self, key: str) -> None:
+    def recovered(self, key: str) -> bool:
         self.writes += 1
-        if key in self.items and self.items[key].disabled_at is None:
-            del self.items[key]
+        if key in self.items and self.items[key].disabled_at is not None:
+            return False
+        self.items.pop(key, None)
+        return True
 
     def disable(self, key: str, now: float, failing_before: float, mark: str) -> bool:
         self.writes += 1
@@ -120,3 +123,27 @@ def test_a_changed_entry_is_enabled_again_and_an_unchanged_one_stays_disabled() 
     assert a.disabled(moved, 6) is None and store.items == {}
     # the digest names no value of the entry
     assert "lims.example.org" not in fingerprint(HOOK) and len(fingerprint(HOOK)) == 16
+
+
+def test_a_2xx_after_another_instance_disabled_it_does_not_keep_posting_to_it() -> None:
+    store = MemoryStore()
+    (a, b), _ = instances(store)
+    a.learn(HOOK, failed=True, now=0)
+    b.learn(HOOK, failed=True, now=HOUR + 1)  # b disables it
+    # a, which still holds it failing, sees a late 2xx: it cannot clear a disable, and reads again
+    a.learn(HOOK, failed=False, now=HOUR + 2)
+    a.refresh([HOOK], HOUR + 3)
+    assert a.disabled(HOOK, HOUR + 3) is not None
+
+
+def test_the_digest_is_the_entry_as_written_whatever_its_references_resolve_to() -> None:
+    from oxoflow_notify.config.parse import parse_config
+
+    def parsed(url: str) -> Webhook:
+        (webhook,) = parse_config(f'[[webhooks]]\nid = "w"\nurl = "{url}"\nsecret = "ssm:/oxoflow-notify/workflows/wf/s"\n'.encode(),
+                                  "workflows/wf.oxoflow").webhooks  # fmt: skip
+        return webhook
+
+    written = parsed("ssm:/oxoflow-notify/workflows/wf/url")
+    resolved = dataclasses.replace(written, url="https://hooks.example.org/T0KEN", secrets=("v4lue",))
+    assert fingerprint(resolved) == fingerprint(written) != fingerprint(parsed("ssm:/oxoflow-notify/workflows/wf/other"))

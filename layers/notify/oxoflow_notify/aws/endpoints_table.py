@@ -46,12 +46,14 @@ class DynamoEndpointStore(OnTable):
         )  # fmt: skip
         return float(answer["Attributes"]["failing_since"]["N"])
 
-    def recovered(self, key: str) -> None:
+    def recovered(self, key: str) -> bool:
         try:
             self._ddb().delete_item(TableName=self.table, Key=self._key(key), ConditionExpression="attribute_not_exists(disabled_at)")
         except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":  # disabled meanwhile: stays so
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
+            return False  # disabled meanwhile: stays so
+        return True
 
     def disable(self, key: str, now: float, failing_before: float, fingerprint: str) -> bool:
         try:

@@ -92,6 +92,7 @@ class Webhook:
     incident_per: str = "workflow"  # pagerduty: one incident per workflow, or per run
     severity: str | None = None  # pagerduty: every trigger's severity (None: by event, failed "error")
     overdue: float | None = None  # seconds: a started run not ended by then is reported (WorkflowOverdue)
+    entry_digest: str = ""  # 64 bits of the entry as written (references unresolved): a changed entry has another
     silent: float | None = None  # seconds: a started run with no event for this long is reported
 
     @property

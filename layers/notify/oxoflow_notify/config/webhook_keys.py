@@ -8,6 +8,7 @@ in the order of KEY_CHECKS, joined with "; " into one ConfigProblem.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -393,8 +394,17 @@ def _webhook(fields: Fields, webhook_id: str, source: str, index: int) -> Webhoo
         incident_per=fields.get("incident_per", "workflow"),
         overdue=parse_duration(fields.get("overdue")) if fields.get("overdue") is not None else None,
         silent=parse_duration(fields.get("silent")) if fields.get("silent") is not None else None,
+        entry_digest=entry_digest(fields),
         severity=fields.get("severity"),
     )
+
+
+def entry_digest(fields: Fields) -> str:
+    """A 64-bit digest of the entry as written (its URL, secrets or their references, headers,
+    format, method, signature): what an endpoint's disable is tied to. Taken here, before any
+    reference is resolved, so a resolved webhook still has the digest of its entry."""
+    parts = [repr(fields.get(k)) for k in ("url", "format", "method", "signature", "secret", "routing_key", "headers")]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _seconds_or(value: Any, default: float) -> float:

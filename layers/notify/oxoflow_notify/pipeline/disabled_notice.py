@@ -35,7 +35,7 @@ def notice_event(webhook: Webhook, state: EndpointState, workflow: str) -> Event
     days = webhook.disable_after / 86400
     message = (f"Webhook '{webhook.id}' was disabled: no 2xx for {days:g} days while its deliveries failed. "
                "Its deliveries are dead-lettered (endpoint_disabled) until it is enabled again: "
-               f"oxoflow-notify endpoints enable {webhook.id} --workflow {workflow}, "
+               f"oxoflow-notify endpoints enable {webhook.id} --workflow {_file_name(webhook.source)}, "
                "or upload a config that changes its entry.")  # fmt: skip
     return Event(
         event=WEBHOOK_DISABLED, workflow=workflow, timestamp=iso(at),
@@ -43,6 +43,11 @@ def notice_event(webhook: Webhook, state: EndpointState, workflow: str) -> Event
         details={"webhook_id": webhook.id, "format": webhook.format, "failing_since": iso(since), "disabled_at": iso(at),
                  "disable_after_seconds": webhook.disable_after},
     )  # fmt: skip
+
+
+def _file_name(source: str) -> str:
+    """What `endpoints enable --workflow` names a file by: its name (``_default`` for the shared one)."""
+    return source.rsplit("/", 1)[-1].removesuffix(".oxoflow")
 
 
 def workflow_of(source: str) -> str:

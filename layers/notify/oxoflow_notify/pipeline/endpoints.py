@@ -44,8 +44,8 @@ class EndpointStore(Protocol):
         """Mark the webhook failing from ``now`` unless it already was; returns since when."""
         ...
 
-    def recovered(self, key: str) -> None:
-        """A 2xx: forget the failure (never a disable)."""
+    def recovered(self, key: str) -> bool:
+        """A 2xx: forget the failure (never a disable); False when it was disabled meanwhile."""
         ...
 
     def disable(self, key: str, now: float, failing_before: float, fingerprint: str) -> bool:
@@ -67,8 +67,8 @@ class NoEndpointStore:
     def failing(self, key: str, now: float) -> float:
         return now
 
-    def recovered(self, key: str) -> None:
-        return None
+    def recovered(self, key: str) -> bool:
+        return True
 
     def disable(self, key: str, now: float, failing_before: float, fingerprint: str) -> bool:
         return False
@@ -83,10 +83,12 @@ def endpoint_key(webhook: Webhook) -> str:
 
 
 def fingerprint(webhook: Webhook) -> str:
-    """A 64-bit digest of the entry as configured (URL, secrets or their references, headers,
-    format, method, signature), never its values: a changed entry has another digest."""
+    """The entry's digest as written (``config``'s, taken before references are resolved, so the
+    resolved webhook a delivery holds has the same one): a changed entry has another digest."""
+    if webhook.entry_digest:
+        return webhook.entry_digest
     parts = [webhook.url, webhook.format, webhook.method, webhook.signature, *webhook.secrets, *(f"{k}:{v}" for k, v in webhook.headers)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]  # a webhook built by hand (tests)
 
 
 Notice = Callable[[Webhook, EndpointState, float], None]  # a webhook was just disabled: tell its owners
@@ -142,8 +144,11 @@ class Endpoints:
         try:
             if not failed:
                 if state.failing_since is not None:
-                    self.store.recovered(key)
-                    self._cache[key] = (now, HEALTHY)
+                    cleared = self.store.recovered(key)
+                    if cleared:
+                        self._cache[key] = (now, HEALTHY)
+                    else:
+                        self._cache.pop(key, None)  # disabled meanwhile: read it again before the next POST
                 return
             since = state.failing_since
             if since is None:

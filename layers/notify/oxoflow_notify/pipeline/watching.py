@@ -174,12 +174,12 @@ class Watching:
         group, source, webhook_id = str(data["group"]), str(data["config_key"]), str(data["webhook_id"])
         workflow, run_id = str(data["workflow"]), data.get("run_id")
         watch = self.store.get(group)
-        if watch is None or watch.ended:
+        if watch is None or (watch.ended and watch.alert is None):
             return None
         webhook = current_webhook(self.config, source, webhook_id, None).webhook
         if webhook is None or not watches(webhook):
             return None  # the webhook is gone, or watches no more
-        if watch.alert is not None:
+        if watch.alert is not None:  # (even if the run ended since: its ending went out marked after_overdue)
             # Alerted by a run that may have died before posting it: the same alert again, under the
             # same delivery id (the ledger posts it once). A later duplicate timer ends here too.
             again = event_from_payload(watch.alert)

@@ -18,7 +18,19 @@ from oxoflow_notify.formats import render
 from oxoflow_notify.pipeline.attempts import subject_from_payload
 
 STATUSES = ("delivered", "failed", "pending", "dead")
-DELIVERED = frozenset({"delivered", "already_delivered"})
+
+
+def delivered(entry: dict[str, Any]) -> bool:
+    """A 2xx: posted now, or found in the ledger; a duplicate attempt (a redelivered message whose
+    attempt was already handed on) is not one."""
+    return entry["outcome"] == "delivered" or (entry["outcome"] == "already_delivered" and entry.get("error") != "duplicate_attempt")
+
+
+def counts(entry: dict[str, Any]) -> bool:
+    """Whether an entry says anything of the delivery's state (a duplicate attempt's does not)."""
+    return not (entry["outcome"] == "already_delivered" and entry.get("error") == "duplicate_attempt")
+
+
 FAILED_OUTCOMES = frozenset({"retrying", "dead_lettered", "failed"})  # an attempt that was made and failed
 
 
@@ -40,9 +52,10 @@ class Delivery:
     def status(self) -> str:
         """delivered (a 2xx), dead (dead-lettered), pending (waiting in the retry queue), failed
         (the last redelivery by hand failed, nothing waiting)."""
-        if any(e["outcome"] in DELIVERED for e in self.entries):
+        if any(delivered(e) for e in self.entries):
             return "delivered"
-        outcome = self.last["outcome"]
+        said = [e for e in self.entries if counts(e)]
+        outcome = (said[-1] if said else self.last)["outcome"]
         if outcome == "dead_lettered":
             return "dead"
         if outcome in ("retrying", "held"):
@@ -61,7 +74,7 @@ class Delivery:
         first, last = self.entries[0], self.last
         made = [e for e in self.entries if "duration_ms" in e or e.get("status") is not None]
         codes = [e["status"] for e in self.entries if e.get("status") is not None]
-        reasons = [e["reason"] for e in self.entries if e.get("reason") and e["outcome"] not in DELIVERED]
+        reasons = [e["reason"] for e in self.entries if e.get("reason") and not delivered(e) and counts(e)]
         return {
             "delivery_id": last["delivery_id"], "event_id": last.get("event_id"), "event": last.get("event"),
             "workflow": last["workflow"], "run_id": last.get("run_id"), "webhook_id": last.get("webhook_id"),
@@ -161,7 +174,7 @@ def health(entries: Iterable[dict[str, Any]], now: float) -> list[dict[str, Any]
         durations = sorted(float(e["duration_ms"]) for e in found if "duration_ms" in e)
         row["p50_ms"] = round(statistics.median(durations), 1) if durations else None
         row["p95_ms"] = round(durations[min(len(durations) - 1, int(0.95 * len(durations)))], 1) if durations else None
-        last_ok = max((float(e["at"]) for e in found if e["outcome"] in DELIVERED), default=None)
+        last_ok = max((float(e["at"]) for e in found if delivered(e)), default=None)
         failures = [float(e["at"]) for e in found if e["outcome"] in FAILED_OUTCOMES and (last_ok is None or float(e["at"]) > last_ok)]
         row["failing_since"] = iso(failures[0]) if failures else None
         row["state"] = state_of(found[-1], bool(failures))

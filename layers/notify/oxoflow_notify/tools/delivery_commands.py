@@ -32,6 +32,12 @@ def since_seconds(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
+def _positive_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return int(text)
+
+
 def add_parsers(sub: Any, region_help: str) -> None:
     """The commands' parsers, on the top parser's subparsers."""
     d = sub.add_parser("deliveries", help="what became of each notification: the delivery log, newest first",
@@ -46,7 +52,7 @@ def add_parsers(sub: Any, region_help: str) -> None:
     d.add_argument("--run-id", dest="run_id", help="only this run")
     d.add_argument("--status", choices=STATUSES, help="delivered, failed (not delivered, an attempt failed), pending, dead")
     d.add_argument("--since", type=since_seconds, default=86400.0, help="how far back: 30m, 2h, 7d (default 1d)")
-    d.add_argument("--limit", type=int, default=50, help="at most this many deliveries (default 50)")
+    d.add_argument("--limit", type=_positive_count, default=50, help="at most this many deliveries (default 50)")
     d.add_argument("--json", action="store_true", help="one JSON object per line")
     d.add_argument("--html", metavar="FILE", help="also write one self-contained page of the deliveries to FILE")
     d.add_argument("--table", default=os.environ.get(LOG_ENV), help=f"the delivery log table (default: ${LOG_ENV})")
@@ -120,7 +126,10 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     if args.html:
         from .deliveries_html import write_page
 
-        write_page(args.html, deliveries, time.time())
+        try:
+            write_page(args.html, deliveries, time.time())
+        except OSError as exc:
+            raise Usage(f"deliveries: cannot write {args.html}: {exc.strerror or exc}") from None
         print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         print_json(rows, sys.stdout)
@@ -230,7 +239,7 @@ def _enable(args: argparse.Namespace) -> int:
     if not table:
         raise Usage("endpoints enable: no ledger table: set LEDGER_TABLE (a stack output: oxoflow-notify env prints it)")
     prefix = os.environ.get("CONFIG_PREFIX", "workflows/")
-    source = f"{prefix}{args.workflow}.oxoflow" if args.workflow != "default" else f"{prefix}_default.oxoflow"
+    source = f"{prefix}{args.workflow}.oxoflow"  # the shared file is --workflow _default
     client = aws_client("dynamodb", aws_region("endpoints", args.region))
     store = DynamoEndpointStore(table, lambda: client)
     key = f"{source}#{args.webhook}"
