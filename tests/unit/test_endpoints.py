@@ -53,6 +53,13 @@ class MemoryStore:
     def enable(self, key: str) -> None:
         self.items.pop(key, None)
 
+    def claim_notice(self, key: str, claimed: bool) -> bool:
+        state = self.items.get(key)
+        if state is None or state.disabled_at is None or (claimed and state.notified):
+            return False
+        self.items[key] = dataclasses.replace(state, notified=claimed)
+        return True
+
 
 def instances(store: MemoryStore, n: int = 2) -> tuple[list[Endpoints], list[tuple[str, float]]]:
     told: list[tuple[str, float]] = []
@@ -147,3 +154,23 @@ def test_the_digest_is_the_entry_as_written_whatever_its_references_resolve_to()
     written = parsed("ssm:/oxoflow-notify/workflows/wf/url")
     resolved = dataclasses.replace(written, url="https://hooks.example.org/T0KEN", secrets=("v4lue",))
     assert fingerprint(resolved) == fingerprint(written) != fingerprint(parsed("ssm:/oxoflow-notify/workflows/wf/other"))
+
+
+def test_a_notice_that_could_not_be_sent_is_sent_at_the_next_delivery_once() -> None:
+    store, told, failures = MemoryStore(), list[float](), [ConnectionError("the queue did not answer")]
+
+    def notice(webhook: Webhook, state: EndpointState, now: float) -> None:
+        if failures:
+            raise failures.pop()
+        told.append(now)
+
+    a, b = Endpoints(store, notice), Endpoints(store, notice)
+    a.learn(HOOK, failed=True, now=0)
+    a.learn(HOOK, failed=True, now=HOUR + 1)  # disabled; its notice fails
+    assert told == [] and store.items[endpoint_key(HOOK)].disabled_at is not None
+    # when deliveries to it come, on either instance
+    for endpoints, now in ((b, HOUR + 100), (a, HOUR + 200), (b, HOUR + 300)):
+        endpoints.refresh([HOOK], now)
+        assert endpoints.disabled(HOOK, now) is not None
+    # then the notice went out once
+    assert told == [HOUR + 100]

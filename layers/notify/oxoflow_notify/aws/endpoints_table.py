@@ -71,9 +71,26 @@ class DynamoEndpointStore(OnTable):
     def enable(self, key: str) -> None:
         self._ddb().delete_item(TableName=self.table, Key=self._key(key))
 
+    def claim_notice(self, key: str, claimed: bool) -> bool:
+        request: dict[str, Any] = {"TableName": self.table, "Key": self._key(key)}
+        if claimed:
+            request |= {"UpdateExpression": "SET notified = :yes", "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+                        "ConditionExpression": "attribute_exists(disabled_at) AND attribute_not_exists(notified)"}  # fmt: skip
+        else:
+            request |= {"UpdateExpression": "REMOVE notified", "ConditionExpression": "attribute_exists(disabled_at)"}
+        try:
+            self._ddb().update_item(**request)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
 
 def state_of(item: dict[str, Any]) -> EndpointState:
     def at(name: str) -> float | None:
         return float(item[name]["N"]) if name in item else None
 
-    return EndpointState(at("failing_since"), at("disabled_at"), item.get("fingerprint", {}).get("S"))
+    return EndpointState(
+        at("failing_since"), at("disabled_at"), item.get("fingerprint", {}).get("S"), bool(item.get("notified", {}).get("BOOL"))
+    )

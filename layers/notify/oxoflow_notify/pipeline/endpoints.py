@@ -13,6 +13,7 @@ A store that cannot be reached changes nothing: deliveries go on as if every web
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class EndpointState:
     failing_since: float | None = None
     disabled_at: float | None = None
     fingerprint: str | None = None
+    notified: bool = False  # its WebhookDisabled notice went out (claimed before it is sent)
 
 
 HEALTHY = EndpointState()
@@ -57,6 +59,11 @@ class EndpointStore(Protocol):
         """Forget everything about it: enabled, healthy."""
         ...
 
+    def claim_notice(self, key: str, claimed: bool) -> bool:
+        """Claim a disabled webhook's notice (``claimed``), or give the claim back after a failed send;
+        whether the claim was this caller's."""
+        ...
+
 
 class NoEndpointStore:
     """No table: nothing is ever disabled."""
@@ -75,6 +82,9 @@ class NoEndpointStore:
 
     def enable(self, key: str) -> None:
         return None
+
+    def claim_notice(self, key: str, claimed: bool) -> bool:
+        return False
 
 
 def endpoint_key(webhook: Webhook) -> str:
@@ -125,6 +135,8 @@ class Endpoints:
         at, state = self._cache.get(endpoint_key(webhook), (now, HEALTHY))
         if state.disabled_at is None or webhook.disable_after <= 0:
             return None
+        if state.fingerprint is not None and state.fingerprint == fingerprint(webhook) and not state.notified:
+            self._notify(webhook, state, now)  # a notice that failed when it was disabled: sent now, once
         if state.fingerprint is not None and state.fingerprint != fingerprint(webhook):
             try:
                 self.store.enable(endpoint_key(webhook))
@@ -168,5 +180,19 @@ class Endpoints:
         state = EndpointState(since, now, mark)
         self._cache[key] = (now, state)
         logger.error("webhook disabled", extra={"webhook_id": webhook.id, "source": webhook.source, "failing_since": since})
-        if self.notice is not None:
+        self._notify(webhook, state, now)
+
+    def _notify(self, webhook: Webhook, state: EndpointState, now: float) -> None:
+        """The notice, once: claimed on the store first; given back if it could not be sent, so the
+        next delivery to the disabled webhook (any instance's) tries again."""
+        key = endpoint_key(webhook)
+        if self.notice is None or not self.store.claim_notice(key, True):
+            return
+        self._cache[key] = (self._cache.get(key, (now, state))[0], dataclasses.replace(state, notified=True))
+        try:
             self.notice(webhook, state, now)
+        except Exception as exc:  # noqa: BLE001 - the webhook stays disabled; the notice is tried again
+            logger.error("webhook disabled, notice not sent: tried again at its next delivery",
+                         extra={"webhook_id": webhook.id, "error": type(exc).__name__})  # fmt: skip
+            self.store.claim_notice(key, False)
+            self._cache.pop(key, None)
