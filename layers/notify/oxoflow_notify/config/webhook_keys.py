@@ -34,13 +34,12 @@ from .format_names import (
     FORMAT_NAMES,
     INCIDENT_PER,
     PAGERDUTY_DEFAULT_EVENTS,
-    PAGERDUTY_RESOLVES,
-    PAGERDUTY_TRIGGERS,
     SEVERITIES,
 )
+from .lifecycle_keys import _disable_after, _one_of, _pagerduty, _watch
 from .urls import url_problems
 from .webhook_ids import entry_id, invalid_id, valid_id
-from .webhook_values import check_whsec, parse_duration, parse_events, parse_headers, parse_secrets, seconds_problem
+from .webhook_values import check_whsec, named, parse_duration, parse_events, parse_headers, parse_secrets, seconds_problem
 
 if TYPE_CHECKING:
     from .lines import Place
@@ -99,11 +98,6 @@ def unknown_keys(table: Mapping[str, Any], allowed: tuple[str, ...]) -> list[str
     return ["; ".join(named) + f"; allowed keys are {', '.join(allowed)}"]
 
 
-def _named(value: Any) -> str:
-    """A user's value, fit to quote when it is a string, else only its type."""
-    return shown(value) if isinstance(value, str) else type(value).__name__
-
-
 def _events(fields: Fields) -> list[str]:
     _, error = fields.events
     return [f"key 'events': {error}"] if error else []
@@ -157,7 +151,7 @@ def _signature(fields: Fields) -> list[str]:
     signature = fields.get("signature", "hub-sha256")
     if signature not in SIGNATURES:
         hint = did_you_mean(signature, SIGNATURES) if isinstance(signature, str) else ""
-        return [f"key 'signature': unknown scheme '{_named(signature)}'{hint}; expected one of {', '.join(SIGNATURES)}"]
+        return [f"key 'signature': unknown scheme '{named(signature)}'{hint}; expected one of {', '.join(SIGNATURES)}"]
     if signature == "standard-webhooks" and fields.get("secret") is None:  # a broken secret is _secret's to report
         return ["key 'signature' = 'standard-webhooks' needs a secret"]
     return []
@@ -197,7 +191,7 @@ def _method(fields: Fields) -> list[str]:
     method = fields.get("method", "POST")
     if isinstance(method, str) and method.upper() in METHODS:
         return []
-    return [f"key 'method': '{_named(method)}' is not supported; use post or put"]
+    return [f"key 'method': '{named(method)}' is not supported; use post or put"]
 
 
 def _signature_scheme(fields: Fields) -> list[str]:
@@ -209,7 +203,7 @@ def _signature_scheme(fields: Fields) -> list[str]:
                 "and is not supported; use 'hmac-sha256', oxo-flow's default"]  # fmt: skip
     if scheme not in SIGNATURE_SCHEMES:
         hint = did_you_mean(scheme, SIGNATURE_SCHEMES) if isinstance(scheme, str) else ""
-        return [f"key 'signature_scheme': unknown scheme '{_named(scheme)}'{hint}; use hmac-sha256"]
+        return [f"key 'signature_scheme': unknown scheme '{named(scheme)}'{hint}; use hmac-sha256"]
     if fields.get("secret") is None:  # a broken secret is _secret's to report
         return ["key 'signature_scheme' needs a secret to sign with"]
     return []
@@ -228,7 +222,7 @@ def _digest(fields: Fields) -> list[str]:
         return []
     seconds = parse_duration(value)
     if seconds is None:
-        return [f"key 'digest': '{_named(value)}' is not a duration: write 90s, 2m or 1m30s"]
+        return [f"key 'digest': '{named(value)}' is not a duration: write 90s, 2m or 1m30s"]
     if not DIGEST_RANGE[0] <= seconds <= DIGEST_RANGE[1]:
         return [f"key 'digest' must be from 1s to 15m (got {seconds:g} s)"]
     return []
@@ -241,84 +235,6 @@ def _rate_limit(fields: Fields) -> list[str]:
     if isinstance(value, float) and 0 < value < 1 / 900:
         return ["key 'rate_limit' must allow at least one POST in 15 minutes (0.0012 per second), or be 0 for no limit"]
     return []
-
-
-def _disable_after(fields: Fields) -> list[str]:
-    value = fields.get("disable_after")
-    if value is None or value in (0, "0"):
-        return []
-    seconds = parse_duration(value)
-    if seconds is None:
-        return [f"key 'disable_after': '{_named(value)}' is not a duration: write 5d, 12h or 30m, or \"0\" for never"]
-    if seconds != 0 and not DEFAULTS.disable_after_min <= seconds <= DEFAULTS.disable_after_max:
-        return [f"key 'disable_after' must be 0 (never) or from 1m to 90d (got {seconds:g} s)"]
-    return []
-
-
-def _pagerduty(fields: Fields) -> list[str]:
-    """format = "pagerduty": a routing key (a value or a reference in the file's scope), the events
-    that mean something to an incident, and none of the keys that sign; elsewhere, no routing key."""
-    if fields.get("format") != "pagerduty":
-        return ["key 'routing_key' applies to format 'pagerduty' only"] if "routing_key" in fields.table else []
-    problems = [f"key '{key}' does not apply to format 'pagerduty' (PagerDuty checks the routing_key in the body; events are not "
-                "digested)" for key in ("secret", "signature", "signature_scheme", "digest") if key in fields.table]  # fmt: skip
-    problems += _routing_key(fields)
-    names, _ = fields.events
-    meaningful = (*PAGERDUTY_TRIGGERS, *PAGERDUTY_RESOLVES)
-    if names is not None and (other := sorted(names - set(meaningful))):
-        problems.append(f"key 'events': format 'pagerduty' opens an incident on {', '.join(PAGERDUTY_TRIGGERS)} and resolves it on "
-                        f"{', '.join(PAGERDUTY_RESOLVES)}; {', '.join(other)} has no meaning for an incident")  # fmt: skip
-    return problems
-
-
-def _one_of(key: str, allowed: tuple[str, ...]) -> Check:
-    """A pagerduty key that takes one of ``allowed`` (and applies to that format only)."""
-
-    def check(fields: Fields) -> list[str]:
-        value = fields.get(key)
-        if value is None:
-            return []
-        if fields.get("format") != "pagerduty":
-            return [f"key '{key}' applies to format 'pagerduty' only"]
-        if value not in allowed:
-            hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
-            return [f"key '{key}': '{_named(value)}' is not one of {', '.join(allowed)}{hint}"]
-        return []
-
-    return check
-
-
-def _routing_key(fields: Fields) -> list[str]:
-    key = fields.get("routing_key")
-    if key is None:
-        return ["key 'routing_key' is required for format 'pagerduty': the integration key of an Events API v2 integration "
-                "(a value, or an ssm:/secretsmanager: reference in this file's scope)"]  # fmt: skip
-    if not isinstance(key, str):
-        return [f"key 'routing_key' must be a string, got {type(key).__name__}"]
-    if is_reference(key):
-        if not REFERENCE.match(key):
-            return ["key 'routing_key' is not a valid reference (ssm:/path/name or secretsmanager:name[#key])"]
-        return [f"key 'routing_key': {fields.scope.rule(key)}"] if fields.scope is not None and not fields.scope.allows(key) else []
-    if len(key) != 32 or not key.isalnum():  # never quoted: it is a secret
-        return [f"key 'routing_key' must be the 32-letter-and-digit integration key PagerDuty shows (got {len(key)} characters)"]
-    return []
-
-
-def _watch(key: str) -> Check:
-    """``overdue`` / ``silent``: a duration from 1m to 7d."""
-
-    def check(fields: Fields) -> list[str]:
-        value = fields.get(key)
-        if value is None:
-            return []
-        seconds = parse_duration(value)
-        if seconds is None:
-            return [f"key '{key}': '{_named(value)}' is not a duration: write 6h, 45m or 1h30m"]
-        if not DEFAULTS.watch_min <= seconds <= DEFAULTS.watch_max:
-            return [f"key '{key}' must be from 1m to 7d (got {seconds:g} s)"]
-        return []
-
-    return check
 
 
 # One validator per key, in the order their problems are reported.

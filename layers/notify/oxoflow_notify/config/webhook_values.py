@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from oxoflow_notify.errors import shown
 from oxoflow_notify.inbound.events import EVENT_NAMES, canonical_event_name, unknown_event_message
 
 from . import MAX_EVENTS, MAX_HEADER_VALUE, MAX_REPORTED, REFERENCE, TIMEOUT_RANGE, is_reference
@@ -187,3 +188,8 @@ def parse_duration(value: Any) -> float | None:
         return None
     days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def named(value: object) -> str:
+    """A user's value, fit to quote when it is a string, else only its type."""
+    return shown(value) if isinstance(value, str) else type(value).__name__
