@@ -10,6 +10,11 @@ from datetime import UTC, datetime
 from oxoflow_notify.errors import EventError
 
 
+def epoch_millis(at: float) -> str:
+    """Unix seconds as RFC 3339 in UTC, always with milliseconds (what oxoflow-notify's own notices carry)."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z; milliseconds only when the source had sub-second precision.
 

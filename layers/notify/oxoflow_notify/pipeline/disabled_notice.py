@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from oxoflow_notify.config import Config, Webhook
 from oxoflow_notify.inbound.events import WEBHOOK_DISABLED, Event
+from oxoflow_notify.inbound.timestamps import epoch_millis
 from oxoflow_notify.observability import logger
 from oxoflow_notify.outbound.delivery import delivery_id_for
 
@@ -22,10 +22,6 @@ from .retry import RetryTask
 
 _NOTICE_NAMESPACE = uuid.UUID("0e5b7a52-3c1d-5f4e-8a9b-7c6d5e4f3a2b")
 Alarm = Callable[[str, str], None]  # (subject, message) to the stack's alarm topic
-
-
-def iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def notice_event(webhook: Webhook, state: EndpointState, workflow: str) -> Event:
@@ -38,9 +34,9 @@ def notice_event(webhook: Webhook, state: EndpointState, workflow: str) -> Event
                f"oxoflow-notify endpoints enable {webhook.id} --workflow {_file_name(webhook.source)}, "
                "or upload a config that changes its entry.")  # fmt: skip
     return Event(
-        event=WEBHOOK_DISABLED, workflow=workflow, timestamp=iso(at),
+        event=WEBHOOK_DISABLED, workflow=workflow, timestamp=epoch_millis(at),
         id=str(uuid.uuid5(_NOTICE_NAMESPACE, f"{webhook.source}\n{webhook.id}\n{at:.6f}")), message=message,
-        details={"webhook_id": webhook.id, "format": webhook.format, "failing_since": iso(since), "disabled_at": iso(at),
+        details={"webhook_id": webhook.id, "format": webhook.format, "failing_since": epoch_millis(since), "disabled_at": epoch_millis(at),
                  "disable_after_seconds": webhook.disable_after},
     )  # fmt: skip
 

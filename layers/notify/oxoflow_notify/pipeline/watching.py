@@ -18,11 +18,11 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from oxoflow_notify.config import Config, Webhook
 from oxoflow_notify.inbound.events import RUN_ENDINGS, WORKFLOW_OVERDUE, Event, event_from_payload
+from oxoflow_notify.inbound.timestamps import epoch_millis
 from oxoflow_notify.outbound.delivery import delivery_id_for
 
 from .attempts import Attempt, current_webhook
@@ -82,10 +82,6 @@ def seen_of(event: Event, now: float) -> dict[str, Any]:
     return {"event": event.event, "rule": event.rule, "at": now}
 
 
-def iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def deadline(webhook: Webhook, watch: Watch) -> tuple[float, str] | None:
     """When the run is due to be reported, and why (the earlier of its two deadlines)."""
     due = []
@@ -105,10 +101,11 @@ def overdue_event(workflow: str, run_id: str | None, watch: Watch, reason: str, 
         message = f"Workflow {what} is overdue: started {_span(now - watch.started)} ago and has not ended"
     else:
         message = f"Workflow {what} is silent: no event for {_span(ago)}"
-    details = {"reason": reason, "started_at": iso(watch.started), "last_event": {"event": last.get("event"), "rule": last.get("rule"),
-               "at": iso(float(last.get("at", watch.last)))}, "silent_for_seconds": round(ago, 1)}  # fmt: skip
-    return Event(event=WORKFLOW_OVERDUE, workflow=workflow, timestamp=iso(now), id=str(uuid.uuid5(_NAMESPACE, f"{group}\n{reason}")),
-                 message=message, details=details, run_id=run_id)  # fmt: skip
+    seen = {"event": last.get("event"), "rule": last.get("rule"), "at": epoch_millis(float(last.get("at", watch.last)))}
+    details = {"reason": reason, "started_at": epoch_millis(watch.started), "last_event": seen, "silent_for_seconds": round(ago, 1)}
+    alert_id = str(uuid.uuid5(_NAMESPACE, f"{group}\n{reason}"))
+    return Event(event=WORKFLOW_OVERDUE, workflow=workflow, timestamp=epoch_millis(now), id=alert_id, message=message, details=details,
+                 run_id=run_id)  # fmt: skip
 
 
 def _span(seconds: float) -> str:

@@ -12,30 +12,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from typing import Any
 
+from .cli_common import _age
 from .deliveries import STATUSES, fold, health, kept_event, print_health, print_json, print_table, show
 
 LOG_ENV = "DELIVERY_LOG_TABLE"
-_SINCE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def since_seconds(text: str) -> float:
-    """``--since 2h`` -> 7200 (s, m, h or d)."""
-    match = _SINCE.match(text.strip().lower())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: write a duration such as 90m, 2h or 7d")
-    return float(match.group(1)) * _UNIT[match.group(2)]
 
 
 def _positive_count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
     return int(text)
+
+
+def _log_options(command: argparse.ArgumentParser, region_help: str) -> None:
+    """Where the delivery log is: the options every one of these commands takes."""
+    command.add_argument("--table", default=os.environ.get(LOG_ENV), help=f"the delivery log table (default: ${LOG_ENV})")
+    command.add_argument("--region", help=region_help)
 
 
 def add_parsers(sub: Any, region_help: str) -> None:
@@ -51,12 +47,11 @@ def add_parsers(sub: Any, region_help: str) -> None:
     d.add_argument("--event-id", dest="event_id", help="only this event id")
     d.add_argument("--run-id", dest="run_id", help="only this run")
     d.add_argument("--status", choices=STATUSES, help="delivered, failed (not delivered, an attempt failed), pending, dead")
-    d.add_argument("--since", type=since_seconds, default=86400.0, help="how far back: 30m, 2h, 7d (default 1d)")
+    d.add_argument("--since", type=_age, default=86400.0, help="how far back: 30m, 2h, 7d (default 1d)")
     d.add_argument("--limit", type=_positive_count, default=50, help="at most this many deliveries (default 50)")
     d.add_argument("--json", action="store_true", help="one JSON object per line")
     d.add_argument("--html", metavar="FILE", help="also write one self-contained page of the deliveries to FILE")
-    d.add_argument("--table", default=os.environ.get(LOG_ENV), help=f"the delivery log table (default: ${LOG_ENV})")
-    d.add_argument("--region", help=region_help)
+    _log_options(d, region_help)
     d.set_defaults(run=cmd_deliveries)
 
     r = sub.add_parser("redeliver", help="post one delivery again now, marked as a redelivery",
@@ -65,8 +60,7 @@ def add_parsers(sub: Any, region_help: str) -> None:
                                    "log. Reads the functions' settings from the environment, as replay does.")  # fmt: skip
     r.add_argument("delivery_id")
     r.add_argument("--workflow", help="the delivery's workflow (one query; without it the table is scanned)")
-    r.add_argument("--table", default=os.environ.get(LOG_ENV), help=f"the delivery log table (default: ${LOG_ENV})")
-    r.add_argument("--region", help=region_help)
+    _log_options(r, region_help)
     r.set_defaults(run=cmd_redeliver)
 
     e = sub.add_parser("endpoints", help="each webhook's health: success rates, durations, failing since, state",
@@ -77,8 +71,7 @@ def add_parsers(sub: Any, region_help: str) -> None:
     e.add_argument("webhook", nargs="?", help="with enable: the webhook id")
     e.add_argument("--workflow", help="only this workflow (with enable: the webhook's workflow, required)")
     e.add_argument("--json", action="store_true", help="one JSON object per line")
-    e.add_argument("--table", default=os.environ.get(LOG_ENV), help=f"the delivery log table (default: ${LOG_ENV})")
-    e.add_argument("--region", help=region_help)
+    _log_options(e, region_help)
     e.set_defaults(run=cmd_endpoints)
 
 
