@@ -211,6 +211,133 @@ class PagerDutyLike:
         return Answer(202, json.dumps(accepted).encode(), {"Content-Type": "application/json"})
 
 
+class DiscordMessages:
+    """A Discord webhook's message API as a receiver sees it: ``POST ?wait=true`` creates a message
+    and answers it (``id``: a snowflake), without ``wait`` 204; ``PATCH .../messages/{id}`` edits
+    one (404 ``{"code": 10008}`` for a message that does not exist, or was deleted). Bodies are
+    checked as Discord checks them (400 code 50035). More than ``per_two_seconds`` requests within
+    any two seconds get 429 with ``retry_after`` in JSON and Retry-After, as Discord's webhook bucket
+    does. ``messages`` holds each message as it is now; ``edits`` every state each one went through."""
+
+    def __init__(self, per_two_seconds: int = 5) -> None:
+        self.per_two_seconds = per_two_seconds
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.edits: dict[str, list[dict[str, Any]]] = {}
+        self.arrivals: list[float] = []
+        self.limited = 0
+        self.fail: dict[int, int] = {}  # request number -> a status to answer it with instead (faults a test injects)
+        self._next = 1_100_000_000_000_000_000
+
+    def delete(self, message_id: str) -> None:
+        self.messages.pop(message_id, None)
+
+    def __call__(self, n: int, r: Received) -> Answer:
+        from .shapes import problems_of
+
+        if n in self.fail:
+            return Answer(self.fail[n], b'{"message": "injected", "code": 0}')
+        self.arrivals.append(r.at)
+        if len([t for t in self.arrivals if r.at - t < 2.0]) > self.per_two_seconds:
+            self.limited += 1
+            body = {"message": "You are being rate limited.", "retry_after": 1.0, "global": False}
+            return Answer(429, json.dumps(body).encode(), {"Retry-After": "1", "Content-Type": "application/json"})
+        problems = problems_of("discord", r.body)
+        if problems:
+            return Answer(400, json.dumps({"code": 50035, "message": "Invalid Form Body", "errors": problems}).encode())
+        path, _, query = r.path.partition("?")
+        if r.method == "PATCH":
+            message_id = path.rsplit("/messages/", 1)[-1]
+            if message_id not in self.messages:
+                return Answer(404, json.dumps({"message": "Unknown Message", "code": 10008}).encode())
+        elif r.method == "POST" and "/messages/" not in path:
+            self._next += 1
+            message_id = str(self._next)
+        else:
+            return Answer(405, json.dumps({"message": "405: Method Not Allowed", "code": 0}).encode())
+        message = {**json.loads(r.body), "id": message_id}
+        self.messages[message_id] = message
+        self.edits.setdefault(message_id, []).append(message)
+        if r.method == "POST" and "wait=true" not in query:
+            return Answer(204, b"")
+        return Answer(200, json.dumps(message).encode(), {"Content-Type": "application/json"})
+
+
+class SlackWebApi:
+    """Slack's chat.postMessage and chat.update as a receiver sees them: a bearer ``token`` and a
+    ``channel`` it knows, else HTTP 200 ``{"ok": false, "error": "invalid_auth" | "channel_not_found"}``;
+    a post answers ``ts``; a post with ``thread_ts`` is a reply in that message's thread; an update of
+    a ``ts`` it does not have (or that was deleted) answers ``message_not_found``. Bodies are checked
+    as Slack checks blocks (``invalid_blocks``). chat.update past ``updates_per_minute`` within any
+    minute, and more than ``posts_per_second`` posts (plus a ``burst``, as Slack allows short ones)
+    in any second, get HTTP 429 with Retry-After."""
+
+    def __init__(self, token: str, channel: str, updates_per_minute: int = 50, posts_per_second: int = 1, burst: int = 1) -> None:
+        self.token, self.channel = token, channel
+        self.updates_per_minute, self.posts_per_second = updates_per_minute, posts_per_second + burst
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.edits: dict[str, list[dict[str, Any]]] = {}
+        self.threads: dict[str, list[dict[str, Any]]] = {}
+        self.updates: list[float] = []
+        self.posts: list[float] = []
+        self.limited = 0
+        self.fail: dict[int, str] = {}  # request number -> an error code to answer it with instead (faults a test injects)
+        self._next = 0
+
+    def delete(self, ts: str) -> None:
+        self.messages.pop(ts, None)
+
+    @staticmethod
+    def _ok(**fields: Any) -> Answer:
+        return Answer(200, json.dumps({"ok": True, **fields}).encode(), {"Content-Type": "application/json; charset=utf-8"})
+
+    @staticmethod
+    def _error(code: str) -> Answer:
+        return Answer(200, json.dumps({"ok": False, "error": code}).encode(), {"Content-Type": "application/json; charset=utf-8"})
+
+    def __call__(self, n: int, r: Received) -> Answer:
+        from .shapes import problems_of
+
+        method = r.path.partition("?")[0].rsplit("/", 1)[-1]
+        if n in self.fail:
+            return self._error(self.fail[n])
+        if r.header("Authorization") != f"Bearer {self.token}":
+            return self._error("invalid_auth")
+        try:
+            payload = json.loads(r.body)
+        except ValueError:
+            return self._error("invalid_json")
+        if payload.get("channel") != self.channel:
+            return self._error("channel_not_found")
+        updating = method == "chat.update"
+        window, limit = (self.updates, (60.0, self.updates_per_minute)) if updating else (self.posts, (1.0, self.posts_per_second))
+        window.append(r.at)
+        if len([t for t in window if r.at - t < limit[0]]) > limit[1]:
+            self.limited += 1
+            return Answer(429, b"", {"Retry-After": "1"})
+        if problems_of("slack", r.body):
+            return self._error("invalid_blocks")
+        if method == "chat.postMessage":
+            self._next += 1
+            ts = f"{1_900_000_000 + self._next}.{self._next:06d}"
+            thread = payload.get("thread_ts")
+            if thread is not None:
+                if thread not in self.messages:
+                    return self._error("thread_not_found")
+                self.threads.setdefault(thread, []).append(payload)
+            else:
+                self.messages[ts] = payload
+                self.edits[ts] = [payload]
+            return self._ok(channel=self.channel, ts=ts)
+        if method == "chat.update":
+            ts = payload.get("ts")
+            if ts not in self.messages:
+                return self._error("message_not_found")
+            self.messages[ts] = payload
+            self.edits[ts].append(payload)
+            return self._ok(channel=self.channel, ts=ts)
+        return self._error("unknown_method")
+
+
 def most_in_any_second(times: list[float]) -> int:
     """The most arrivals within any one-second span (a sliding window, not calendar seconds)."""
     ordered = sorted(times)
@@ -304,6 +431,7 @@ class Receiver:
                 receiver._handle(self, body)
 
             do_PUT = do_POST
+            do_PATCH = do_POST
 
         server_class = _Server6 if ipv6 else _Server
         self._server = server_class(("::1" if ipv6 else "127.0.0.1", 0), Handler)

@@ -380,3 +380,21 @@ def test_follow_refuses_a_missing_log_and_exits_on_a_finished_one(tmp_path: Path
     again = run("follow", str(log), "--workflow", "wgs", "--until-done", "--dry-run")
     assert again.returncode == 0 and again.stdout == "", again.stderr
     assert "the run already ended at execution.jsonl:4 (workflow_completed)" in again.stderr
+
+
+def test_validate_knows_the_live_keys_with_did_you_mean_and_the_platform_refusal(tmp_path: Path) -> None:
+    # given a file with a live Slack webhook whose channel key is misspelt and a live Teams webhook
+    path = tmp_path / "variant-calling.oxoflow"
+    path.write_text(
+        '[[webhooks]]\nid = "ops"\nurl = "https://slack.com/api"\nformat = "slack"\nlive = true\nchanel = "C0123456789"\n'
+        'token = "xoxb-1-2-LiveTokenCanary"\n\n[[webhooks]]\nid = "team"\nurl = "https://example.org/x"\nformat = "teams"\nlive = true\n'
+    )
+    # when it is validated with the installed command
+    done = run("validate", str(path))
+    # then each problem is named at its line, with the did-you-mean and why Teams cannot be live; the token is never shown
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    out = done.stdout + done.stderr
+    assert "(line 6): unknown key 'chanel' (did you mean 'channel'?)" in out
+    assert "key 'channel' is required for a live Slack webhook" in out
+    assert "(line 13): key 'live' applies to formats slack and discord only: teams cannot edit a message it posted" in out
+    assert "LiveTokenCanary" not in out

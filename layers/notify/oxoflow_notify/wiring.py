@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from oxoflow_notify.pipeline.handoff import HandoffLog
     from oxoflow_notify.pipeline.ingest import Ingest
     from oxoflow_notify.pipeline.ledger import Ledger
+    from oxoflow_notify.pipeline.live import LiveStore
     from oxoflow_notify.pipeline.pacing import Pacer, Slot
     from oxoflow_notify.pipeline.watching import RunWatches
     from oxoflow_notify.pipeline.windows import Closing, Group, Schedule, WindowStore
@@ -103,6 +104,7 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         endpoints=_endpoints(settings, dynamodb),
         alarm=_alarm(env),
         watches=_watches(settings, dynamodb),
+        live=_live(settings, dynamodb),
     )
 
 
@@ -166,6 +168,15 @@ def _watches(settings: Settings, dynamodb: Lazy[Any]) -> RunWatches | None:
     from oxoflow_notify.aws.watches_table import DynamoRunWatches
 
     return DynamoRunWatches(settings.ledger_table, dynamodb)
+
+
+def _live(settings: Settings, dynamodb: Lazy[Any]) -> LiveStore | None:
+    """Live messages' state, on the ledger's table; without one, no message is live."""
+    if not settings.ledger_table:
+        return None
+    from oxoflow_notify.aws.live_table import DynamoLiveStore
+
+    return DynamoLiveStore(settings.ledger_table, dynamodb)
 
 
 def _alarm(env: Mapping[str, str] | None) -> Alarm | None:

@@ -41,6 +41,10 @@ WEBHOOK_KEYS = (
     "severity",
     "overdue",
     "silent",
+    "live",
+    "live_interval",
+    "channel",
+    "token",
 )
 SIGNATURES = ("hub-sha256", "standard-webhooks")
 SIGNATURE_SCHEMES = ("hmac-sha256",)  # oxo-flow's X-OxoFlow-Signature
@@ -94,6 +98,9 @@ class Webhook:
     overdue: float | None = None  # seconds: a started run not ended by then is reported (WorkflowOverdue)
     entry_digest: str = ""  # 64 bits of the entry as written (references unresolved): a changed entry has another
     silent: float | None = None  # seconds: a started run with no event for this long is reported
+    live: bool = False  # slack/discord: one message per run, edited as the run goes (pipeline.live), not one per event
+    live_interval: float = DEFAULTS.live_interval  # seconds: at most one edit this often per live message
+    channel: str | None = None  # live slack: the channel id chat.postMessage posts to
 
     @property
     def pace(self) -> float:
@@ -102,8 +109,14 @@ class Webhook:
 
     @property
     def secret(self) -> str | None:
-        """The secret X-Hub-Signature-256 uses: the first (none for pagerduty, whose one secret is its routing key)."""
-        return self.secrets[0] if self.secrets and self.format != "pagerduty" else None
+        """The secret X-Hub-Signature-256 uses: the first (none for pagerduty, whose one secret is its routing key, nor for
+        a live webhook: it talks to the platform's API, which signatures mean nothing to)."""
+        return self.secrets[0] if self.secrets and self.format != "pagerduty" and not self.live else None
+
+    @property
+    def token(self) -> str | None:
+        """live slack: the bot token the Web API takes (Authorization: Bearer), kept as the webhook's one secret."""
+        return self.secrets[0] if self.secrets and self.live and self.format == "slack" else None
 
     @property
     def routing_key(self) -> str | None:
@@ -112,12 +125,14 @@ class Webhook:
 
     @property
     def standard_webhooks(self) -> bool:
-        if self.format == "pagerduty":
+        if self.format == "pagerduty" or self.live:
             return False
         return self.signature == "standard-webhooks" or any(s.startswith("whsec_") for s in self.secrets)
 
     def matches(self, event: str) -> bool:
-        return self.events is None or event in self.events
+        """Whether the event is delivered to it on its own; never for a live webhook, which follows
+        every event of a run in its one message (pipeline.live) instead."""
+        return not self.live and (self.events is None or event in self.events)
 
     @property
     def host(self) -> str:

@@ -37,6 +37,7 @@ from .format_names import (
     SEVERITIES,
 )
 from .lifecycle_keys import _disable_after, _one_of, _pagerduty, _watch
+from .live_keys import LIVE_CHECKS
 from .urls import url_problems
 from .webhook_ids import entry_id, invalid_id, valid_id
 from .webhook_values import check_whsec, named, parse_duration, parse_events, parse_headers, parse_secrets, seconds_problem
@@ -83,6 +84,8 @@ class Fields:
         """The secret(s); a pagerduty webhook's one secret is its routing key."""
         if self.table.get("format") == "pagerduty":
             return parse_secrets(self.table.get("routing_key"))
+        if self.table.get("live") is True and self.table.get("format") == "slack":
+            return parse_secrets(self.table.get("token"))
         return parse_secrets(self.table.get("secret"))
 
 
@@ -132,8 +135,8 @@ def _format(fields: Fields) -> list[str]:
 
 
 def _secret(fields: Fields) -> list[str]:
-    if fields.get("format") == "pagerduty":
-        return []  # its routing key is _pagerduty's
+    if fields.get("format") == "pagerduty" or fields.get("live") is True:
+        return []  # its routing key is _pagerduty's; a live webhook's token (and its refusal of a secret) live_keys'
     secrets, secrets_error = fields.secrets
     if secrets_error:
         return [f"key 'secret' {secrets_error}"]
@@ -259,6 +262,7 @@ KEY_CHECKS: tuple[tuple[str, Check], ...] = (
     ("severity", _one_of("severity", SEVERITIES)),
     ("overdue", _watch("overdue")),
     ("silent", _watch("silent")),
+    *LIVE_CHECKS,
 )
 
 
@@ -310,6 +314,9 @@ def _webhook(fields: Fields, webhook_id: str, source: str, index: int) -> Webhoo
         incident_per=fields.get("incident_per", "workflow"),
         overdue=parse_duration(fields.get("overdue")) if fields.get("overdue") is not None else None,
         silent=parse_duration(fields.get("silent")) if fields.get("silent") is not None else None,
+        live=fields.get("live") is True,
+        live_interval=_seconds_or(fields.get("live_interval"), DEFAULTS.live_interval),
+        channel=fields.get("channel"),
         entry_digest=entry_digest(fields),
         severity=fields.get("severity"),
     )
@@ -320,6 +327,7 @@ def entry_digest(fields: Fields) -> str:
     format, method, signature): what an endpoint's disable is tied to. Taken here, before any
     reference is resolved, so a resolved webhook still has the digest of its entry."""
     parts = [repr(fields.get(k)) for k in ("url", "format", "method", "signature", "secret", "routing_key", "headers")]
+    parts += [f"{k}={fields.get(k)!r}" for k in ("token", "channel") if k in fields.table]  # (absent: the digest entries always had)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

@@ -45,3 +45,11 @@ def normalise_timestamp(value: str, name: str = "timestamp") -> str:
         raise EventError(f"field '{name}': {exc}") from None
     except OverflowError:
         raise EventError(f"field '{name}' is out of range: in UTC it must fall within the years 0001 to 9999") from None
+
+
+def epoch_seconds(value: str) -> float | None:
+    """An event's (normalised) timestamp as unix seconds; None when it cannot be read."""
+    try:
+        return parse_timestamp(value).timestamp()
+    except (ValueError, OverflowError):
+        return None

@@ -229,13 +229,18 @@ class HttpSender:
         """POST once, within ``budget`` seconds in all (default: connect + the webhook's timeout).
 
         Never raises: whatever goes wrong becomes an Outcome with an error class."""
+        return self.call(prepared, budget)[0]
+
+    def call(self, prepared: Prepared, budget: float | None = None) -> tuple[Outcome, bytes]:
+        """``send``, with the answer's body as read (at most RESPONSE_LIMIT bytes; b"" without one):
+        for the calls whose answer carries what comes next (a live message's id). Never logged."""
         started = time.perf_counter()
         try:
             self.guard.check_scheme(urlsplit(prepared.webhook.url).scheme)
         except BlockedTarget as exc:
-            return Outcome(None, Failure.HTTPS_REQUIRED, 0.0, detail=str(exc))
+            return Outcome(None, Failure.HTTPS_REQUIRED, 0.0, detail=str(exc)), b""
         except ValueError:
-            return Outcome(None, Failure.INVALID_REQUEST, 0.0, detail="the URL cannot be parsed")
+            return Outcome(None, Failure.INVALID_REQUEST, 0.0, detail="the URL cannot be parsed"), b""
         timeout = Timeout(connect=self.timeout[0], read=prepared.webhook.timeout or self.timeout[1])
         with deadline(self.budget(prepared.webhook) if budget is None else budget):
             try:
@@ -251,17 +256,18 @@ class HttpSender:
                 )
             except LocationValueError:
                 # A host urllib3 cannot encode (IDNA 2008 refuses some that the config's check lets by).
-                return Outcome(None, Failure.INVALID_HOST, _ms_since(started), detail="the URL's host cannot be encoded as a host name")
+                detail = "the URL's host cannot be encoded as a host name"
+                return Outcome(None, Failure.INVALID_HOST, _ms_since(started), detail=detail), b""
             except (HTTPError, OSError) as exc:
-                return Outcome(None, error_class(exc), _ms_since(started), detail=failure_detail(exc))
+                return Outcome(None, error_class(exc), _ms_since(started), detail=failure_detail(exc)), b""
             except (UnicodeError, ValueError, TypeError) as exc:
                 # What HTTP cannot carry (a header value outside latin-1, a newline in a name, a URL
                 # urllib3 cannot parse): the request is malformed, retrying cannot help.
-                return Outcome(
-                    None, Failure.INVALID_REQUEST, _ms_since(started), detail=f"the request could not be built ({type(exc).__name__})"
-                )
+                detail = f"the request could not be built ({type(exc).__name__})"
+                return Outcome(None, Failure.INVALID_REQUEST, _ms_since(started), detail=detail), b""
             except Exception as exc:  # noqa: BLE001 - one webhook's surprise must not end the fan-out
-                return Outcome(None, Failure.REQUEST_ERROR, _ms_since(started), detail=f"unexpected {type(exc).__name__} while sending")
+                detail = f"unexpected {type(exc).__name__} while sending"
+                return Outcome(None, Failure.REQUEST_ERROR, _ms_since(started), detail=detail), b""
             try:
                 if response.status < 200:  # 101 (or worse) to a POST that asked for no upgrade: drop the connection
                     raise ConnectionAbortedError("no final answer")
@@ -274,13 +280,14 @@ class HttpSender:
             except Exception:  # noqa: BLE001 - a broken or dripping body does not change the status we got
                 raw = b""
                 response.close()
-        return Outcome(
+        outcome = Outcome(
             status=response.status,
             error=None,
             latency_ms=_ms_since(started),
             retry_after=response.headers.get("Retry-After"),
             snippet=_snippet(raw, response.status, prepared),
         )
+        return outcome, raw
 
     def send_all(self, batch: Sequence[Prepared], send: Callable[[Prepared], Outcome] | None = None) -> list[Outcome]:
         """All at once: the fan-out costs the slowest receiver, not the sum of them.

@@ -30,6 +30,7 @@ MALFORMED_RETRY = "malformed_retry"
 INTERNAL_ERROR = "internal_error"  # a surprise in our own code: the event or delivery is kept for replay
 ENDPOINT_DISABLED = "endpoint_disabled"  # the webhook is disabled (no 2xx for its disable_after): replay once it is fixed
 RETRY_FAULTED = "retry_faulted"  # an AWS fault on every receive the retry queue allows: the message is kept for replay
+LIVE_FAILED = "live_failed"  # a live message's updates failed for good: replay resumes them (its timer is kept whole)
 UNAUTHENTICATED_EVENT = "unauthenticated_event"  # not signed with its workflow's publish key: nothing delivered
 
 

@@ -21,6 +21,7 @@ from . import deadletter as dl
 from .attempts import Attempt
 from .executor import Executor
 from .invocation import Invocation, Report
+from .live import Live
 from .ports import ConfigSource, SecretReferences
 from .settlement import Refusal, Settlement
 from .watching import Watching, after_overdue
@@ -40,8 +41,9 @@ class Published:
 class Dispatcher:
     def __init__(
         self, store: ConfigSource, references: SecretReferences | None, windowing: Windowing, executor: Executor,
-        settlement: Settlement, watching: Watching | None = None,
+        settlement: Settlement, watching: Watching | None = None, live: Live | None = None,
     ) -> None:  # fmt: skip
+        self.live = live  # live messages (one per run) learn of every event
         self.watching = watching  # runs watched for overdue and silent
         self.store = store
         self.references = references
@@ -79,8 +81,9 @@ class Dispatcher:
         errors: list[Exception] = []
         closing = self.windowing.run_ending(event, configs, errors) if event.event in RUN_ENDINGS else []
         late = self._watched(event, configs, errors)
+        self._live(event, configs, errors)
         attempts = self._attempts(inv, event, targets, errors, late)
-        if not targets and not closing:
+        if not targets and not closing and not any(w.live for c in configs for w in c.webhooks):
             logger.info("no webhook matches", extra={"event_id": event.id, "workflow": event.workflow, "event": event.event})
         if errors:
             # A window could not be read or written: fail the event before anything is posted, so
@@ -143,6 +146,15 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - an AWS fault fails the event before anything is posted
             errors.append(exc)
             return set()
+
+    def _live(self, event: Event, configs: list[Config], errors: list[Exception]) -> None:
+        """Live messages (pipeline.live) count the event; they edit themselves later, on their timers."""
+        if self.live is None:
+            return
+        try:
+            self.live.observe(event, configs)
+        except Exception as exc:  # noqa: BLE001 - an AWS fault fails the event before anything is posted
+            errors.append(exc)
 
     def _attempts(
         self, inv: Invocation, event: Event, targets: list[tuple[Webhook, str]], errors: list[Exception], late: set[tuple[str, str]]

@@ -31,6 +31,7 @@ from .executor import Executor
 from .handoff import HandoffLog, NoHandoffLog
 from .invocation import Report
 from .ledger import Ledger, NoLedger
+from .live import Live, LiveStore
 from .ports import ConfigSource, LetterBodies, MessageQueue, SecretReferences, Tuning
 from .rate_gate import PACE_EARLY_MAX, PACE_WAIT, REPLAY_WAIT, RateGate
 from .redrive import Redrive
@@ -60,7 +61,7 @@ __all__ = [
 # What the jobs are assembled from: swapping one on a built Notifier assembles them again.
 _PARTS = frozenset(
     {"store", "sender", "retry_queue", "dead_letters", "clock", "sleep", "references", "letters", "windows", "pacer", "ledger",
-     "handoffs", "breaker", "log", "endpoint_store", "alarm", "watches"}
+     "handoffs", "breaker", "log", "endpoint_store", "alarm", "watches", "live_store"}
 )  # fmt: skip
 
 
@@ -88,6 +89,7 @@ class Notifier:
         endpoints: EndpointStore | None = None,
         alarm: Alarm | None = None,
         watches: RunWatches | None = None,
+        live: LiveStore | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -106,6 +108,7 @@ class Notifier:
         self.endpoint_store = endpoints or NoEndpointStore()  # failing and disabled webhooks; none: nothing is disabled
         self.alarm = alarm  # the stack's alarm topic, told when a webhook is disabled
         self.watches = watches  # runs watched for overdue and silent; None: no table, nothing is watched
+        self.live_store = live  # live messages' state; None: no table, no message is live
         self.breaker = breaker or CircuitBreaker(settings.circuit_threshold, settings.circuit_cooldown)
         self.policy = Policy(settings.retry_schedule, settings.retry_jitter, settings.throttle_floor, settings.claim_wait)
         self.budget = TimeBudget(settings.invocation_reserve)
@@ -126,13 +129,17 @@ class Notifier:
                                      self.clock, self.log, self.endpoints, self.budget)  # fmt: skip
         self.executor = Executor(self.sender, self.ledger, self.handoffs, self.gate, self.budget, self.breaker, self.settlement,
                                  self.references, self.clock)  # fmt: skip
-        self.watching = Watching(self.watches, self.retry_queue, self.store, self.clock)
+        self.live = Live(self.live_store, self.retry_queue, self.store, self.sender, self.executor.resolved,
+                         lambda inv, letter: self.settlement.dead_letter(inv, letter, "live"), self.settings.retry_schedule, self.budget,
+                         self.clock)  # fmt: skip
+        self.watching = Watching(self.watches, self.retry_queue, self.store, self.clock, self.live)
         self.windowing = Windowing(self.windows, self.retry_queue, self.store, self.settlement, self.clock)
         read_body = self.letters.resolve if self.letters is not None else without_store
         longest = far_future(self.settings.retry_schedule, self.settings.retry_jitter)
         self.redrive = Redrive(self.store, read_body, self.retry_queue, longest, self.windowing, self.executor, self.settlement,
-                               self.clock, self.watching)  # fmt: skip
-        self.dispatcher = Dispatcher(self.store, self.references, self.windowing, self.executor, self.settlement, self.watching)
+                               self.clock, self.watching, self.live)  # fmt: skip
+        self.dispatcher = Dispatcher(self.store, self.references, self.windowing, self.executor, self.settlement, self.watching,
+                                     self.live)  # fmt: skip
 
     def bind(self, context: Any) -> None:
         """This invocation's Lambda context: no POST starts that could not finish before the

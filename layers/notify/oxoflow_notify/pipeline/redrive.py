@@ -19,6 +19,7 @@ from . import deadletter as dl
 from .attempts import Attempt, current_webhook, subject_from_payload
 from .executor import Executor
 from .invocation import Invocation, Report
+from .live import LIVE_SCHEMA, Live
 from .ports import ConfigSource, MessageQueue
 from .retry import CLOSE_SCHEMA, RetryMessageError, RetryTask, sqs_delay
 from .settlement import Settlement
@@ -41,8 +42,10 @@ class Redrive:
         settlement: Settlement,
         clock: Callable[[], float],
         watching: Watching | None = None,
+        live: Live | None = None,
     ) -> None:
         self.watching = watching  # run timers (WATCH_SCHEMA) go to it
+        self.live = live  # live messages' timers (LIVE_SCHEMA) go to it
         self.store = store
         self.read_body = read_body  # a pointer to a body kept in S3 (aws.letters) -> the body; raises ClaimCheckError
         self.retry_queue = retry_queue
@@ -105,6 +108,10 @@ class Redrive:
                 return self.windowing.close_due(inv, data, body)
             if isinstance(data, dict) and data.get("schema") == WATCH_SCHEMA:
                 return self.watching.due(inv, data) if self.watching is not None else None
+            if isinstance(data, dict) and data.get("schema") == LIVE_SCHEMA:
+                if self.live is not None:
+                    self.live.due(inv, data)  # edits the message itself: no attempt for the executor
+                return None
             task = RetryTask.from_message(data)
             event = subject_from_payload(task.event)
         except _MALFORMED as exc:  # a DigestPayloadError is a ValueError; a ClaimCheckError: a pointer whose body is gone

@@ -27,6 +27,7 @@ from oxoflow_notify.outbound.delivery import delivery_id_for
 
 from .attempts import Attempt, current_webhook
 from .invocation import Invocation
+from .live import Live
 from .ports import SQS_MAX_DELAY, ConfigSource, MessageQueue
 
 WATCH_SCHEMA = "oxoflow-notify/run-watch/v1"
@@ -120,7 +121,11 @@ def after_overdue(event: Event) -> Event:
 
 
 class Watching:
-    def __init__(self, store: RunWatches | None, retry_queue: MessageQueue, config: ConfigSource, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: RunWatches | None, retry_queue: MessageQueue, config: ConfigSource, clock: Callable[[], float],
+        live: Live | None = None,
+    ) -> None:  # fmt: skip
+        self.live = live  # a live webhook's alert marks its run's message overdue instead of posting
         self.store = store  # None: no table, so no run is watched
         self.retry_queue = retry_queue
         self.config = config
@@ -180,7 +185,7 @@ class Watching:
             # Alerted by a run that may have died before posting it: the same alert again, under the
             # same delivery id (the ledger posts it once). A later duplicate timer ends here too.
             again = event_from_payload(watch.alert)
-            return Attempt(again, webhook, delivery_id_for(again, source, webhook.id), 1)
+            return self._alerting(again, webhook, source)
         now = self.clock()
         when = deadline(webhook, watch)
         if when is None:
@@ -193,4 +198,12 @@ class Watching:
         event = event_from_payload(overdue_event(workflow, run_id, watch, when[1], when[0], group).to_payload())
         if not self.store.alert(group, when[1], event.to_payload()):
             return None  # another instance alerted (its timer posts it), or the run ended meanwhile
+        return self._alerting(event, webhook, source)
+
+    def _alerting(self, event: Event, webhook: Webhook, source: str) -> Attempt | None:
+        """The alert to post; for a live webhook, its run's message marked overdue instead."""
+        if webhook.live:
+            if self.live is not None and self.live.store is not None:
+                self.live.fold(event, webhook, source)
+            return None
         return Attempt(event, webhook, delivery_id_for(event, source, webhook.id), 1)

@@ -24,10 +24,11 @@ from oxoflow_notify.aws.letters import ClaimCheckError, LetterStore, pointer_of,
 from oxoflow_notify.pipeline import deadletter as dl
 from oxoflow_notify.pipeline.answers import Kind
 from oxoflow_notify.pipeline.deadletter import DEAD_LETTER_SCHEMA
+from oxoflow_notify.pipeline.live import LIVE_SCHEMA
 from oxoflow_notify.pipeline.retry import CLOSE_SCHEMA, RETRY_SCHEMA
 
 SCAN_VISIBILITY = 300  # seconds a scanned message stays hidden: the replay finishes within it
-KEPT_WHOLE = (dl.INTERNAL_ERROR, dl.RETRY_FAULTED)  # the reasons whose letter keeps its message whole, to run it again
+KEPT_WHOLE = (dl.INTERNAL_ERROR, dl.RETRY_FAULTED, dl.LIVE_FAILED)  # the reasons whose letter keeps its message whole, to run it again
 RETRY_REDRIVEN = "retry_redriven"  # a retry queue message SQS gave up on (see Letter.reason_code)
 # Every reason code a letter can carry, so --reason can refuse a typo instead of matching nothing.
 REASON_CODES: tuple[str, ...] = (
@@ -42,6 +43,7 @@ REASON_CODES: tuple[str, ...] = (
     dl.INTERNAL_ERROR,
     dl.RETRY_FAULTED,
     dl.ENDPOINT_DISABLED,
+    dl.LIVE_FAILED,
     dl.UNAUTHENTICATED_EVENT,
     RETRY_REDRIVEN,
 )
@@ -78,7 +80,7 @@ class Letter:
     def is_kept_retry(self) -> bool:
         """A retry message (or a digest's close) the retry function failed on: handled again by replay."""
         kept = self.kept
-        return kept is not None and self.body.get("message_id") is None and kept.get("schema") in (RETRY_SCHEMA, CLOSE_SCHEMA)
+        return kept is not None and self.body.get("message_id") is None and kept.get("schema") in (RETRY_SCHEMA, CLOSE_SCHEMA, LIVE_SCHEMA)
 
     @property
     def is_retry_message(self) -> bool:

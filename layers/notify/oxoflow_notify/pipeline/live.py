@@ -1,0 +1,386 @@
+"""One live message per run (``live = true``): a Slack or Discord message that edits itself as the
+run goes, ends as completed, failed or cancelled with the run's true totals, and (Slack) gets
+the run's failures as replies in its thread.
+
+The run's state is one item per (webhook, run) (``LiveStore``, on the ledger's table): counts per
+rule event, the state, the total, the last failure, a ``version`` that every counted event raises,
+and the message's id with the ``sent_version`` it shows. Each event is counted once (a marker item
+in the same transaction: redelivered events, four dispatchers at once), then makes sure a timer is
+pending: a retry-queue message (``LIVE_SCHEMA``) due at the last edit + ``live_interval``. Events
+never call the platform themselves, so a storm makes one edit per interval, not one per event.
+
+A timer edits under a lease (one instance at a time, ``DEFAULTS.live_lease`` at most): it reads
+the newest state, posts the message (once: the lease makes the first post single) or edits it,
+and records the version it showed. An older state can never overwrite a newer one: edits are
+serialised and each shows the state read as it began. If events came meanwhile, the same timer
+comes back after the interval; else it ends (conditionally, so an event racing it starts the
+next). The run's ending raises the version like any event, so its edit always comes, and last.
+
+A message deleted on the platform (Discord 10008, Slack ``message_not_found``) is posted anew,
+once. A failed call is retried on the retry schedule (or after the platform's Retry-After); a
+permanent failure, or the schedule's end, is a dead letter (``live_failed``) that keeps the timer
+whole: ``replay`` revives the message's updates. Requests to the platform: at most one edit per
+interval per run, plus the first post and the final edit; plus at most ``DEFAULTS.live_replies``
+thread replies (Slack).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from oxoflow_notify.config import Config, Webhook
+from oxoflow_notify.defaults import DEFAULTS
+from oxoflow_notify.errors import ReferenceProblem
+from oxoflow_notify.inbound.events import RUN_ENDINGS, WORKFLOW_OVERDUE, Event
+from oxoflow_notify.inbound.timestamps import epoch_seconds
+from oxoflow_notify.observability import logger
+from oxoflow_notify.outbound.delivery import HttpSender
+
+from . import deadletter as dl
+from .attempts import current_webhook
+from .budget import TimeBudget
+from .invocation import Invocation
+from .live_answers import CallKind, CallResult, read_discord, read_slack
+from .ports import SQS_MAX_DELAY, ConfigSource, MessageQueue
+
+if TYPE_CHECKING:
+    from oxoflow_notify.formats.live import LiveView
+
+LIVE_SCHEMA = "oxoflow-notify/live/v1"
+LIVE_FAILED = dl.LIVE_FAILED
+RUNNING = "running"
+_ENDING_STATE = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "WorkflowCancelled": "cancelled"}
+_NAMESPACE = uuid.UUID("7a1d3c52-0e4b-5f6a-8c9d-2b3e4f5a6b7c")
+STALE_TIMER = SQS_MAX_DELAY + 300  # a timer not heard of this long is taken for lost: the next event starts another
+REPLIES_PER_PASS = 1  # thread replies one edit posts at most: with its post, within Slack's 1 a second (bursts of 2)
+KEEP_STDERR = 3000  # characters of a kept failure's stderr (its tail)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one event changes in its run's live state."""
+
+    counted: str | None = None  # the rule event to count
+    state: str | None = None  # an ending's state (completed, failed, cancelled)
+    total: int | None = None  # details.total_rules of WorkflowStarted
+    started: float | None = None
+    ended: float | None = None
+    last_failure: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """A run's live message as the store has it."""
+
+    version: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    state: str = RUNNING
+    total: int | None = None
+    started: float | None = None
+    ended: float | None = None
+    last_failure: dict[str, Any] | None = None
+    failures: tuple[dict[str, Any], ...] = ()  # RuleFailed payloads kept for the thread (Slack), at most live_replies
+    message: str | None = None  # the platform's id (Discord) or ts (Slack), once posted
+    sent_version: int = 0
+    last_edit: float = 0.0
+    threaded: int = 0  # of ``failures``, how many were replied in the thread
+    reposted: bool = False  # posted anew once already (the first was deleted)
+    timer: str | None = None  # the pending timer's token
+    broken: str | None = None  # why its updates stopped (dead-lettered), until a replay revives them
+
+
+class LiveStore(Protocol):
+    def record(self, group: str, key: str, change: Change, now: float) -> bool:
+        """Count the event once (False: ``key`` was counted before) and raise the version."""
+        ...
+
+    def keep_failure(self, group: str, key: str, payload: dict[str, Any], most: int) -> None:
+        """Keep a RuleFailed for the thread (once per key, ``most`` in all)."""
+        ...
+
+    def overdue(self, group: str) -> bool:
+        """Mark a running run overdue (raising the version); False when it is not running."""
+        ...
+
+    def schedule(self, group: str, token: str, now: float) -> LiveState | None:
+        """Make ``token`` the pending timer unless another one is (not stale); the state, or None."""
+        ...
+
+    def get(self, group: str) -> LiveState | None: ...
+
+    def touch(self, group: str, token: str, now: float) -> None:
+        """The timer ``token`` is still going (not stale)."""
+        ...
+
+    def lease(self, group: str, token: str, lease: str, now: float, until: float) -> LiveState | None:
+        """Take the message for one edit while ``token`` is the timer and no lease holds; the state, or None."""
+        ...
+
+    def edited(self, group: str, lease: str, version: int, message: str, threaded: int, now: float) -> LiveState | None:
+        """Record what was shown and give the lease back; the state after, or None if the lease was lost."""
+        ...
+
+    def release(self, group: str, lease: str) -> None: ...
+
+    def lost(self, group: str, lease: str) -> bool:
+        """The message was deleted: forget it so the next edit posts anew; False if it was already reposted once."""
+        ...
+
+    def end_timer(self, group: str, token: str, version: int | None) -> bool:
+        """No timer pending any more, if ``token`` is it and (``version`` given) nothing came since."""
+        ...
+
+    def broke(self, group: str, token: str, reason: str) -> None:
+        """Updates stop (dead-lettered) until a replay revives them."""
+        ...
+
+    def revive(self, group: str, token: str) -> None:
+        """A replay: updates go on, ``token`` the timer."""
+        ...
+
+
+def group_of(config_key: str, webhook_id: str, workflow: str, run_id: str | None) -> str:
+    """One live message per (webhook, workflow, run); a digest as the item's key, never the names."""
+    text = f"live\n{config_key}\n{webhook_id}\n{workflow}\n{run_id if run_id is not None else ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def change_of(event: Event) -> Change:
+    """What the event changes: a rule event is counted (a failure kept as the last one); a start
+    gives the run's start and total; an ending its state and end."""
+    at = epoch_seconds(event.timestamp)
+    if event.is_rule_event:
+        failure = None
+        if event.event == "RuleFailed":
+            stderr = event.details.get("stderr")
+            failure = {"rule": event.rule, "exit_code": event.details.get("exit_code"),
+                       "stderr": stderr[-KEEP_STDERR:] if isinstance(stderr, str) else None}  # fmt: skip
+        return Change(counted=event.event, last_failure=failure)
+    if event.event == "WorkflowStarted":
+        total = event.details.get("total_rules")
+        return Change(started=at, total=total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None)
+    if event.event in RUN_ENDINGS:
+        return Change(state=_ENDING_STATE[event.event], ended=at)
+    return Change()
+
+
+def kept_failure(event: Event) -> dict[str, Any]:
+    """A RuleFailed as its thread reply renders it, its stderr's tail kept."""
+    payload = event.to_payload()
+    stderr = payload.get("details", {}).get("stderr")
+    if isinstance(stderr, str) and len(stderr) > KEEP_STDERR:
+        payload["details"] = {**payload["details"], "stderr": stderr[-KEEP_STDERR:]}
+    return payload
+
+
+class Live:
+    """``store`` None: no table, so no message is live (a live webhook then gets nothing: validate says so)."""
+
+    def __init__(
+        self,
+        store: LiveStore | None,
+        retry_queue: MessageQueue,
+        config: ConfigSource,
+        sender: HttpSender,
+        resolve: Callable[[Webhook], Webhook],
+        dead_letter: Callable[[Invocation, dict[str, Any]], None],
+        schedule: Sequence[int],
+        budget: TimeBudget,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.retry_queue = retry_queue
+        self.config = config
+        self.sender = sender
+        self.resolve = resolve
+        self.dead_letter = dead_letter
+        self.schedule = tuple(schedule)
+        self.budget = budget
+        self.clock = clock
+
+    # -- events ------------------------------------------------------------------------------
+
+    def observe(self, event: Event, configs: Sequence[Config]) -> None:
+        """Fold the event into the live message of each live webhook of its files. Raises an AWS
+        fault (the event is run again: counting is once per event)."""
+        if self.store is None:
+            return
+        for config in configs:
+            for webhook in config.webhooks:
+                if webhook.live:
+                    self.fold(event, webhook, config.source)
+
+    def fold(self, event: Event, webhook: Webhook, source: str) -> None:
+        """One event into one webhook's live message of its run (a WorkflowOverdue marks it overdue)."""
+        assert self.store is not None
+        group = group_of(source, webhook.id, event.workflow, event.run_id)
+        key = f"{event.id}#{event.digest[:16]}"
+        now = self.clock()
+        if event.event == WORKFLOW_OVERDUE:
+            self.store.overdue(group)
+        else:
+            self.store.record(group, key, change_of(event), now)
+            if event.event == "RuleFailed" and webhook.format == "slack":
+                self.store.keep_failure(group, key, kept_failure(event), DEFAULTS.live_replies)
+        token = str(uuid.uuid5(_NAMESPACE, f"{group}\n{key}"))  # the same for a redelivered event: its timer again
+        state = self.store.schedule(group, token, now)
+        if state is not None and state.broken is None:
+            message = {"schema": LIVE_SCHEMA, "group": group, "config_key": source, "webhook_id": webhook.id,
+                       "workflow": event.workflow, "run_id": event.run_id, "token": token, "attempt": 1}  # fmt: skip
+            self._send(message, max(0.0, state.last_edit + webhook.live_interval - now))
+
+    def _send(self, message: dict[str, Any], delay: float) -> None:
+        self.retry_queue.send(message, delay_seconds=max(0, min(SQS_MAX_DELAY, int(delay + 0.999))))
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def due(self, inv: Invocation, data: dict[str, Any]) -> None:
+        """A timer: edit the message now, or come back when the interval allows."""
+        if self.store is None:
+            return
+        group, token = str(data["group"]), str(data["token"])
+        if data.get("revive"):
+            self.store.revive(group, token)
+        state = self.store.get(group)
+        if state is None or state.timer != token or state.broken is not None:
+            return  # superseded, ended, or stopped until a replay
+        webhook = current_webhook(self.config, str(data["config_key"]), str(data["webhook_id"]), None).webhook
+        if webhook is None or not webhook.live:
+            self.store.end_timer(group, token, None)  # the webhook is gone, or no longer live: nothing more to show
+            return
+        now = self.clock()
+        wait = state.last_edit + webhook.live_interval - now
+        if wait > 0.5:
+            self._again(inv, data, group, wait, now)
+            return
+        lease = uuid.uuid4().hex
+        leased = self.store.lease(group, token, lease, now, now + DEFAULTS.live_lease)
+        if leased is None:  # another instance is editing: look again once it should have finished
+            self._again(inv, data, group, min(DEFAULTS.live_lease, webhook.live_interval), now)
+            return
+        try:
+            resolved = self.resolve(webhook)
+        except ReferenceProblem as exc:
+            self.store.release(group, lease)
+            self._failed(inv, data, webhook, CallResult(CallKind.GIVE_UP if exc.permanent else CallKind.RETRY, str(exc)))
+            return
+        result, message, threaded = self._edit(resolved, leased, data)
+        self._settle(inv, data, webhook, leased, lease, result, message, threaded)
+
+    def _settle(
+        self, inv: Invocation, data: dict[str, Any], webhook: Webhook, shown: LiveState, lease: str, result: CallResult,
+        message: str | None, threaded: int,
+    ) -> None:  # fmt: skip
+        group, token = str(data["group"]), str(data["token"])
+        now = self.clock()
+        match result.kind:
+            case CallKind.DONE:
+                assert message is not None
+                inv.report.delivered += 1
+                after = self.store.edited(group, lease, shown.version, message, threaded, now) if self.store else None
+                if after is None:
+                    return  # the lease ran out meanwhile: whoever holds it now shows a newer state
+                more = after.version > shown.version or after.threaded < len(after.failures)
+                if more or not self.store.end_timer(group, token, shown.version):  # type: ignore[union-attr]
+                    self._again(inv, {**data, "attempt": 1}, group, webhook.live_interval, now)
+            case CallKind.LOST:
+                if self.store is not None and self.store.lost(group, lease):
+                    logger.warning("live message deleted; posting it anew", extra={"webhook_id": webhook.id})
+                    self._again(inv, data, group, 0.0, now)
+                else:
+                    self._failed(
+                        inv, data, webhook, CallResult(CallKind.GIVE_UP, f"{result.reason} (again, after it was posted anew once)")
+                    )
+            case CallKind.RETRY | CallKind.GIVE_UP:
+                if self.store is not None:
+                    self.store.release(group, lease)
+                self._failed(inv, data, webhook, result)
+
+    def _failed(self, inv: Invocation, data: dict[str, Any], webhook: Webhook, result: CallResult) -> None:
+        """A call that failed: again on the retry schedule (or the platform's wait), else a dead letter."""
+        group, attempt = str(data["group"]), int(data.get("attempt", 1))
+        if result.kind is CallKind.RETRY and attempt <= len(self.schedule) and attempt < (webhook.max_attempts or 10**6):
+            wait = max(result.wait or 0.0, float(self.schedule[attempt - 1]))
+            logger.warning(
+                "live message update failed; retrying", extra={"webhook_id": webhook.id, "reason": result.reason, "attempt": attempt}
+            )
+            self._again(inv, {**data, "attempt": attempt + 1}, group, wait, self.clock())
+            return
+        ran_out = result.kind is CallKind.RETRY
+        reason = f"{result.reason}; the live message's updates stopped after {attempt} attempts" if ran_out else result.reason
+        reason += "; replay this letter to resume them (the message then shows the run's state as it is)"
+        if self.store is not None:
+            self.store.broke(str(data["group"]), str(data["token"]), reason)
+        kept = json.dumps({**data, "attempt": 1, "revive": True})
+        subject = {"event": "LiveMessage", "workflow": data.get("workflow"), "run_id": data.get("run_id")}
+        letter = dl.dead_letter(LIVE_FAILED, reason, event=subject, raw_message=kept, raw_max=dl.KEPT_WHOLE_MAX,
+                                webhook=dl.webhook_ref(webhook))  # fmt: skip
+        logger.error("live message dead-lettered", extra={"webhook_id": webhook.id, "reason": reason})
+        self.dead_letter(inv, letter)
+
+    def _again(self, inv: Invocation, data: dict[str, Any], group: str, wait: float, now: float) -> None:
+        if self.store is not None:
+            self.store.touch(group, str(data["token"]), now)
+        self._send({k: v for k, v in data.items() if k != "revive"}, wait)
+        inv.report.retrying += 1
+
+    # -- the platform ------------------------------------------------------------------------
+
+    def _edit(self, webhook: Webhook, state: LiveState, data: dict[str, Any]) -> tuple[CallResult, str | None, int]:
+        """Post or edit the message as ``state`` is, then (Slack) reply the failures not yet in its
+        thread. Returns the first call's result, the message's id or ts, and how many are threaded."""
+        from oxoflow_notify.formats.live import render_live_discord, render_live_slack
+        from oxoflow_notify.outbound import live_calls
+
+        workflow, run_id = str(data["workflow"]), data.get("run_id")
+        view = view_of(state, workflow, run_id, self.clock())
+        posting = state.message is None
+        if webhook.format == "discord":
+            payload = render_live_discord(view)
+            prepared = (live_calls.discord_post(webhook, payload, workflow, run_id) if posting
+                        else live_calls.discord_edit(webhook, str(state.message), payload, workflow, run_id))  # fmt: skip
+            outcome, raw = self.sender.call(prepared, self.budget.cap(self.sender.budget(webhook)))
+            result = read_discord(outcome, raw, posting, self.clock())
+            return result, (result.ref if posting else state.message), state.threaded
+        slack = {**render_live_slack(view), "channel": webhook.channel}
+        if not posting:
+            slack["ts"] = state.message
+        prepared = live_calls.slack_call(webhook, "chat.postMessage" if posting else "chat.update", slack, workflow, run_id)
+        outcome, raw = self.sender.call(prepared, self.budget.cap(self.sender.budget(webhook)))
+        result = read_slack(outcome, raw, posting, self.clock())
+        ts = result.ref if posting else state.message
+        threaded = state.threaded
+        if result.kind is CallKind.DONE and ts is not None:
+            threaded = self._replies(webhook, state, ts, workflow, run_id)
+        return result, ts, threaded
+
+    def _replies(self, webhook: Webhook, state: LiveState, ts: str, workflow: str, run_id: str | None) -> int:
+        """The failures not yet in the thread, one per pass (the next pass comes after the interval); how many are threaded after it."""
+        from oxoflow_notify.formats.slack import render_slack
+        from oxoflow_notify.inbound.events import event_from_payload
+        from oxoflow_notify.outbound import live_calls
+
+        threaded = state.threaded
+        for payload in state.failures[threaded : threaded + REPLIES_PER_PASS]:
+            reply = {**render_slack(event_from_payload(payload)), "channel": webhook.channel, "thread_ts": ts}
+            prepared = live_calls.slack_call(webhook, "chat.postMessage", reply, workflow, run_id)
+            outcome, raw = self.sender.call(prepared, self.budget.cap(self.sender.budget(webhook)))
+            if read_slack(outcome, raw, True, self.clock()).kind is not CallKind.DONE:
+                break  # the next pass tries it again
+            threaded += 1
+        return threaded
+
+
+def view_of(state: LiveState, workflow: str, run_id: str | None, now: float) -> LiveView:
+    """What the message shows of ``state`` at ``now``."""
+    from oxoflow_notify.formats.live import LiveView
+
+    end = state.ended if state.ended is not None else now
+    elapsed = max(0.0, end - state.started) if state.started is not None else None
+    not_shown = max(0, state.counts.get("RuleFailed", 0) - len(state.failures)) if state.failures else 0
+    return LiveView(workflow, run_id, state.state, dict(state.counts), state.total, elapsed, state.last_failure, not_shown)
