@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from oxolocal.receivers import (
     Answer,
+    DiscordMessages,
     PagerDutyLike,
     Received,
     Receiver,
@@ -37,6 +38,7 @@ from oxolocal.receivers import (
     most_in_any_second,
     service,
     slack_like,
+    SlackWebApi,
     verify_hub,
 )
 from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws
@@ -388,6 +390,74 @@ rate_limit = {STORM_RATE}
 
 
 @dataclass
+class LiveRun:
+    """The live run: the Discord-like and Slack-like platforms, each message as it is now and every state it went through."""
+
+    discord: DiscordMessages
+    slack: SlackWebApi
+    rules: int
+    failed: tuple[str, ...]
+
+
+LIVE_TOKEN = "xoxb-0000000000-0000000000-DemoBotTokenNotReal"
+LIVE_CHANNEL = "C0DEMO0042"
+
+
+def live_run(ctx: contextlib.ExitStack, stack: Stack) -> LiveRun:
+    """A run watched live: one Discord message and one Slack message that edit themselves as the
+    run goes (at most once per live_interval), its failures as replies in the Slack thread."""
+    discord, slack = DiscordMessages(), SlackWebApi(LIVE_TOKEN, LIVE_CHANNEL)
+    discord_hook = ctx.enter_context(Receiver(discord, "live-discord"))
+    slack_api = ctx.enter_context(Receiver(slack, "api"))
+    rules, failed = 24, ("qc_sample_07", "qc_sample_19")
+    say(f"\na live run: 'qc-panel' run 7, {rules} rules, watched as one message per platform (live = true)")
+    stack.put_config(
+        "qc-panel",
+        f"""[[webhooks]]
+id = "lab-discord"
+url = "{discord_hook.url}"
+format = "discord"
+live = true
+live_interval = "2s"
+
+[[webhooks]]
+id = "lab-slack"
+url = "{slack_api.url.rsplit("/", 1)[0]}/api"
+format = "slack"
+live = true
+live_interval = "2s"
+channel = "{LIVE_CHANNEL}"
+token = "{LIVE_TOKEN}"
+""",
+    )
+    run = {"workflow": "qc-panel", "run_id": "7"}
+    stack.publish({**run, "event": "WorkflowStarted", "details": {"total_rules": rules}})
+    names = [f"qc_sample_{n:02d}" for n in range(1, rules + 1)]
+    for batch in range(4):
+        for rule in names[batch * 6 : batch * 6 + 6]:
+            stack.publish({**run, "event": "RuleStarted", "rule": rule})
+            if rule in failed:
+                stack.publish({**run, "event": "RuleFailed", "rule": rule, "details": {"exit_code": 1, "stderr": f"{rule}: @here adapter "
+                               "content 41% > 20% <!channel>"}})  # fmt: skip
+            else:
+                stack.publish({**run, "event": "RuleCompleted", "rule": rule})
+        if batch == 3:
+            stack.publish({**run, "event": "WorkflowFailed", "message": "2 rules failed"})
+        stack.carry_published()
+        stack.drain_retries(until_empty=60)
+        for message in discord.messages.values():
+            say(f"  Discord now shows: {message['embeds'][0]['title']}")
+        for message in slack.messages.values():
+            say(f"  Slack now shows:   {message['text']}")
+    for ts, replies in slack.threads.items():
+        for reply in replies:
+            say(f"    in its thread: {reply['text'][:90]}")
+    edits = sum(len(e) for e in discord.edits.values()) + sum(len(e) for e in slack.edits.values())
+    say(f"  {rules * 2 + 2} events made {len(discord.messages)} Discord and {len(slack.messages)} Slack message, {edits} states in all")
+    return LiveRun(discord, slack, rules, failed)
+
+
+@dataclass
 class KilledRun:
     """A run killed from outside: what the Slack-like and PagerDuty-like receivers got."""
 
@@ -507,6 +577,7 @@ class Run:
     storm: StormRun
     deliveries: LogRun
     killed: KilledRun
+    live: LiveRun
 
     def codes(self) -> list[str]:
         return sorted(letter["reason_code"] for letter in self.letters)
@@ -537,7 +608,7 @@ def flaky_got_its_retry(run: Run) -> bool:
 
 def platform_got_both_workflows(run: Run) -> bool:
     texts = (json.loads(r.body)["text"] for r in run.named["org"].successes())
-    return sorted(text.split(":")[1].strip().split(" ")[0] for text in texts) == ["rnaseq", "variant-calling", "wgs-storm"]
+    return sorted(text.split(":")[1].strip().split(" ")[0] for text in texts) == ["qc-panel", "rnaseq", "variant-calling", "wgs-storm"]
 
 
 def did_you_mean_in_dead_letter(run: Run) -> bool:
@@ -610,6 +681,18 @@ def killed_run_reported_once_and_resolved(run: Run) -> bool:
         run.killed.incidents.incidents == {"oxoflow-notify/assembly": "resolved"}  # fmt: skip
 
 
+def live_run_is_one_message_each_with_the_true_totals(run: Run) -> bool:
+    live = run.live
+    if len(live.discord.messages) != 1 or len(live.slack.messages) != 1:
+        return False
+    (discord,), (slack,) = live.discord.messages.values(), live.slack.messages.values()
+    fields = {f["name"]: f["value"] for f in discord["embeds"][0]["fields"]}
+    totals = fields == {"Completed": str(live.rules - 2), "Failed": "2", "Skipped": "0", "Started": str(live.rules), "Rules": str(live.rules)}
+    threaded = sorted(r["attachments"][0]["blocks"][1]["fields"][1]["text"].split("\n")[1] for t in live.slack.threads.values() for r in t)
+    return totals and "failed" in discord["embeds"][0]["title"] and ":x:" in slack["blocks"][0]["text"]["text"] and \
+        threaded == sorted(live.failed) and live.discord.limited == 0 and live.slack.limited == 0  # fmt: skip
+
+
 CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
     ("lims got all 8 sample events, each with a valid X-Hub-Signature-256", lims_got_every_sample_signed),
     ("lims saw every event type once", lims_saw_every_event_type),
@@ -624,7 +707,7 @@ CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
         lambda run: [r.answered for r in run.named["discord"].requests] == [204] * 2,
     ),
     ("flaky answered 503 once, then got the retry (same delivery id)", flaky_got_its_retry),
-    ("platform got the org-wide WorkflowFailed of all three failed workflows from _default.oxoflow", platform_got_both_workflows),
+    ("platform got the org-wide WorkflowFailed of all four failed workflows from _default.oxoflow", platform_got_both_workflows),
     (
         "404 from the retired endpoint is dead-lettered, not retried",
         lambda run: run.codes().count("permanent_failure") == 1 and len(run.named["gone"].requests) == 1,
@@ -647,6 +730,10 @@ CHECKS: list[tuple[str, Callable[[Run], bool]]] = [
     (f"ops-digest's signed json digests count all {STORM_RULES} failed rules, each once", storm_digests_count_every_event_once),
     (f"paced-dashboard got all {STORM_RULES}, never more than {STORM_RATE} (+1) in a second, no 429", paced_webhook_kept_to_its_limit),
     ("retry queue is empty at the end", lambda run: run.stack.depth(run.stack.retry_queue_url)["visible"] == 0),
+    (
+        "the live run: one Discord and one Slack message, each ending with its true totals, both failures in the Slack thread",
+        live_run_is_one_message_each_with_the_true_totals,
+    ),
     (
         "the killed run: one WorkflowOverdue to Slack at its deadline, one PagerDuty incident, resolved by the next run",
         killed_run_reported_once_and_resolved,
@@ -686,9 +773,10 @@ def main() -> int:
         show_dead_letters(letters)
         oxoflow = oxoflow_itself(ctx, stack)
         storm = failure_storm(ctx, stack)
+        live = live_run(ctx, stack)  # before killed_run: that one moves the functions' clocks
         killed = killed_run(ctx, stack)
         deliveries = delivery_log(stack)
-        failures = run_checks(Run(stack, named, letters, log, oxoflow, storm, deliveries, killed))  # while the stack still runs
+        failures = run_checks(Run(stack, named, letters, log, oxoflow, storm, deliveries, killed, live))  # while the stack still runs
 
     say(f"\nLambda logs and EMF metrics (JSON lines): {LOG.relative_to(repo_path())}")
     if failures:
