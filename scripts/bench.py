@@ -601,6 +601,48 @@ def watch_cost(warm: Warm) -> list[Row]:
     ]  # fmt: skip
 
 
+def live_cost(warm: Warm) -> list[Row]:
+    """What a live message costs (issue #24): the DynamoDB calls one event of a live run makes
+    against the same event delivered alone (the ledger and hand-off log on), and the calls of one
+    edit (a timer: read, lease, record, end). 10 events each way, then the timers that are due."""
+    if not hasattr(warm.notifier, "live") or warm.notifier.live_store is None:
+        return []
+    from oxoflow_notify.pipeline.live import LIVE_SCHEMA
+    from oxolocal.receivers import DiscordMessages
+    from oxolocal.receivers import Receiver as Platform
+
+    calls: list[str] = []
+    platform = DiscordMessages(per_two_seconds=10**6)
+    with receivers(1, 0) as (url,), Platform(platform, "bench-live") as live:
+        warm.stack.put_config("alone", config([url]))
+        warm.stack.put_config("live", f'[[webhooks]]\nurl = "{live.url}"\nformat = "discord"\nlive = true\n')
+        warm.dynamo(True)
+        warm.notifier.live_store._ddb().meta.events.register("before-call.dynamodb", lambda model, **kw: calls.append(model.name))
+        per_event: dict[str, float] = {}
+        for name in ("live", "alone"):
+            events = published(name, 11)
+            warm.invoke(events[0])
+            calls.clear()
+            for event in events[1:]:
+                warm.invoke(event)
+            per_event[name] = len(calls) / 10
+        timers: list[str] = []
+        while batch := warm.stack.receive(warm.stack.retry_queue_url):
+            for message in batch:
+                warm.stack.sqs.delete_message(QueueUrl=warm.stack.retry_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                timers += [message["Body"]] if LIVE_SCHEMA in message["Body"] else []
+        calls.clear()
+        before = len(live.requests)
+        warm.notifier.retry_batch(timers)
+        edits = len(live.requests) - before
+    per_edit = len(calls) / edits if edits else float("nan")
+    return [
+        Row("live: DynamoDB calls per event / alone", per_event["live"], per_event["alone"], per_event["live"] / per_event["alone"],
+            "reported (count once + timer)", True),
+        Row("live: DynamoDB calls per edit", per_edit, 1.0, per_edit, "reported (read, lease, record, end)", edits > 0),
+    ]  # fmt: skip
+
+
 def s3_calls(warm: Warm) -> list[Row]:
     """S3 GetObject calls of a warm function for 300 events within one config TTL."""
     calls: list[str] = []
@@ -1298,7 +1340,7 @@ def layer_size() -> float | None:
 # The measurements, in the order they run and print. Each stage's setting is torn down before the
 # next one is set up, so no two moto servers or receiver processes run at once.
 STAGES: list[Stage[Any]] = [
-    Stage(warm_function, [fan_out, throughput, s3_calls, digest_cost, edges_cost, delivery_log_cost, watch_cost]),
+    Stage(warm_function, [fan_out, throughput, s3_calls, digest_cost, edges_cost, delivery_log_cost, watch_cost, live_cost]),
     Stage(no_aws, [cpu, tls_resumption]),
     Stage(cold_processes, [cold_start, memory]),
 ]

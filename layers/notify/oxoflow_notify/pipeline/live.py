@@ -58,7 +58,7 @@ _ENDING_STATE = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "
 _NAMESPACE = uuid.UUID("7a1d3c52-0e4b-5f6a-8c9d-2b3e4f5a6b7c")
 STALE_TIMER = SQS_MAX_DELAY + 300  # a timer not heard of this long is taken for lost: the next event starts another
 REPLIES_PER_PASS = 1  # thread replies one edit posts at most: with its post, within Slack's 1 a second (bursts of 2)
-KEEP_STDERR = 3000  # characters of a kept failure's stderr (its tail)
+KEEP_STDERR = 1000  # characters of a kept failure's stderr (its tail): the state item stays small (its size is each write's price)
 
 
 @dataclass(frozen=True)
