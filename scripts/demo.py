@@ -33,12 +33,12 @@ from oxolocal.receivers import (
     PagerDutyLike,
     Received,
     Receiver,
+    SlackWebApi,
     always,
     fail_first,
     most_in_any_second,
     service,
     slack_like,
-    SlackWebApi,
     verify_hub,
 )
 from oxolocal.stack import Stack, moto_server, repo_path, use_local_aws
@@ -449,7 +449,7 @@ token = "{LIVE_TOKEN}"
             say(f"  Discord now shows: {message['embeds'][0]['title']}")
         for message in slack.messages.values():
             say(f"  Slack now shows:   {message['text']}")
-    for ts, replies in slack.threads.items():
+    for replies in slack.threads.values():
         for reply in replies:
             say(f"    in its thread: {reply['text'][:90]}")
     edits = sum(len(e) for e in discord.edits.values()) + sum(len(e) for e in slack.edits.values())
@@ -687,7 +687,13 @@ def live_run_is_one_message_each_with_the_true_totals(run: Run) -> bool:
         return False
     (discord,), (slack,) = live.discord.messages.values(), live.slack.messages.values()
     fields = {f["name"]: f["value"] for f in discord["embeds"][0]["fields"]}
-    totals = fields == {"Completed": str(live.rules - 2), "Failed": "2", "Skipped": "0", "Started": str(live.rules), "Rules": str(live.rules)}
+    totals = fields == {
+        "Completed": str(live.rules - 2),
+        "Failed": "2",
+        "Skipped": "0",
+        "Started": str(live.rules),
+        "Rules": str(live.rules),
+    }
     threaded = sorted(r["attachments"][0]["blocks"][1]["fields"][1]["text"].split("\n")[1] for t in live.slack.threads.values() for r in t)
     return totals and "failed" in discord["embeds"][0]["title"] and ":x:" in slack["blocks"][0]["text"]["text"] and \
         threaded == sorted(live.failed) and live.discord.limited == 0 and live.slack.limited == 0  # fmt: skip

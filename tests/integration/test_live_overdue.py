@@ -29,7 +29,7 @@ def test_an_overdue_run_marks_its_live_message_and_its_late_ending_ends_it(stack
     # then the one message says the run is overdue (no message of its own for the alert)
     (message,) = platform.messages.values()
     assert message["embeds"][0]["title"].startswith("⌛") and "overdue" in message["embeds"][0]["title"]
-    assert [r.method for r in hook.requests if r.answered == 200][0] == "POST"
+    assert hook.requests[0].method == "POST" and hook.requests[0].answered == 200
     assert all(r.method == "PATCH" for r in hook.requests[1:])
     # when the run completes after all, the same message ends completed
     clock.now += 60
