@@ -260,3 +260,15 @@ def test_a_permanent_refusal_is_one_dead_letter_and_replay_resumes_the_message(
     (final,) = slack.messages.values()
     assert slack_counts(final)["Completed"] == "4" and ":white_check_mark:" in final["blocks"][0]["text"]["text"]
     assert TOKEN not in replay.stdout + replay.stderr
+    # and the delivery log shows the live message as one delivery: refused, then delivered; never the token
+    env["DELIVERY_LOG_TABLE"] = stack.physical["DeliveryLog"]["Ref"]
+    shown = subprocess.run([sys.executable, "-m", "oxoflow_notify.tools.cli", "deliveries", "--workflow", "variant-calling",
+                            "--webhook", "slack-live", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                           check=False)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    (row,) = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert (row["event"], row["status"], row["run_id"]) == ("LiveMessage", "delivered", "42")
+    detail = subprocess.run([sys.executable, "-m", "oxoflow_notify.tools.cli", "deliveries", "show", row["delivery_id"], "--workflow",
+                             "variant-calling"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert "dead_lettered" in detail.stdout and "Slack: not_in_channel" in detail.stdout and "delivered" in detail.stdout
+    assert TOKEN not in shown.stdout + detail.stdout + detail.stderr

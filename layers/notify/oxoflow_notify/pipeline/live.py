@@ -39,11 +39,12 @@ from oxoflow_notify.errors import ReferenceProblem
 from oxoflow_notify.inbound.events import RUN_ENDINGS, WORKFLOW_OVERDUE, Event
 from oxoflow_notify.inbound.timestamps import epoch_seconds
 from oxoflow_notify.observability import logger
-from oxoflow_notify.outbound.delivery import HttpSender
+from oxoflow_notify.outbound.delivery import HttpSender, Outcome
 
 from . import deadletter as dl
 from .attempts import current_webhook
 from .budget import TimeBudget
+from .delivery_log import Entry
 from .invocation import Invocation
 from .live_answers import CallKind, CallResult, read_discord, read_slack
 from .ports import SQS_MAX_DELAY, ConfigSource, MessageQueue
@@ -269,7 +270,8 @@ class Live:
             self.store.release(group, lease)
             self._failed(inv, data, webhook, CallResult(CallKind.GIVE_UP if exc.permanent else CallKind.RETRY, str(exc)))
             return
-        result, message, threaded = self._edit(resolved, leased, data)
+        result, message, threaded, outcome = self._edit(resolved, leased, data)
+        inv.entries.append(entry_of(data, webhook, leased.version, result, outcome, self.clock()))
         self._settle(inv, data, webhook, leased, lease, result, message, threaded)
 
     def _settle(
@@ -331,7 +333,7 @@ class Live:
 
     # -- the platform ------------------------------------------------------------------------
 
-    def _edit(self, webhook: Webhook, state: LiveState, data: dict[str, Any]) -> tuple[CallResult, str | None, int]:
+    def _edit(self, webhook: Webhook, state: LiveState, data: dict[str, Any]) -> tuple[CallResult, str | None, int, Outcome]:
         """Post or edit the message as ``state`` is, then (Slack) reply the failures not yet in its
         thread. Returns the first call's result, the message's id or ts, and how many are threaded."""
         from oxoflow_notify.formats.live import render_live_discord, render_live_slack
@@ -346,7 +348,7 @@ class Live:
                         else live_calls.discord_edit(webhook, str(state.message), payload, workflow, run_id))  # fmt: skip
             outcome, raw = self.sender.call(prepared, self.budget.cap(self.sender.budget(webhook)))
             result = read_discord(outcome, raw, posting, self.clock())
-            return result, (result.ref if posting else state.message), state.threaded
+            return result, (result.ref if posting else state.message), state.threaded, outcome
         slack = {**render_live_slack(view), "channel": webhook.channel}
         if not posting:
             slack["ts"] = state.message
@@ -357,7 +359,7 @@ class Live:
         threaded = state.threaded
         if result.kind is CallKind.DONE and ts is not None:
             threaded = self._replies(webhook, state, ts, workflow, run_id)
-        return result, ts, threaded
+        return result, ts, threaded, outcome
 
     def _replies(self, webhook: Webhook, state: LiveState, ts: str, workflow: str, run_id: str | None) -> int:
         """The failures not yet in the thread, one per pass (the next pass comes after the interval); how many are threaded after it."""
@@ -374,6 +376,31 @@ class Live:
                 break  # the next pass tries it again
             threaded += 1
         return threaded
+
+
+def message_id(group: str) -> str:
+    """The live message's id in the delivery log (``deliveries show`` takes it): one per (webhook, run)."""
+    return str(uuid.uuid5(_NAMESPACE, f"message\n{group}"))
+
+
+def entry_of(data: dict[str, Any], webhook: Webhook, version: int, result: CallResult, outcome: Outcome, now: float) -> Entry:
+    """One platform call of a live message as the delivery log keeps it: the message is the
+    delivery, each call an attempt numbered by the state's version it showed; no body is kept
+    (``redeliver`` has nothing to post: the next edit shows the run as it is)."""
+    match result.kind:
+        case CallKind.DONE:
+            kept = "delivered"
+        case CallKind.RETRY | CallKind.LOST:
+            kept = "retrying"
+        case CallKind.GIVE_UP:
+            kept = "dead_lettered"
+    group = str(data["group"])
+    return Entry(
+        workflow=str(data["workflow"]), delivery_id=message_id(group), attempt=version, at=now, event_id=message_id(group),
+        event="LiveMessage", run_id=data.get("run_id"), webhook_id=webhook.id, config_key=webhook.source, format=webhook.format,
+        outcome=kept, status=outcome.status, error=str(outcome.error) if outcome.error else None, reason=result.reason,
+        duration_ms=round(outcome.latency_ms, 1),
+    )  # fmt: skip
 
 
 def view_of(state: LiveState, workflow: str, run_id: str | None, now: float) -> LiveView:
