@@ -607,7 +607,7 @@ def live_cost(warm: Warm) -> list[Row]:
     edit (a timer: read, lease, record, end). 10 events each way, then the timers that are due."""
     if not hasattr(warm.notifier, "live") or warm.notifier.live_store is None:
         return []
-    from oxoflow_notify.pipeline.live import LIVE_SCHEMA
+    from oxoflow_notify.pipeline.retry import LIVE_SCHEMA
     from oxolocal.receivers import DiscordMessages
     from oxolocal.receivers import Receiver as Platform
 
@@ -617,7 +617,7 @@ def live_cost(warm: Warm) -> list[Row]:
         warm.stack.put_config("alone", config([url]))
         warm.stack.put_config("live", f'[[webhooks]]\nurl = "{live.url}"\nformat = "discord"\nlive = true\n')
         warm.dynamo(True)
-        warm.notifier.live_store._ddb().meta.events.register("before-call.dynamodb", lambda model, **kw: calls.append(model.name))
+        warm.notifier.live.get().store._ddb().meta.events.register("before-call.dynamodb", lambda model, **kw: calls.append(model.name))
         per_event: dict[str, float] = {}
         for name in ("live", "alone"):
             events = published(name, 11)

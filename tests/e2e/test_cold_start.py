@@ -35,8 +35,13 @@ print(json.dumps({"result": result, "clients": made, "modules": sorted(sys.modul
 """
 )
 
-# What a plain delivery never needs: digest windows, rate-limit slots, reference resolution, the CLI.
+# What a plain delivery never needs: digest windows, rate-limit slots, live messages, reference resolution, the CLI.
 NEVER = (
+    "oxoflow_notify.pipeline.live",
+    "oxoflow_notify.pipeline.live_answers",
+    "oxoflow_notify.aws.live_table",
+    "oxoflow_notify.formats.live",
+    "oxoflow_notify.outbound.live_calls",
     "oxoflow_notify.pipeline.digest",
     "oxoflow_notify.pipeline.windows",
     "oxoflow_notify.pipeline.pacing",
@@ -104,3 +109,14 @@ def test_a_digest_webhook_loads_the_digest_code_on_its_first_event(stack: Stack,
     # then the event joined a window, and the windows' store and its module were loaded for it
     assert cold["result"]["delivered"] == 0 and hook.requests == []
     assert {"oxoflow_notify.pipeline.windows", "oxoflow_notify.aws.windows_table"} <= set(cold["modules"])
+
+
+def test_a_live_webhook_loads_the_live_code_on_its_first_event(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a workflow whose webhook is a live Discord message (the counter-check for NEVER's live modules)
+    hook = receivers(ok())
+    stack.put_config("variant-calling", hooks(hook.url, 'format = "discord"\nlive = true'))
+    # when a fresh process handles a rule event of a run
+    cold = cold_delivery(stack, {"event": "RuleFailed", "workflow": "variant-calling", "rule": "bwa_mem", "run_id": "7"})
+    # then the event was counted in the run's message (its edit comes on the timer), and the live code loaded for it
+    assert cold["result"]["delivered"] == 0 and hook.requests == []
+    assert {"oxoflow_notify.pipeline.live", "oxoflow_notify.aws.live_table"} <= set(cold["modules"])

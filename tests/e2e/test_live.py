@@ -114,7 +114,7 @@ def dispatch_concurrently(
     stores = []
     if fault_every is not None:
         for notifier in notifiers:
-            stores.append(FaultyStore(notifier.live_store, fault_every))
+            stores.append(FaultyStore(notifier.live.get().store, fault_every))
             notifier.live_store = stores[-1]
     rng = random.Random(7)
     work = [(i % instances, e) for i, e in enumerate(events)]

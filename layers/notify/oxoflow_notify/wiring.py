@@ -170,13 +170,18 @@ def _watches(settings: Settings, dynamodb: Lazy[Any]) -> RunWatches | None:
     return DynamoRunWatches(settings.ledger_table, dynamodb)
 
 
-def _live(settings: Settings, dynamodb: Lazy[Any]) -> LiveStore | None:
-    """Live messages' state, on the ledger's table; without one, no message is live."""
+def _live(settings: Settings, dynamodb: Lazy[Any]) -> Lazy[LiveStore] | None:
+    """Live messages' state, on the ledger's table, built (its modules imported) when a live webhook
+    first needs it; without a table, no message is live."""
     if not settings.ledger_table:
         return None
-    from oxoflow_notify.aws.live_table import DynamoLiveStore
 
-    return DynamoLiveStore(settings.ledger_table, dynamodb)
+    def build() -> LiveStore:
+        from oxoflow_notify.aws.live_table import DynamoLiveStore
+
+        return DynamoLiveStore(settings.ledger_table, dynamodb)
+
+    return Lazy(build)
 
 
 def _alarm(env: Mapping[str, str] | None) -> Alarm | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from oxoflow_notify.config import Config, ConfigProblem, Webhook
 from oxoflow_notify.errors import ConfigError, EventError, is_infrastructure
@@ -21,10 +22,14 @@ from . import deadletter as dl
 from .attempts import Attempt
 from .executor import Executor
 from .invocation import Invocation, Report
-from .live import Live
 from .ports import ConfigSource, SecretReferences
 from .settlement import Refusal, Settlement
 from .watching import Watching, after_overdue
+
+if TYPE_CHECKING:
+    from oxoflow_notify.lazy import Lazy
+
+    from .live import Live
 from .windowing import Windowing
 
 
@@ -41,7 +46,7 @@ class Published:
 class Dispatcher:
     def __init__(
         self, store: ConfigSource, references: SecretReferences | None, windowing: Windowing, executor: Executor,
-        settlement: Settlement, watching: Watching | None = None, live: Live | None = None,
+        settlement: Settlement, watching: Watching | None = None, live: Lazy[Live] | None = None,
     ) -> None:  # fmt: skip
         self.live = live  # live messages (one per run) learn of every event
         self.watching = watching  # runs watched for overdue and silent
@@ -149,10 +154,10 @@ class Dispatcher:
 
     def _live(self, event: Event, configs: list[Config], errors: list[Exception]) -> None:
         """Live messages (pipeline.live) count the event; they edit themselves later, on their timers."""
-        if self.live is None:
-            return
+        if self.live is None or not any(w.live for c in configs for w in c.webhooks):
+            return  # (the module is not even loaded until a file has a live webhook)
         try:
-            self.live.observe(event, configs)
+            self.live.get().observe(event, configs)
         except Exception as exc:  # noqa: BLE001 - an AWS fault fails the event before anything is posted
             errors.append(exc)
 

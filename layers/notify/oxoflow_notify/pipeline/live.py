@@ -48,11 +48,11 @@ from .delivery_log import Entry
 from .invocation import Invocation
 from .live_answers import CallKind, CallResult, read_discord, read_slack
 from .ports import SQS_MAX_DELAY, ConfigSource, MessageQueue
+from .retry import LIVE_SCHEMA
 
 if TYPE_CHECKING:
     from oxoflow_notify.formats.live import LiveView
 
-LIVE_SCHEMA = "oxoflow-notify/live/v1"
 LIVE_FAILED = dl.LIVE_FAILED
 RUNNING = "running"
 _ENDING_STATE = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "WorkflowCancelled": "cancelled"}

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from oxoflow_notify.lazy import Lazy
 from oxoflow_notify.outbound.breaker import CircuitBreaker
 from oxoflow_notify.outbound.delivery import HttpSender
 
@@ -31,7 +32,6 @@ from .executor import Executor
 from .handoff import HandoffLog, NoHandoffLog
 from .invocation import Report
 from .ledger import Ledger, NoLedger
-from .live import Live, LiveStore
 from .ports import ConfigSource, LetterBodies, MessageQueue, SecretReferences, Tuning
 from .rate_gate import PACE_EARLY_MAX, PACE_WAIT, REPLAY_WAIT, RateGate
 from .redrive import Redrive
@@ -40,7 +40,8 @@ from .settlement import Queues, Settlement
 from .watching import RunWatches, Watching
 from .windowing import RECENT_WINDOWS, Windowing
 
-if TYPE_CHECKING:  # digests and rate limits load on first use: most cold starts deliver neither
+if TYPE_CHECKING:  # digests, rate limits and live messages load on first use: most cold starts meet none
+    from .live import Live, LiveStore
     from .pacing import Pacer
     from .windows import WindowStore
 
@@ -89,7 +90,7 @@ class Notifier:
         endpoints: EndpointStore | None = None,
         alarm: Alarm | None = None,
         watches: RunWatches | None = None,
-        live: LiveStore | None = None,
+        live: LiveStore | Lazy[LiveStore] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -129,9 +130,7 @@ class Notifier:
                                      self.clock, self.log, self.endpoints, self.budget)  # fmt: skip
         self.executor = Executor(self.sender, self.ledger, self.handoffs, self.gate, self.budget, self.breaker, self.settlement,
                                  self.references, self.clock)  # fmt: skip
-        self.live = Live(self.live_store, self.retry_queue, self.store, self.sender, self.executor.resolved,
-                         lambda inv, letter: self.settlement.dead_letter(inv, letter, "live"), self.settings.retry_schedule, self.budget,
-                         self.clock)  # fmt: skip
+        self.live: Lazy[Live] = Lazy(self._live)
         self.watching = Watching(self.watches, self.retry_queue, self.store, self.clock, self.live)
         self.windowing = Windowing(self.windows, self.retry_queue, self.store, self.settlement, self.clock)
         read_body = self.letters.resolve if self.letters is not None else without_store
@@ -140,6 +139,15 @@ class Notifier:
                                self.clock, self.watching, self.live)  # fmt: skip
         self.dispatcher = Dispatcher(self.store, self.references, self.windowing, self.executor, self.settlement, self.watching,
                                      self.live)  # fmt: skip
+
+    def _live(self) -> Live:
+        """The live messages' job, built (and its modules imported) when a live webhook first needs it."""
+        from .live import Live
+
+        store = self.live_store.get() if isinstance(self.live_store, Lazy) else self.live_store
+        return Live(store, self.retry_queue, self.store, self.sender, self.executor.resolved,
+                    lambda inv, letter: self.settlement.dead_letter(inv, letter, "live"), self.settings.retry_schedule, self.budget,
+                    self.clock)  # fmt: skip
 
     def bind(self, context: Any) -> None:
         """This invocation's Lambda context: no POST starts that could not finish before the

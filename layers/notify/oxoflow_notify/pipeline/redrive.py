@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.errors import ClaimCheckError, fault_name, is_infrastructure
@@ -19,12 +19,16 @@ from . import deadletter as dl
 from .attempts import Attempt, current_webhook, subject_from_payload
 from .executor import Executor
 from .invocation import Invocation, Report
-from .live import LIVE_SCHEMA, Live
 from .ports import ConfigSource, MessageQueue
-from .retry import CLOSE_SCHEMA, RetryMessageError, RetryTask, sqs_delay
+from .retry import CLOSE_SCHEMA, LIVE_SCHEMA, RetryMessageError, RetryTask, sqs_delay
 from .settlement import Settlement
 from .watching import WATCH_SCHEMA, Watching
 from .windowing import Windowing
+
+if TYPE_CHECKING:
+    from oxoflow_notify.lazy import Lazy
+
+    from .live import Live
 
 # What a retry message that cannot be read raises on its way in (it is dead-lettered as malformed_retry).
 _MALFORMED = (ValueError, KeyError, TypeError, RecursionError, RetryMessageError, ClaimCheckError)
@@ -42,7 +46,7 @@ class Redrive:
         settlement: Settlement,
         clock: Callable[[], float],
         watching: Watching | None = None,
-        live: Live | None = None,
+        live: Lazy[Live] | None = None,
     ) -> None:
         self.watching = watching  # run timers (WATCH_SCHEMA) go to it
         self.live = live  # live messages' timers (LIVE_SCHEMA) go to it
@@ -110,7 +114,7 @@ class Redrive:
                 return self.watching.due(inv, data) if self.watching is not None else None
             if isinstance(data, dict) and data.get("schema") == LIVE_SCHEMA:
                 if self.live is not None:
-                    self.live.due(inv, data)  # edits the message itself: no attempt for the executor
+                    self.live.get().due(inv, data)  # edits the message itself: no attempt for the executor
                 return None
             task = RetryTask.from_message(data)
             event = subject_from_payload(task.event)

@@ -23,6 +23,7 @@ DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = DEFAULTS.retry_schedule
 RETRY_AFTER_MAX = DEFAULTS.retry_after_max  # a receiver cannot park a delivery for longer than an hour per answer
 RETRY_SCHEMA = "oxoflow-notify/retry/v1"
 CLOSE_SCHEMA = "oxoflow-notify/digest-close/v1"  # a digest window's close (pipeline.windows writes and reads it)
+LIVE_SCHEMA = "oxoflow-notify/live/v1"  # a live message's timer (pipeline.live)
 
 
 class RetryMessageError(NotifyError):

@@ -18,7 +18,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from oxoflow_notify.config import Config, Webhook
 from oxoflow_notify.inbound.events import RUN_ENDINGS, WORKFLOW_OVERDUE, Event, event_from_payload
@@ -27,8 +27,12 @@ from oxoflow_notify.outbound.delivery import delivery_id_for
 
 from .attempts import Attempt, current_webhook
 from .invocation import Invocation
-from .live import Live
 from .ports import SQS_MAX_DELAY, ConfigSource, MessageQueue
+
+if TYPE_CHECKING:
+    from oxoflow_notify.lazy import Lazy
+
+    from .live import Live
 
 WATCH_SCHEMA = "oxoflow-notify/run-watch/v1"
 STARTED = "WorkflowStarted"
@@ -123,7 +127,7 @@ def after_overdue(event: Event) -> Event:
 class Watching:
     def __init__(
         self, store: RunWatches | None, retry_queue: MessageQueue, config: ConfigSource, clock: Callable[[], float],
-        live: Live | None = None,
+        live: Lazy[Live] | None = None,
     ) -> None:  # fmt: skip
         self.live = live  # a live webhook's alert marks its run's message overdue instead of posting
         self.store = store  # None: no table, so no run is watched
@@ -203,7 +207,7 @@ class Watching:
     def _alerting(self, event: Event, webhook: Webhook, source: str) -> Attempt | None:
         """The alert to post; for a live webhook, its run's message marked overdue instead."""
         if webhook.live:
-            if self.live is not None and self.live.store is not None:
-                self.live.fold(event, webhook, source)
+            if self.live is not None and self.live.get().store is not None:
+                self.live.get().fold(event, webhook, source)
             return None
         return Attempt(event, webhook, delivery_id_for(event, source, webhook.id), 1)

@@ -24,8 +24,7 @@ from oxoflow_notify.aws.letters import ClaimCheckError, LetterStore, pointer_of,
 from oxoflow_notify.pipeline import deadletter as dl
 from oxoflow_notify.pipeline.answers import Kind
 from oxoflow_notify.pipeline.deadletter import DEAD_LETTER_SCHEMA
-from oxoflow_notify.pipeline.live import LIVE_SCHEMA
-from oxoflow_notify.pipeline.retry import CLOSE_SCHEMA, RETRY_SCHEMA
+from oxoflow_notify.pipeline.retry import CLOSE_SCHEMA, LIVE_SCHEMA, RETRY_SCHEMA
 
 SCAN_VISIBILITY = 300  # seconds a scanned message stays hidden: the replay finishes within it
 KEPT_WHOLE = (dl.INTERNAL_ERROR, dl.RETRY_FAULTED, dl.LIVE_FAILED)  # the reasons whose letter keeps its message whole, to run it again
