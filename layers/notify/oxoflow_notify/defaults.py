@@ -8,24 +8,27 @@ so every layer (config, outbound, pipeline, aws) can read it without an import a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from functools import cache
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 Value = bool | int | float | str | tuple[int, ...]
 V = TypeVar("V", bool, int, float, str, tuple[int, ...])
+_ABOUT: list[dict[str, Any]] = []  # each entry's description, in the order the class body declares them
 
 
 def _entry(value: V, unit: str, governs: str, meaning: str, low: float | None = None, high: float | None = None) -> V:
-    """A field holding ``value``, its description in the field's metadata (typed as the value, for mypy)."""
-    about = {"unit": unit, "governs": governs, "meaning": meaning, "low": low, "high": high}
-    made: V = field(default=value, metadata=about)
-    return made
+    """``value`` as the field's default, its description kept in declaration order (read by ``rows``)."""
+    _ABOUT.append({"unit": unit, "governs": governs, "meaning": meaning, "low": low, "high": high})
+    return value
 
 
-@dataclass(frozen=True)
 class Defaults:
-    """The table. Field order is the order the docs read best in: settings, webhooks, limits, pacing, digests."""
+    """The table. Field order is the order the docs read best in: settings, webhooks, limits, pacing, digests.
+
+    A plain class, read-only (no instance attributes at all): a dataclass of this many fields costs
+    a cold start about 3 ms to build, for nothing the table needs."""
+
+    __slots__ = ()
 
     # Function settings (environment variables; the template sets some from its parameters).
     config_prefix: str = _entry("workflows/", "", "CONFIG_PREFIX", "where .oxoflow files live in the config bucket")
@@ -123,11 +126,14 @@ class Defaults:
 
 
 DEFAULTS = Defaults()
+_NAMES = tuple(Defaults.__annotations__)  # the fields, in declaration order (one _entry each)
+if len(_NAMES) != len(_ABOUT):
+    raise RuntimeError("every field of Defaults must be declared with _entry(...)")
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of the table, for the docs check and anyone printing it."""
+class Row(NamedTuple):
+    """One line of the table, for the docs check and anyone printing it (a NamedTuple: a third of a
+    dataclass's cost to a cold start)."""
 
     name: str
     value: Value
@@ -153,4 +159,4 @@ def row(name: str) -> Row:
 
 @cache
 def _by_name() -> dict[str, Row]:
-    return {f.name: Row(f.name, getattr(DEFAULTS, f.name), **f.metadata) for f in fields(Defaults)}
+    return {name: Row(name, getattr(DEFAULTS, name), **about) for name, about in zip(_NAMES, _ABOUT, strict=True)}
