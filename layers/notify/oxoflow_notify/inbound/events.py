@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from oxoflow_notify.errors import EventError, did_you_mean, shown
@@ -95,7 +96,7 @@ class Event:
     def is_rule_event(self) -> bool:
         return self.event in RULE_EVENTS
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """A digest of the whole normalised event, timestamp included: part of each delivery id, so
         an event differing in anything (a forged timestamp too) is a delivery of its own and can never
@@ -104,7 +105,12 @@ class Event:
         return hashlib.sha256(self.normalised_json()).hexdigest()
 
     def normalised_json(self) -> bytes:
-        """The event as it is re-serialised for receivers and queues (sorted keys, compact, UTF-8)."""
+        """The event as it is re-serialised for receivers and queues (sorted keys, compact, UTF-8);
+        made once per event (an event is never changed after it is made: ``dataclasses.replace`` makes another)."""
+        return self._normalised
+
+    @cached_property
+    def _normalised(self) -> bytes:
         return json.dumps(self.to_payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
     def to_payload(self) -> dict[str, Any]:

@@ -75,7 +75,8 @@ class Settlement:
         follow the decision, at one reading of the clock."""
         now = self.clock()
         log = self._observe(inv, attempt, outcome, decision, now)
-        inv.entries.append(entry_of(attempt, outcome, decision, now, request))
+        if not isinstance(self.log, NoDeliveryLog):  # (no table: an entry would be built only to be dropped)
+            inv.entries.append(entry_of(attempt, outcome, decision, now, request))
         match decision.kind:
             case Kind.DELIVERED:
                 # DEBUG: at volume a line per success is the dispatcher's largest cost and log bill;
