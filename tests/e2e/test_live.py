@@ -149,7 +149,7 @@ def counts_of(fields: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def slack_counts(message: dict[str, Any]) -> dict[str, str]:
-    fields = next(b["fields"] for b in message["blocks"] if b["type"] == "section" and "fields" in b)
+    fields = next(b["fields"] for b in message["attachments"][0]["blocks"] if b["type"] == "section" and "fields" in b)
     return {f["text"].split("\n")[0].strip("*"): f["text"].split("\n")[1] for f in fields}
 
 

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from oxoflow_notify.config import Config
 from oxoflow_notify.config.parse import parse_config
@@ -14,9 +16,11 @@ from oxoflow_notify.formats.live import LiveView, progress_bar, render_live_disc
 from oxoflow_notify.inbound.events import Event
 from oxoflow_notify.outbound.delivery import Outcome
 from oxoflow_notify.outbound.failures import Failure
+from oxoflow_notify.outbound.live_calls import encode
 from oxoflow_notify.pipeline.live import LiveState, change_of, view_of
 from oxoflow_notify.pipeline.live_answers import CallKind, read_discord, read_slack
 from oxolocal.shapes import problems_of
+from tests.conftest import assert_golden
 from tests.unit.test_neutralisation import CHECKS
 
 TOKEN = "xoxb-1-2-TokenCanaryNeverQuoted"
@@ -105,8 +109,8 @@ def test_the_message_fits_each_platform_and_no_event_text_can_mention_or_link(st
 
 def visible(fmt: str, payload: dict[str, Any]) -> list[str]:
     if fmt == "slack":
-        out = [payload["text"]]
-        for block in payload["blocks"]:
+        out = [payload["text"], payload["blocks"][0]["text"]["text"]]
+        for block in payload["attachments"][0]["blocks"]:
             out += [block["text"]["text"]] if "text" in block else []
             out += [f["text"] for f in block.get("fields", []) + block.get("elements", [])]
         return [t.replace("`▓", "").replace("░`", "") for t in out]
@@ -155,3 +159,22 @@ def test_discord_answers_deleted_messages_throttling_and_a_gone_webhook() -> Non
     assert limited.kind is CallKind.RETRY and limited.wait == 1.5
     assert read_slack(ok(429, retry_after="7"), b"", False, 0.0).wait == 7
     assert read_slack(Outcome(None, Failure.READ_TIMEOUT, 1.0), b"", False, 0.0).kind is CallKind.RETRY
+
+
+@pytest.mark.parametrize("state", ["running", "failed"])
+@pytest.mark.parametrize("fmt", ["slack", "discord"])
+def test_the_live_message_bytes_are_reviewed_goldens(state: str, fmt: str) -> None:
+    failure = {"rule": "call_variants", "exit_code": 137, "stderr": "Killed: out of memory"}
+    view = LiveView("variant-calling", "42", state, {"RuleStarted": 320, "RuleCompleted": 309, "RuleFailed": 3}, 500, 4320.0, failure)
+    assert_golden(fmt, f"live-{state}", encode(render_live_slack(view) if fmt == "slack" else render_live_discord(view)))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(workflow=st.text(max_size=300), run=st.text(max_size=300), stderr=st.text(max_size=5000), done=st.integers(0, 10**7),
+       total=st.one_of(st.none(), st.integers(1, 10**7)))  # fmt: skip
+def test_any_text_and_any_counts_make_a_message_each_platform_takes(
+    workflow: str, run: str, stderr: str, done: int, total: int | None
+) -> None:
+    view = LiveView(workflow, run or None, "running", {"RuleCompleted": done}, total, 1.0, {"rule": run, "stderr": stderr}, 3)
+    for fmt, payload in (("slack", render_live_slack(view)), ("discord", render_live_discord(view))):
+        assert problems_of(fmt, encode(payload)) == [], fmt

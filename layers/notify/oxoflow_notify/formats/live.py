@@ -90,12 +90,12 @@ def _failure_line(view: LiveView) -> tuple[str, str | None] | None:
 
 
 def render_live_slack(view: LiveView) -> dict[str, Any]:
-    """chat.postMessage / chat.update's text and blocks (the caller adds channel and ts)."""
+    """chat.postMessage / chat.update's text and blocks (the caller adds channel and ts): the
+    headline as the header, the rest in an attachment coloured by state, as the slack format does."""
     word, outcome, emoji, _ = _LOOK[view.state]
     head = headline(view)
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": fit(f"{emoji} {neutralise(head)}", slack.HEADER_MAX), "emoji": True}}
-    ]
+    header = {"type": "header", "text": {"type": "plain_text", "text": fit(f"{emoji} {neutralise(head)}", slack.HEADER_MAX), "emoji": True}}
+    blocks: list[dict[str, Any]] = []
     bar = progress_bar(view)
     if bar:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"`{bar}`"}})
@@ -109,11 +109,12 @@ def render_live_slack(view: LiveView) -> dict[str, Any]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     if view.failures_not_shown:
         blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{view.failures_not_shown:,} more failures not threaded"}]}
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{view.failures_not_shown:,} more failures not in the thread"}]}
         )
     context = f"{word} · oxoflow-notify live" + (f" · run {slack._escaped_fit(view.run_id, 200)}" if view.run_id else "")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-    return {"text": slack._escaped_fit(head, slack.FALLBACK_MAX), "blocks": blocks, "attachments": [{"color": slack.COLOURS[outcome]}]}
+    return {"text": slack._escaped_fit(head, slack.FALLBACK_MAX), "blocks": [header],
+            "attachments": [{"color": slack.COLOURS[outcome], "blocks": blocks}]}  # fmt: skip
 
 
 def render_live_discord(view: LiveView) -> dict[str, Any]:
