@@ -172,9 +172,10 @@ def test_a_run_carried_by_four_dispatchers_ends_as_one_message_per_platform_with
     failing = {7, 30, 99}
     events = run_events(RULES, failing)
     # when four dispatchers carry the run's 502 events at once, some twice, every 9th live-store write
-    # fails (the event runs again), and the platforms fail a call each (Discord 503, Slack internal_error)
-    discord.fail = {2: 503}
-    slack.fail = {3: "internal_error"}
+    # fails (the event runs again), and the platforms fail calls (Discord 503 and 429, Slack internal_error and
+    # ratelimited; a rate limit waits without spending an attempt)
+    discord.fail = {2: 503, 4: 429}
+    slack.fail = {3: "internal_error", 5: "ratelimited"}
     faults = dispatch_concurrently(stack, events, fault_every=9)
     stack.drain_retries(until_empty=180)
     assert faults > 50

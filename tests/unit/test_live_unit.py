@@ -138,7 +138,7 @@ def ok(status: int = 200, retry_after: str | None = None) -> Outcome:
         ({"ok": False, "error": "message_not_found"}, False, CallKind.LOST, None),
         ({"ok": False, "error": "not_in_channel"}, True, CallKind.GIVE_UP, None),
         ({"ok": False, "error": "invalid_auth"}, True, CallKind.GIVE_UP, None),
-        ({"ok": False, "error": "ratelimited"}, False, CallKind.RETRY, None),
+        ({"ok": False, "error": "ratelimited"}, False, CallKind.HELD, None),  # waits, spends no attempt
         ({"ok": False, "error": "internal_error"}, False, CallKind.RETRY, None),
         ({"ok": False, "error": "Bearer xoxb-echoed"}, False, CallKind.RETRY, None),  # not a code: never quoted
     ],
@@ -156,8 +156,9 @@ def test_discord_answers_deleted_messages_throttling_and_a_gone_webhook() -> Non
     assert read_discord(ok(404), b'{"message": "Unknown Message", "code": 10008}', False, 0.0).kind is CallKind.LOST
     assert read_discord(ok(404), b'{"message": "Unknown Webhook", "code": 10015}', False, 0.0).kind is CallKind.GIVE_UP
     limited = read_discord(Outcome(429, None, 1.0, snippet='{"retry_after": 1.5}'), b'{"retry_after": 1.5}', False, 0.0)
-    assert limited.kind is CallKind.RETRY and limited.wait == 1.5
-    assert read_slack(ok(429, retry_after="7"), b"", False, 0.0).wait == 7
+    assert limited.kind is CallKind.HELD and limited.wait == 1.5
+    slack_limited = read_slack(ok(429, retry_after="7"), b"", False, 0.0)
+    assert slack_limited.kind is CallKind.HELD and slack_limited.wait == 7
     assert read_slack(Outcome(None, Failure.READ_TIMEOUT, 1.0), b"", False, 0.0).kind is CallKind.RETRY
 
 

@@ -298,6 +298,10 @@ class Live:
                     self._failed(
                         inv, data, webhook, CallResult(CallKind.GIVE_UP, f"{result.reason} (again, after it was posted anew once)")
                     )
+            case CallKind.HELD:  # the platform's rate: the same attempt again after its wait, unspent
+                if self.store is not None:
+                    self.store.release(group, lease)
+                self._again(inv, data, group, max(result.wait or 1.0, 1.0), now)
             case CallKind.RETRY | CallKind.GIVE_UP:
                 if self.store is not None:
                     self.store.release(group, lease)
@@ -392,6 +396,8 @@ def entry_of(data: dict[str, Any], webhook: Webhook, version: int, result: CallR
             kept = "delivered"
         case CallKind.RETRY | CallKind.LOST:
             kept = "retrying"
+        case CallKind.HELD:
+            kept = "held"
         case CallKind.GIVE_UP:
             kept = "dead_lettered"
     group = str(data["group"])

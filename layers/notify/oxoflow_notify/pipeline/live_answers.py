@@ -40,6 +40,7 @@ SLACK_LOST = frozenset({"message_not_found"})
 class CallKind(enum.Enum):
     DONE = "done"  # the call did what it was for (``ref``: the new message's id or ts)
     LOST = "lost"  # the message to edit is gone: post it anew
+    HELD = "held"  # the platform's rate limit (429, Slack's ratelimited): again after ``wait``, no attempt spent
     RETRY = "retry"  # try again after ``wait`` (the platform's, when it said; else the schedule's)
     GIVE_UP = "give_up"  # permanent: dead-lettered with ``reason``
 
@@ -63,6 +64,8 @@ def _answer(raw: bytes) -> dict[str, Any]:
 def _unsuccessful(fmt: str, outcome: Outcome, now: float) -> CallResult:
     """No 2xx (or no answer): read as any delivery's answer is."""
     verdict = judge(fmt, outcome, now)
+    if outcome.status == 429:
+        return CallResult(CallKind.HELD, verdict.reason, wait=verdict.retry_after or 1.0)
     match verdict.kind:
         case Kind.RETRY | Kind.HELD:
             return CallResult(CallKind.RETRY, verdict.reason, wait=verdict.retry_after)
@@ -100,4 +103,6 @@ def read_slack(outcome: Outcome, raw: bytes, posting: bool, now: float) -> CallR
         return CallResult(CallKind.LOST, f"Slack: {code}, the message was deleted")
     if code in SLACK_PERMANENT:
         return CallResult(CallKind.GIVE_UP, f"Slack: {code}")
+    if code == "ratelimited":
+        return CallResult(CallKind.HELD, f"Slack: {code}", wait=1.0)
     return CallResult(CallKind.RETRY, f"Slack: {code}")
