@@ -1,5 +1,5 @@
-"""A live message whose webhook also watches its runs (``overdue``): the alert marks the run's one
-message overdue instead of posting a message of its own; the run's late ending then ends it."""
+"""Live messages on a moved clock (nothing waits): a watched run marks its one message overdue instead of
+posting an alert of its own (its late ending then ends it), and a long run is at most one edit per interval + 2."""
 
 from __future__ import annotations
 
@@ -39,3 +39,30 @@ def test_an_overdue_run_marks_its_live_message_and_its_late_ending_ends_it(stack
     assert message["embeds"][0]["title"].startswith("✅") and "completed" in message["embeds"][0]["title"]
     assert stack.drain(stack.dead_letter_queue_url) == []
     assert json.dumps(message).count("overdue") == 0
+
+
+def test_a_long_run_makes_at_most_one_edit_per_interval_plus_two_on_a_moved_clock(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a live Discord webhook (live_interval = 5s) and the functions' clocks moved by the test (the
+    # platform's own rate, on the wall clock, is not what this test is about: the real-time tests hold it)
+    platform = DiscordMessages(per_two_seconds=10**6)
+    hook = receivers(platform)
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
+    clock = Clock(stack)
+    # when a 300-rule run sends 602 events, one every half second of its clock, the timers running between them
+    send(stack, "workflow-started", 0)
+    for n in range(1, 601):
+        clock.now += 0.5
+        send(stack, "rule-completed" if n % 2 else "rule-started", n)
+        if n % 5 == 0:
+            hop(stack)
+    clock.now += 0.5
+    send(stack, "workflow-completed", 601)
+    for _ in range(3):  # the last edit is due an interval after the one before it
+        clock.now += 5
+        hop(stack)
+    # then the platform got at most run time / interval + 2 requests: one message, edited, ending completed
+    run_time = clock.now - T0
+    assert len(hook.requests) <= run_time / 5 + 2, (len(hook.requests), run_time)
+    (message,) = platform.messages.values()
+    assert message["embeds"][0]["title"].startswith("✅")
+    assert {f["name"]: f["value"] for f in message["embeds"][0]["fields"]}["Completed"] == "300"
