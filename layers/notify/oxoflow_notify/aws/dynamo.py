@@ -42,6 +42,18 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
+def conditional(call: Callable[..., Any], **request: Any) -> dict[str, Any] | None:
+    """One conditional write (``call(**request)``): its answer, or None when its condition did not
+    hold. Any other error is raised: the one place the stores tell a lost race from a fault."""
+    try:
+        answer: dict[str, Any] = call(**request)
+    except Exception as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise
+    return answer
+
+
 def cancellation_reasons(exc: BaseException) -> list[dict[str, Any]] | None:
     """A cancelled transaction's reasons, one per item in order; None for any other error."""
     if error_code(exc) != "TransactionCanceledException":

@@ -13,7 +13,7 @@ from typing import Any
 
 from oxoflow_notify.pipeline.endpoints import EndpointState
 
-from .dynamo import OnTable, error_code, number
+from .dynamo import OnTable, conditional, number
 
 PREFIX = "oxoflow-endpoint"
 
@@ -47,26 +47,16 @@ class DynamoEndpointStore(OnTable):
         return float(answer["Attributes"]["failing_since"]["N"])
 
     def recovered(self, key: str) -> bool:
-        try:
-            self._ddb().delete_item(TableName=self.table, Key=self._key(key), ConditionExpression="attribute_not_exists(disabled_at)")
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False  # disabled meanwhile: stays so
-        return True
+        # False: disabled meanwhile, and stays so
+        return conditional(self._ddb().delete_item, TableName=self.table, Key=self._key(key),
+                           ConditionExpression="attribute_not_exists(disabled_at)") is not None  # fmt: skip
 
     def disable(self, key: str, now: float, failing_before: float, fingerprint: str) -> bool:
-        try:
-            self._ddb().update_item(
-                TableName=self.table, Key=self._key(key), UpdateExpression="SET disabled_at = :now, fingerprint = :f",
-                ConditionExpression="attribute_not_exists(disabled_at) AND failing_since <= :before",
-                ExpressionAttributeValues={":now": {"N": number(now)}, ":f": {"S": fingerprint}, ":before": {"N": number(failing_before)}},
-            )  # fmt: skip
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return conditional(
+            self._ddb().update_item, TableName=self.table, Key=self._key(key), UpdateExpression="SET disabled_at = :now, fingerprint = :f",
+            ConditionExpression="attribute_not_exists(disabled_at) AND failing_since <= :before",
+            ExpressionAttributeValues={":now": {"N": number(now)}, ":f": {"S": fingerprint}, ":before": {"N": number(failing_before)}},
+        ) is not None  # fmt: skip
 
     def enable(self, key: str) -> None:
         self._ddb().delete_item(TableName=self.table, Key=self._key(key))
@@ -78,13 +68,7 @@ class DynamoEndpointStore(OnTable):
                         "ConditionExpression": "attribute_exists(disabled_at) AND attribute_not_exists(notified)"}  # fmt: skip
         else:
             request |= {"UpdateExpression": "REMOVE notified", "ConditionExpression": "attribute_exists(disabled_at)"}
-        try:
-            self._ddb().update_item(**request)
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return conditional(self._ddb().update_item, **request) is not None
 
 
 def state_of(item: dict[str, Any]) -> EndpointState:

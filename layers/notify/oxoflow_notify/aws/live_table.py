@@ -16,7 +16,7 @@ from typing import Any
 from oxoflow_notify.errors import InfrastructureError
 from oxoflow_notify.pipeline.live import Change, LiveState
 
-from .dynamo import OnTable, cancellation_reasons, error_code, number
+from .dynamo import OnTable, cancellation_reasons, conditional, number
 
 PREFIX = "oxoflow-live"
 KEEP_SECONDS = 8 * 86_400
@@ -46,13 +46,8 @@ class DynamoLiveStore(OnTable):
             request["ConditionExpression"] = condition
         if returns:
             request["ReturnValues"] = "ALL_NEW"
-        try:
-            answer: dict[str, Any] = self._ddb().update_item(**request)
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return answer.get("Attributes") or {}
+        answer = conditional(self._ddb().update_item, **request)
+        return None if answer is None else answer.get("Attributes") or {}
 
     def record(self, group: str, key: str, change: Change, now: float) -> bool:
         values: dict[str, Any] = {":one": {"N": "1"}, ":exp": {"N": str(int(now) + KEEP_SECONDS)}}

@@ -13,7 +13,7 @@ from typing import Any
 
 from oxoflow_notify.pipeline.watching import Watch
 
-from .dynamo import OnTable, error_code, number
+from .dynamo import OnTable, conditional, number
 
 PREFIX = "oxoflow-watch"
 KEEP_SECONDS = 8 * 86_400  # the longest overdue or silent (7 days) and a day
@@ -35,13 +35,7 @@ class DynamoRunWatches(OnTable):
                                    "ExpressionAttributeValues": values, **extra}  # fmt: skip
         if condition:
             request["ConditionExpression"] = condition
-        try:
-            answer: dict[str, Any] = self._ddb().update_item(**request)
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return answer
+        return conditional(self._ddb().update_item, **request)
 
     def started(self, group: str, now: float, seen: dict[str, Any]) -> None:
         self._update(group, "SET started = :now, #l = :now, last_event = :seen, expiration = :exp",
