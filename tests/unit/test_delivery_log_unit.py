@@ -55,7 +55,7 @@ def test_the_log_is_written_once_at_the_end_and_a_failing_write_is_counted_not_r
         assert ("DeliveryLogFailed" in capsys.readouterr().out) is fail
 
 
-def test_with_less_than_a_second_left_the_log_is_not_written_and_that_is_counted(capsys: pytest.CaptureFixture[str]) -> None:
+def test_with_less_time_left_than_a_write_may_take_the_log_is_not_written_and_that_is_counted(capsys: pytest.CaptureFixture[str]) -> None:
     log, inv = Kept(), Invocation()
     inv.entries.append(entry())
     settlement(log, 800).finish(inv)
@@ -77,3 +77,16 @@ def test_a_duplicate_attempt_is_not_a_delivery() -> None:
     assert delivery.status == "pending" and delivery.row()["reason"] == "HTTP 500"
     ledger = {**entry().as_dict(), "outcome": "already_delivered", "error": "already_delivered", "at": 3.0}
     assert fold([failed, ledger])[0].status == "delivered"
+
+
+def test_a_write_against_a_throttled_table_is_bounded_within_the_time_kept_for_it() -> None:
+    # given the delivery log's own client settings (wiring._LOG_BOTO)
+    from oxoflow_notify.pipeline.settlement import LOG_TIME
+    from oxoflow_notify.wiring import _LOG_BOTO
+
+    # then one BatchWriteItem, every attempt timing out, ends within the time an invocation keeps for it
+    attempts = _LOG_BOTO.retries["max_attempts"]
+    worst = (
+        attempts * (_LOG_BOTO.connect_timeout + _LOG_BOTO.read_timeout) + (attempts - 1) * 1.0
+    )  # standard mode's backoff is under 1 s here
+    assert worst <= LOG_TIME, (worst, LOG_TIME)

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from oxoflow_notify.pipeline.windows import Closing, Group, Schedule, WindowStore
 
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+# The delivery log's own client: its write comes after every POST of an invocation, and a throttled
+# table must not hold the invocation long (with _BOTO's retries a write could take ~40 s). One call
+# takes at most (1 + 2) s twice and a backoff: about 7 s (settlement.LOG_TIME), then it is given up.
+_LOG_BOTO = BotoConfig(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
 
 
 def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
@@ -100,7 +104,7 @@ def build_notifier(env: Mapping[str, str] | None = None) -> Notifier:
         # (built, and their modules imported, on first use: a cold start that meets no digest or limit pays nothing)
         windows=LazyWindows(Lazy(lambda: _windows(settings, dynamodb))) if settings.ledger_table else None,
         pacer=LazyPacer(Lazy(lambda: _pacer(settings, dynamodb))) if settings.ledger_table else None,
-        log=_delivery_log(settings, dynamodb),
+        log=_delivery_log(settings, Lazy(lambda: boto3.client("dynamodb", config=_LOG_BOTO))),
         endpoints=_endpoints(settings, dynamodb),
         alarm=_alarm(env),
         watches=_watches(settings, dynamodb),
