@@ -28,8 +28,8 @@ from .rate_gate import RateGate
 from .retry import RetryTask, sqs_delay
 
 # Seconds an invocation must have left to write its delivery log: one BatchWriteItem per 25 entries,
-# each bounded to about 7 s by the log's own client (wiring._LOG_BOTO).
-LOG_TIME = 8.0
+# each bounded to about 11 s by the log's own client (wiring._LOG_BOTO).
+LOG_TIME = 12.0
 Refusal = tuple[tuple[str, int], dict[str, Any]]  # ((delivery id, attempt), its dead letter): never deliverable
 
 
