@@ -174,3 +174,24 @@ def test_a_notice_that_could_not_be_sent_is_sent_at_the_next_delivery_once() -> 
         assert endpoints.disabled(HOOK, now) is not None
     # then the notice went out once
     assert told == [HOUR + 100]
+
+
+def test_turning_disabling_off_clears_a_disable_so_turning_it_on_again_starts_afresh() -> None:
+    store = MemoryStore()
+    (a,), _ = instances(store, 1)
+    # given a webhook disabled after an hour of failures
+    a.learn(HOOK, failed=True, now=0)
+    a.learn(HOOK, failed=True, now=HOUR + 1)
+    assert a.disabled(HOOK, HOUR + 2) is not None
+    # when its owner sets disable_after = "0", and another container (which never saw it) delivers next
+    never = dataclasses.replace(HOOK, disable_after=0.0)
+    (b,), _ = instances(store, 1)
+    b.refresh([never], HOUR + 3)
+    # then it is delivered to again, and its record is gone
+    assert b.disabled(never, HOUR + 3) is None and store.items == {}
+    a.refresh([never], HOUR + 3 + a.max_age)
+    # and when disabling is turned on again, nothing stale comes back: a fresh failing streak is needed
+    a.refresh([HOOK], 2 * HOUR)
+    assert a.disabled(HOOK, 2 * HOUR) is None
+    a.learn(HOOK, failed=True, now=2 * HOUR)
+    assert a.disabled(HOOK, 2 * HOUR + 1) is None and store.items[endpoint_key(HOOK)].failing_since == 2 * HOUR

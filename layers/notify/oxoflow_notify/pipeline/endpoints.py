@@ -115,7 +115,7 @@ class Endpoints:
 
     def refresh(self, webhooks: Iterable[Webhook], now: float) -> None:
         """Read, in one call, the states of these webhooks not read within ``max_age``."""
-        stale = sorted({endpoint_key(w) for w in webhooks if w.disable_after > 0} - self._fresh(now))
+        stale = sorted({endpoint_key(w) for w in webhooks} - self._fresh(now))  # (disable_after 0 too: a record to clear)
         if not stale:
             return
         try:
@@ -133,19 +133,28 @@ class Endpoints:
         """The state of a disabled webhook, or None. An entry changed since it was disabled is
         enabled again here (the config's owner fixed it)."""
         at, state = self._cache.get(endpoint_key(webhook), (now, HEALTHY))
-        if state.disabled_at is None or webhook.disable_after <= 0:
+        if webhook.disable_after <= 0 and state != HEALTHY:
+            # The owner turned disabling off: what was recorded (a disable, a failing streak) is
+            # cleared, so turning it on again later starts afresh instead of re-applying it.
+            self._forget(webhook, at, "disable_after is 0")
+            return None
+        if state.disabled_at is None:
             return None
         if state.fingerprint is not None and state.fingerprint == fingerprint(webhook) and not state.notified:
             self._notify(webhook, state, now)  # a notice that failed when it was disabled: sent now, once
         if state.fingerprint is not None and state.fingerprint != fingerprint(webhook):
-            try:
-                self.store.enable(endpoint_key(webhook))
-            except Exception as exc:  # noqa: BLE001 - enabled in this container; the store learns next time
-                logger.warning("could not record a re-enabled webhook", extra={"webhook_id": webhook.id, "error": type(exc).__name__})
-            self._cache[endpoint_key(webhook)] = (at, HEALTHY)
-            logger.info("webhook enabled again: its entry changed", extra={"webhook_id": webhook.id})
+            self._forget(webhook, at, "its entry changed")
             return None
         return state
+
+    def _forget(self, webhook: Webhook, at: float, why: str) -> None:
+        """Enabled again (its record deleted); in this container at once, in the store when it answers."""
+        try:
+            self.store.enable(endpoint_key(webhook))
+        except Exception as exc:  # noqa: BLE001 - enabled in this container; the store learns next time
+            logger.warning("could not record a re-enabled webhook", extra={"webhook_id": webhook.id, "error": type(exc).__name__})
+        self._cache[endpoint_key(webhook)] = (at, HEALTHY)
+        logger.info(f"webhook enabled again: {why}", extra={"webhook_id": webhook.id})
 
     def learn(self, webhook: Webhook, failed: bool, now: float) -> None:
         """An answer the breaker learns from (a receiver's failure, or a 2xx). Never raises."""
