@@ -85,7 +85,7 @@ def test_a_write_against_a_throttled_table_is_bounded_within_the_time_kept_for_i
     from oxoflow_notify.wiring import _LOG_BOTO
 
     # then one BatchWriteItem, every attempt timing out, ends within the time an invocation keeps for it
-    attempts = _LOG_BOTO.retries["max_attempts"]
+    attempts = _LOG_BOTO.retries["total_max_attempts"]
     worst = (
         attempts * (_LOG_BOTO.connect_timeout + _LOG_BOTO.read_timeout) + (attempts - 1) * 1.0
     )  # standard mode's backoff is under 1 s here

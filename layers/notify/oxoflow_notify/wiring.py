@@ -44,7 +44,8 @@ _BOTO = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 
 # The delivery log's own client: its write comes after every POST of an invocation, and a throttled
 # table must not hold the invocation long (with _BOTO's retries a write could take ~40 s). One call
 # takes at most (2 + 3) s twice and a backoff: about 11 s (settlement.LOG_TIME), then it is given up.
-_LOG_BOTO = BotoConfig(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"})
+# (total_max_attempts counts the first try: botocore's max_attempts would add one to it)
+_LOG_BOTO = BotoConfig(connect_timeout=2, read_timeout=3, retries={"total_max_attempts": 2, "mode": "standard"})
 
 
 def build_ingest(env: Mapping[str, str] | None = None) -> Ingest:
