@@ -39,6 +39,7 @@ print(json.dumps({"result": result, "clients": made, "modules": sorted(sys.modul
 NEVER = (
     "oxoflow_notify.pipeline.live",
     "oxoflow_notify.pipeline.live_answers",
+    "oxoflow_notify.pipeline.live_state",
     "oxoflow_notify.aws.live_table",
     "oxoflow_notify.formats.live",
     "oxoflow_notify.outbound.live_calls",

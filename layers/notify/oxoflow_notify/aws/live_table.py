@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from oxoflow_notify.errors import InfrastructureError
-from oxoflow_notify.pipeline.live import Change, LiveState
+from oxoflow_notify.pipeline.live_state import STALE_TIMER, Change, LiveState
 
 from .dynamo import OnTable, cancellation_reasons, conditional, number
 
@@ -96,8 +96,6 @@ class DynamoLiveStore(OnTable):
         return answer is not None
 
     def schedule(self, group: str, token: str, now: float) -> LiveState | None:
-        from oxoflow_notify.pipeline.live import STALE_TIMER
-
         answer = self._update(group, "SET #tm = :t, #ta = :now", {":t": {"S": token}, ":now": {"N": number(now)},
                               ":stale": {"N": number(now - STALE_TIMER)}},
                               "attribute_exists(#v) AND (attribute_not_exists(#tm) OR #tm = :t OR #ta < :stale)", returns=True)  # fmt: skip

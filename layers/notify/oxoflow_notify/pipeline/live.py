@@ -26,18 +26,15 @@ thread replies (Slack).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from oxoflow_notify.config import Config, Webhook
 from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.errors import ReferenceProblem
-from oxoflow_notify.inbound.events import RUN_ENDINGS, WORKFLOW_OVERDUE, Event
-from oxoflow_notify.inbound.timestamps import epoch_seconds
+from oxoflow_notify.inbound.events import WORKFLOW_OVERDUE, Event
 from oxoflow_notify.observability import logger
 from oxoflow_notify.outbound.delivery import HttpSender, Outcome
 
@@ -47,136 +44,18 @@ from .budget import TimeBudget
 from .delivery_log import Entry
 from .invocation import Invocation
 from .live_answers import CallKind, CallResult, read_discord, read_slack
+from .live_state import Change, LiveState, LiveStore, change_of, group_of, kept_failure
 from .ports import SQS_MAX_DELAY, ConfigSource, MessageQueue
+
+__all__ = ["LIVE_FAILED", "Change", "Live", "LiveState", "LiveStore", "change_of", "entry_of", "group_of", "kept_failure", "view_of"]
 from .retry import LIVE_SCHEMA
 
 if TYPE_CHECKING:
     from oxoflow_notify.formats.live import LiveView
 
 LIVE_FAILED = dl.LIVE_FAILED
-RUNNING = "running"
-_ENDING_STATE = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "WorkflowCancelled": "cancelled"}
 _NAMESPACE = uuid.UUID("7a1d3c52-0e4b-5f6a-8c9d-2b3e4f5a6b7c")
-STALE_TIMER = SQS_MAX_DELAY + 300  # a timer not heard of this long is taken for lost: the next event starts another
 REPLIES_PER_PASS = 1  # thread replies one edit posts at most: with its post, within Slack's 1 a second (bursts of 2)
-KEEP_STDERR = 1000  # characters of a kept failure's stderr (its tail): the state item stays small (its size is each write's price)
-
-
-@dataclass(frozen=True)
-class Change:
-    """What one event changes in its run's live state."""
-
-    counted: str | None = None  # the rule event to count
-    state: str | None = None  # an ending's state (completed, failed, cancelled)
-    total: int | None = None  # details.total_rules of WorkflowStarted
-    started: float | None = None
-    ended: float | None = None
-    last_failure: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class LiveState:
-    """A run's live message as the store has it."""
-
-    version: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    state: str = RUNNING
-    total: int | None = None
-    started: float | None = None
-    ended: float | None = None
-    last_failure: dict[str, Any] | None = None
-    failures: tuple[dict[str, Any], ...] = ()  # RuleFailed payloads kept for the thread (Slack), at most live_replies
-    message: str | None = None  # the platform's id (Discord) or ts (Slack), once posted
-    sent_version: int = 0
-    last_edit: float = 0.0
-    threaded: int = 0  # of ``failures``, how many were replied in the thread
-    reposted: bool = False  # posted anew once already (the first was deleted)
-    timer: str | None = None  # the pending timer's token
-    broken: str | None = None  # why its updates stopped (dead-lettered), until a replay revives them
-
-
-class LiveStore(Protocol):
-    def record(self, group: str, key: str, change: Change, now: float) -> bool:
-        """Count the event once (False: ``key`` was counted before) and raise the version."""
-        ...
-
-    def keep_failure(self, group: str, key: str, payload: dict[str, Any], most: int) -> None:
-        """Keep a RuleFailed for the thread (once per key, ``most`` in all)."""
-        ...
-
-    def overdue(self, group: str) -> bool:
-        """Mark a running run overdue (raising the version); False when it is not running."""
-        ...
-
-    def schedule(self, group: str, token: str, now: float) -> LiveState | None:
-        """Make ``token`` the pending timer unless another one is (not stale); the state, or None."""
-        ...
-
-    def get(self, group: str) -> LiveState | None: ...
-
-    def touch(self, group: str, token: str, now: float) -> None:
-        """The timer ``token`` is still going (not stale)."""
-        ...
-
-    def lease(self, group: str, token: str, lease: str, now: float, until: float) -> LiveState | None:
-        """Take the message for one edit while ``token`` is the timer and no lease holds; the state, or None."""
-        ...
-
-    def edited(self, group: str, lease: str, version: int, message: str, threaded: int, now: float) -> LiveState | None:
-        """Record what was shown and give the lease back; the state after, or None if the lease was lost."""
-        ...
-
-    def release(self, group: str, lease: str) -> None: ...
-
-    def lost(self, group: str, lease: str) -> bool:
-        """The message was deleted: forget it so the next edit posts anew; False if it was already reposted once."""
-        ...
-
-    def end_timer(self, group: str, token: str, version: int | None) -> bool:
-        """No timer pending any more, if ``token`` is it and (``version`` given) nothing came since."""
-        ...
-
-    def broke(self, group: str, token: str, reason: str) -> None:
-        """Updates stop (dead-lettered) until a replay revives them."""
-        ...
-
-    def revive(self, group: str, token: str) -> None:
-        """A replay: updates go on, ``token`` the timer."""
-        ...
-
-
-def group_of(config_key: str, webhook_id: str, workflow: str, run_id: str | None) -> str:
-    """One live message per (webhook, workflow, run); a digest as the item's key, never the names."""
-    text = f"live\n{config_key}\n{webhook_id}\n{workflow}\n{run_id if run_id is not None else ''}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def change_of(event: Event) -> Change:
-    """What the event changes: a rule event is counted (a failure kept as the last one); a start
-    gives the run's start and total; an ending its state and end."""
-    at = epoch_seconds(event.timestamp)
-    if event.is_rule_event:
-        failure = None
-        if event.event == "RuleFailed":
-            stderr = event.details.get("stderr")
-            failure = {"rule": event.rule, "exit_code": event.details.get("exit_code"),
-                       "stderr": stderr[-KEEP_STDERR:] if isinstance(stderr, str) else None}  # fmt: skip
-        return Change(counted=event.event, last_failure=failure)
-    if event.event == "WorkflowStarted":
-        total = event.details.get("total_rules")
-        return Change(started=at, total=total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None)
-    if event.event in RUN_ENDINGS:
-        return Change(state=_ENDING_STATE[event.event], ended=at)
-    return Change()
-
-
-def kept_failure(event: Event) -> dict[str, Any]:
-    """A RuleFailed as its thread reply renders it, its stderr's tail kept."""
-    payload = event.to_payload()
-    stderr = payload.get("details", {}).get("stderr")
-    if isinstance(stderr, str) and len(stderr) > KEEP_STDERR:
-        payload["details"] = {**payload["details"], "stderr": stderr[-KEEP_STDERR:]}
-    return payload
 
 
 class Live:
