@@ -72,15 +72,21 @@ def _routing_key(fields: Fields) -> list[str]:
     if key is None:
         return ["key 'routing_key' is required for format 'pagerduty': the integration key of an Events API v2 integration "
                 "(a value, or an ssm:/secretsmanager: reference in this file's scope)"]  # fmt: skip
-    if not isinstance(key, str):
-        return [f"key 'routing_key' must be a string, got {type(key).__name__}"]
-    if is_reference(key):
-        if not REFERENCE.match(key):
-            return ["key 'routing_key' is not a valid reference (ssm:/path/name or secretsmanager:name[#key])"]
-        return [f"key 'routing_key': {fields.scope.rule(key)}"] if fields.scope is not None and not fields.scope.allows(key) else []
-    if len(key) != 32 or not key.isalnum():  # never quoted: it is a secret
-        return [f"key 'routing_key' must be the 32-letter-and-digit integration key PagerDuty shows (got {len(key)} characters)"]
-    return []
+    return secret_key(fields, "routing_key", lambda value: [] if len(value) == 32 and value.isalnum() else [
+        f"key 'routing_key' must be the 32-letter-and-digit integration key PagerDuty shows (got {len(value)} characters)"])  # fmt: skip
+
+
+def secret_key(fields: Fields, key: str, literal: Callable[[str], list[str]]) -> list[str]:
+    """A key that holds a secret: a string, either a reference in the file's scope or a value
+    ``literal`` accepts. The value is never quoted."""
+    value = fields.get(key)
+    if not isinstance(value, str):
+        return [f"key '{key}' must be a string, got {type(value).__name__}"]
+    if not is_reference(value):
+        return literal(value)
+    if not REFERENCE.match(value):
+        return [f"key '{key}' is not a valid reference (ssm:/path/name or secretsmanager:name[#key])"]
+    return [f"key '{key}': {fields.scope.rule(value)}"] if fields.scope is not None and not fields.scope.allows(value) else []
 
 
 def _watch(key: str) -> Check:

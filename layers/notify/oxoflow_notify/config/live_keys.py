@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from oxoflow_notify.defaults import DEFAULTS
 
-from . import REFERENCE, is_reference
+from . import is_reference
+from .lifecycle_keys import secret_key
 from .webhook_values import named, parse_duration
 
 if TYPE_CHECKING:
@@ -106,17 +107,14 @@ def _channel(fields: Fields) -> list[str]:
 
 def _token(fields: Fields) -> list[str]:
     """A bot token (xoxb-...) or a reference to one in the file's scope; never quoted."""
-    value = fields.get("token")
-    if not isinstance(value, str):
-        return [f"key 'token' must be a string, got {type(value).__name__}"]
-    if is_reference(value):
-        if not REFERENCE.match(value):
-            return ["key 'token' is not a valid reference (ssm:/path/name or secretsmanager:name[#key])"]
-        return [f"key 'token': {fields.scope.rule(value)}"] if fields.scope is not None and not fields.scope.allows(value) else []
-    if not value.startswith(("xoxb-", "xoxp-")) or any(ch.isspace() for ch in value):
+
+    def bot_token(value: str) -> list[str]:
+        if value.startswith(("xoxb-", "xoxp-")) and not any(ch.isspace() for ch in value):
+            return []
         return ["key 'token' must be a Slack bot token (xoxb-...) or an ssm:/secretsmanager: reference to one; "
                 "better kept in SSM than in the file"]  # fmt: skip
-    return []
+
+    return secret_key(fields, "token", bot_token)
 
 
 LIVE_CHECKS: tuple[tuple[str, Check], ...] = (
