@@ -179,3 +179,14 @@ def test_any_text_and_any_counts_make_a_message_each_platform_takes(
     view = LiveView(workflow, run or None, "running", {"RuleCompleted": done}, total, 1.0, {"rule": run, "stderr": stderr}, 3)
     for fmt, payload in (("slack", render_live_slack(view)), ("discord", render_live_discord(view))):
         assert problems_of(fmt, encode(payload)) == [], fmt
+
+
+def test_a_kept_failure_is_bounded_whatever_the_event_carried() -> None:
+    # given a RuleFailed with a long message and 150 KB of other details (found by a hostile read: ten of them
+    # pushed the state item past DynamoDB's 400 KB and failed the event for every webhook)
+    from oxoflow_notify.pipeline.live import kept_failure
+
+    big = event("RuleFailed", rule="align", message="m" * 4000, details={"exit_code": 3, "stderr": "e" * 9000, "env": "x" * 150_000})
+    kept = kept_failure(big)
+    # then what is kept renders a reply and stays small: the exit code, the stderr's tail, the message's head
+    assert len(json.dumps(kept)) < 2_500 and kept["details"] == {"exit_code": 3, "stderr": "e" * 1000}

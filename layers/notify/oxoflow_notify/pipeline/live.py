@@ -138,6 +138,9 @@ class Live:
         if wait > 0.5:
             self._again(inv, data, group, wait, now)
             return
+        if self.budget.too_late(self.sender.budget(webhook)) is not None:  # a call would not finish in this invocation
+            self._again(inv, data, group, 1.0, now)
+            return
         lease = uuid.uuid4().hex
         leased = self.store.lease(group, token, lease, now, now + DEFAULTS.live_lease)
         if leased is None:  # another instance is editing: look again once it should have finished
@@ -254,10 +257,15 @@ class Live:
         for payload in state.failures[threaded : threaded + REPLIES_PER_PASS]:
             reply = {**render_slack(event_from_payload(payload)), "channel": webhook.channel, "thread_ts": ts}
             prepared = live_calls.slack_call(webhook, "chat.postMessage", reply, workflow, run_id)
+            if self.budget.too_late(self.sender.budget(webhook)) is not None:
+                break  # no time left in this invocation: the next pass
             outcome, raw = self.sender.call(prepared, self.budget.cap(self.sender.budget(webhook)))
-            if read_slack(outcome, raw, True, self.clock()).kind is not CallKind.DONE:
+            kind = read_slack(outcome, raw, True, self.clock()).kind
+            if kind is CallKind.GIVE_UP:
+                logger.warning("live thread reply refused for good; skipped", extra={"webhook_id": webhook.id})
+            elif kind is not CallKind.DONE:
                 break  # the next pass tries it again
-            threaded += 1
+            threaded += 1  # (a reply Slack refuses for good is skipped: never retried for ever)
         return threaded
 
 

@@ -128,9 +128,18 @@ def change_of(event: Event) -> Change:
 
 
 def kept_failure(event: Event) -> dict[str, Any]:
-    """A RuleFailed as its thread reply renders it, its stderr's tail kept."""
+    """A RuleFailed as its thread reply renders it, bounded whatever the event carried (the state
+    item holds ten and must stay far from DynamoDB's 400 KB): its message's head, and of its details
+    only the exit code and the stderr's tail."""
     payload = event.to_payload()
-    stderr = payload.get("details", {}).get("stderr")
-    if isinstance(stderr, str) and len(stderr) > KEEP_STDERR:
-        payload["details"] = {**payload["details"], "stderr": stderr[-KEEP_STDERR:]}
+    details = payload.get("details", {})
+    stderr = details.get("stderr")
+    exit_code = details.get("exit_code")
+    kept: dict[str, Any] = {}
+    if isinstance(exit_code, (int, str)) and not isinstance(exit_code, bool) and len(str(exit_code)) <= 20:
+        kept["exit_code"] = exit_code
+    if isinstance(stderr, str):
+        kept["stderr"] = stderr[-KEEP_STDERR:]
+    payload["details"] = kept
+    payload["message"] = str(payload.get("message", ""))[:KEEP_STDERR]
     return payload
