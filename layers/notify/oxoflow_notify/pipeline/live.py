@@ -129,7 +129,13 @@ class Live:
         state = self.store.get(group)
         if state is None or state.timer != token or state.broken is not None:
             return  # superseded, ended, or stopped until a replay
-        webhook = current_webhook(self.config, str(data["config_key"]), str(data["webhook_id"]), None).webhook
+        current = current_webhook(self.config, str(data["config_key"]), str(data["webhook_id"]), None)
+        webhook = current.webhook
+        if webhook is None and current.code in (dl.INVALID_CONFIG, dl.INVALID_WEBHOOK):
+            # A file broken for now (a bad upload): the message waits for the fix rather than ending unseen.
+            logger.warning("live message waits: its config is unusable", extra={"reason": current.reason})
+            self._again(inv, data, group, float(SQS_MAX_DELAY), self.clock())
+            return
         if webhook is None or not webhook.live:
             self.store.end_timer(group, token, None)  # the webhook is gone, or no longer live: nothing more to show
             return

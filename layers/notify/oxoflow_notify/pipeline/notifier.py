@@ -177,6 +177,8 @@ class Notifier:
         current = current_webhook(self.store, config_key, webhook_id, None)
         if current.webhook is None:
             return Kind.GIVE_UP, current.reason
+        if current.webhook.live:
+            return Kind.GIVE_UP, f"webhook {webhook_id} is live now: its run's message shows the run as it is (nothing to post again)"
         return self.executor.redeliver(current.webhook, event, delivery_id, attempt)
 
     def attempt_once(self, event: dict[str, Any], config_key: str, webhook_id: str, delivery_id: str, attempt: int) -> tuple[Kind, str]:
@@ -187,4 +189,6 @@ class Notifier:
         current = current_webhook(self.store, config_key, webhook_id, None)
         if current.webhook is None:
             return Kind.GIVE_UP, current.reason
+        if current.webhook.live:
+            return Kind.GIVE_UP, f"webhook {webhook_id} is live now: it takes no single deliveries (its run's message shows the run)"
         return self.executor.by_hand(current.webhook, event, delivery_id, attempt)
