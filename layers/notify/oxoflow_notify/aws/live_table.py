@@ -84,9 +84,9 @@ class DynamoLiveStore(OnTable):
         raise InfrastructureError("the live message's item stayed in transaction conflict")  # the event runs again
 
     def keep_failure(self, group: str, key: str, payload: dict[str, Any], most: int) -> None:
-        self._update(group, "SET failures = list_append(if_not_exists(failures, :none), :one) ADD failure_keys :key",
+        self._update(group, "SET failures = list_append(if_not_exists(failures, :none), :one) ADD failure_keys :key, #v :inc",
                      {":none": {"L": []}, ":one": {"L": [{"S": json.dumps(payload)}]}, ":key": {"SS": [key]}, ":k": {"S": key},
-                      ":most": {"N": str(most)}},
+                      ":most": {"N": str(most)}, ":inc": {"N": "1"}},
                      "(attribute_not_exists(failure_keys) OR NOT contains(failure_keys, :k)) AND "
                      "(attribute_not_exists(failures) OR size(failures) < :most)")  # fmt: skip
 
@@ -141,7 +141,7 @@ class DynamoLiveStore(OnTable):
         self._update(group, "SET #br = :r REMOVE #tm, #ta", {":r": {"S": reason[:1000]}, ":t": {"S": token}}, "#tm = :t")
 
     def revive(self, group: str, token: str) -> None:
-        self._update(group, "SET #tm = :t REMOVE #br, #ls, #lu", {":t": {"S": token}}, "attribute_exists(#v)")
+        self._update(group, "SET #tm = :t REMOVE #br, #ls, #lu", {":t": {"S": token}}, "attribute_exists(#v) AND attribute_exists(#br)")
 
 
 def _n(item: dict[str, Any], name: str) -> float | None:
