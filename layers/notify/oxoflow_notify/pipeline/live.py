@@ -37,6 +37,7 @@ from oxoflow_notify.errors import ReferenceProblem
 from oxoflow_notify.inbound.events import WORKFLOW_OVERDUE, Event
 from oxoflow_notify.observability import logger
 from oxoflow_notify.outbound.delivery import HttpSender, Outcome
+from oxoflow_notify.outbound.live_calls import LIVE_EVENT
 
 from . import deadletter as dl
 from .attempts import current_webhook
@@ -211,7 +212,7 @@ class Live:
         if self.store is not None:
             self.store.broke(str(data["group"]), str(data["token"]), reason)
         kept = json.dumps({**data, "attempt": 1, "revive": True})
-        subject = {"event": "LiveMessage", "workflow": data.get("workflow"), "run_id": data.get("run_id")}
+        subject = {"event": LIVE_EVENT, "workflow": data.get("workflow"), "run_id": data.get("run_id")}
         letter = dl.dead_letter(LIVE_FAILED, reason, event=subject, raw_message=kept, raw_max=dl.KEPT_WHOLE_MAX,
                                 webhook=dl.webhook_ref(webhook))  # fmt: skip
         logger.error("live message dead-lettered", extra={"webhook_id": webhook.id, "reason": reason})
@@ -296,7 +297,7 @@ def entry_of(data: dict[str, Any], webhook: Webhook, version: int, result: CallR
     group = str(data["group"])
     return Entry(
         workflow=str(data["workflow"]), delivery_id=message_id(group), attempt=version, at=now, event_id=message_id(group),
-        event="LiveMessage", run_id=data.get("run_id"), webhook_id=webhook.id, config_key=webhook.source, format=webhook.format,
+        event=LIVE_EVENT, run_id=data.get("run_id"), webhook_id=webhook.id, config_key=webhook.source, format=webhook.format,
         outcome=kept, status=outcome.status, error=str(outcome.error) if outcome.error else None, reason=result.reason,
         duration_ms=round(outcome.latency_ms, 1),
     )  # fmt: skip
