@@ -4,6 +4,7 @@ is named, and what of an answer may reach a reason. (What needs no socket is in 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -13,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from oxoflow_notify.config import Webhook
+from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.outbound.delivery import HttpSender, Outcome, prepare
 from oxolocal.receivers import Answer, Received, Receiver, always, ok, rate_limit, reset, stall
 from tests.conftest import in_flight_counter, local_guard
@@ -83,6 +85,31 @@ def test_a_huge_answer_is_read_only_up_to_the_limit(receivers: Callable[..., Rec
     outcome = send(receiver.url)
     assert outcome.status == 500 and len(outcome.snippet) == 512
     assert send(receiver.url).status == 500  # the pool recovers from the dropped connection
+
+
+def test_a_small_gzip_answer_that_inflates_past_the_limit_is_read_only_up_to_it(receivers: Callable[..., Receiver]) -> None:
+    # given a receiver whose 500 answer is 5 KB on the wire, announced by Content-Length, and 5 MB inflated
+    bomb = gzip.compress(b"y" * 5_000_000)
+    receiver = receivers(lambda n, r: Answer(500, bomb, {"Content-Encoding": "gzip"}))
+    # when a delivery is posted
+    sender = HttpSender(connect_timeout=1.0, read_timeout=5.0, guard=local_guard())
+    outcome = sender.send(prepare(EVENT, hook(receiver.url), "d-1", 1))
+    raw = sender.call(prepare(EVENT, hook(receiver.url), "d-1", 1))[1]
+    # then no more than the limit was inflated, and the snippet is the bounded start
+    assert len(bomb) < 65_536 and outcome.status == 500 and len(outcome.snippet) == 512
+    assert len(raw) <= DEFAULTS.response_limit
+
+
+def test_a_short_announced_answer_is_read_whole_and_its_connection_kept(receivers: Callable[..., Receiver]) -> None:
+    # given a receiver answering a short body with its Content-Length
+    receiver = receivers(lambda n, r: Answer(400, b'{"error":"bad channel"}'))
+    sender = HttpSender(connect_timeout=1.0, read_timeout=5.0, guard=local_guard())
+    # when three deliveries are posted one after another
+    answers = [sender.call(prepare(EVENT, hook(receiver.url), f"d-{i}", 1)) for i in range(3)]
+    # then each answer is read whole, and all three rode one kept-alive connection
+    assert [raw for _, raw in answers] == [b'{"error":"bad channel"}'] * 3
+    assert all(o.status == 400 and "bad channel" in o.snippet for o, _ in answers)
+    assert receiver.connections == 1
 
 
 def test_a_refused_connection_is_named() -> None:

@@ -7,13 +7,16 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oxoflow_notify import USER_AGENT
 from oxoflow_notify.config import Webhook
 from oxoflow_notify.inbound.events import parse_event
-from oxoflow_notify.outbound.delivery import Outcome, delivery_id_for, prepare
+from oxoflow_notify.outbound.delivery import Outcome, delivery_id_for, prepare, uuid5_text
 from oxoflow_notify.outbound.failures import Failure
 from oxoflow_notify.pipeline.answers import Kind, judge
 from tests.conftest import RECEIVED_AT, message
@@ -111,3 +114,18 @@ def test_a_receivers_answer_keeps_plain_words_of_the_url_and_loses_its_secret_pa
     prepared = prepare(EVENT, hook("https://host.example/hooks/1234567890/a1B2c3D4e5F6g7H8?token=x"), "d", 1)
     # when its answer is cleaned for a reason, then what the receiver said reads as it was, minus the secret
     assert redact(said, prepared) == kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(alphabet=st.characters(exclude_categories=["Cs"])), namespace=st.uuids())
+def test_delivery_ids_are_the_uuid5_of_the_standard_library(name: str, namespace: uuid.UUID) -> None:
+    # given any name (any text a delivery id is made of) and namespace
+    # when / then: the fast form is exactly uuid5's text (ids must never change across versions)
+    assert uuid5_text(namespace, name) == str(uuid.uuid5(namespace, name))
+
+
+def test_a_delivery_id_is_unchanged_since_it_was_first_defined() -> None:
+    # given: an event and webhook whose id was recorded with uuid.uuid5 (ledgers hold such ids)
+    event = parse_event(message("rule-failed"), message_id="m-1", received_at=RECEIVED_AT)
+    # when / then: the id the version before the fast form made (recorded from it)
+    assert delivery_id_for(event, "workflows/w.oxoflow", "slack") == "5869339d-322f-5aaa-8604-23991b3dad4b"

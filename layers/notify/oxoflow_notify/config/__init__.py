@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from oxoflow_notify.defaults import DEFAULTS
@@ -134,9 +135,10 @@ class Webhook:
         every event of a run in its one message (pipeline.live) instead."""
         return not self.live and (self.events is None or event in self.events)
 
-    @property
+    @cached_property
     def host(self) -> str:
-        """The only part of the URL safe to log ('' while the URL is still a reference)."""
+        """The only part of the URL safe to log ('' while the URL is still a reference). Read for
+        every attempt's metrics and logs: parsed once per webhook."""
         return "" if is_reference(self.url) else (urlsplit(self.url).hostname or "")
 
     def __repr__(self) -> str:  # keep URL and secret out of tracebacks and debug logs

@@ -24,6 +24,7 @@ import hashlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from functools import lru_cache
 
 from oxoflow_notify.defaults import DEFAULTS
 
@@ -35,6 +36,7 @@ def target_of(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+@lru_cache(maxsize=1024)  # read at least twice per attempt (before the POST and when it is settled)
 def circuit_of(source: str, url: str) -> str:
     """The breaker's unit: one config file's webhooks to one target, as a short digest (never the
     URL). Each file learns on its own, so no team's failures open, or keep open, another's circuit."""

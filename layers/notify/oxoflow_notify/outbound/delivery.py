@@ -6,6 +6,7 @@ exception text of an HTTP client quotes the URL, and the URL may be a secret.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import ssl
@@ -68,7 +69,17 @@ def delivery_id_for(event: Event, config_key: str, webhook_id: str) -> str:
     """Deterministic, so a redelivered SNS message or a retry carries the same id. It covers the
     event's content as well as its id: publishers choose ids, and a different event that reuses
     one (squatting it before the real one) is a delivery of its own, not "already delivered"."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{event.id}\n{event.digest}\n{config_key}\n{webhook_id}"))
+    return uuid5_text(_DELIVERY_NAMESPACE, f"{event.id}\n{event.digest}\n{config_key}\n{webhook_id}")
+
+
+def uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))`` (RFC 9562's name-based UUID, SHA-1), without building
+    the UUID object: every delivery of every event makes one (a test checks it against uuid5)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True)
@@ -272,11 +283,19 @@ class HttpSender:
                 if response.status < 200:  # 101 (or worse) to a POST that asked for no upgrade: drop the connection
                     raise ConnectionAbortedError("no final answer")
                 # Read a bounded amount: enough to explain a failure, never a hostile multi-GB body.
-                raw = response.read(RESPONSE_LIMIT, decode_content=True) or b""
-                if response.read(1):
-                    response.close()  # longer than we read: drop this connection rather than drain it
+                # A plain body whose length is announced and within the bound (nearly every answer)
+                # is read whole in one call; a bounded read would call again to see the end.
+                # (Not an encoded one: a small gzip body can inflate to any size.)
+                left = response.length_remaining
+                if left is not None and left <= RESPONSE_LIMIT and not response.headers.get("Content-Encoding"):
+                    raw = response.read() or b""
+                    response.release_conn()
                 else:
-                    response.release_conn()  # fully read: the connection goes back to the pool
+                    raw = response.read(RESPONSE_LIMIT, decode_content=True) or b""
+                    if response.read(1):
+                        response.close()  # longer than we read: drop this connection rather than drain it
+                    else:
+                        response.release_conn()  # fully read: the connection goes back to the pool
             except Exception:  # noqa: BLE001 - a broken or dripping body does not change the status we got
                 raw = b""
                 response.close()
