@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from http.client import RemoteDisconnected
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+from urllib3.util.url import Url, parse_url
 
 from oxoflow_notify import USER_AGENT
 from oxoflow_notify.config import Webhook
@@ -255,15 +257,21 @@ class HttpSender:
         timeout = Timeout(connect=self.timeout[0], read=prepared.webhook.timeout or self.timeout[1])
         with deadline(self.budget(prepared.webhook) if budget is None else budget):
             try:
-                response = self.pool.request(
-                    prepared.webhook.method,
-                    prepared.webhook.url,
+                # What PoolManager.request does, less what a prepared POST never needs (field
+                # encoding, a header copy, redirect handling), as requests' adapter calls it too.
+                target = _parsed(prepared.webhook.url)
+                pool = self.pool.connection_from_host(target.host, port=target.port, scheme=target.scheme)
+                response = pool.urlopen(
+                    prepared.webhook.method.upper(),
+                    target.request_uri,
                     body=prepared.body,
                     headers=prepared.headers,
                     timeout=timeout,
                     redirect=False,
+                    assert_same_host=False,
                     retries=False,
                     preload_content=False,
+                    release_conn=False,
                 )
             except LocationValueError:
                 # A host urllib3 cannot encode (IDNA 2008 refuses some that the config's check lets by).
@@ -318,6 +326,11 @@ class HttpSender:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="deliver")
         return list(self._executor.map(send, batch))
+
+
+@lru_cache(maxsize=1024)  # a webhook's URL is parsed once, not on every POST (a Url is immutable)
+def _parsed(url: str) -> Url:
+    return parse_url(url)
 
 
 def _snippet(raw: bytes, status: int, prepared: Prepared) -> str:
