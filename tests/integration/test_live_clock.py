@@ -66,3 +66,29 @@ def test_a_long_run_makes_at_most_one_edit_per_interval_plus_two_on_a_moved_cloc
     (message,) = platform.messages.values()
     assert message["embeds"][0]["title"].startswith("✅")
     assert {f["name"]: f["value"] for f in message["embeds"][0]["fields"]}["Completed"] == "300"
+
+
+def test_the_failure_shown_is_the_newest_whatever_order_the_instances_count_them(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a live Discord webhook and a run whose two failures reach the dispatcher in the reverse of
+    # the order they happened (two instances, the later failure's counted first)
+    platform = DiscordMessages(per_two_seconds=10**6)
+    hook = receivers(platform)
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
+    clock = Clock(stack)
+    send(stack, "workflow-started", 0)
+    send(stack, "rule-failed", 2, rule="call_variants", timestamp="2026-05-18T12:00:20Z",
+         message="rule 'call_variants' failed", details={"exit_code": 2, "stderr": "gatk: out of memory"})  # fmt: skip
+    send(stack, "rule-failed", 1, rule="align_reads", timestamp="2026-05-18T12:00:10Z")
+    # when the run ends and the timers run
+    send(stack, "workflow-failed", 3)
+    for _ in range(3):
+        clock.now += 5
+        hop(stack)
+    # then the message counts both and shows the one that happened last as the last failure
+    (message,) = platform.messages.values()
+    text = json.dumps(message)
+    assert message["embeds"][0]["title"].startswith("❌")
+    assert {f["name"]: f["value"] for f in message["embeds"][0]["fields"]}["Failed"] == "2"
+    assert "variants" in text and "gatk: out of memory" in text  # (names are escaped for markdown: call\\_variants)
+    assert "align" not in text and "bwa: command not found" not in text
+    assert stack.drain(stack.dead_letter_queue_url) == []

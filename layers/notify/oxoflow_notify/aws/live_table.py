@@ -58,7 +58,6 @@ class DynamoLiveStore(OnTable):
             ("#tt = :t", ":t", {"N": str(change.total)} if change.total is not None else None),
             ("started = if_not_exists(started, :st0)", ":st0", {"N": number(change.started)} if change.started is not None else None),
             ("ended = :e", ":e", {"N": number(change.ended)} if change.ended is not None else None),
-            ("last_failure = :f", ":f", {"S": json.dumps(change.last_failure)} if change.last_failure is not None else None),
         ):
             if value is not None:
                 sets.append(expression)
@@ -82,6 +81,13 @@ class DynamoLiveStore(OnTable):
                 if not any(r.get("Code") == "TransactionConflict" for r in reasons):
                     raise
         raise InfrastructureError("the live message's item stayed in transaction conflict")  # the event runs again
+
+    def newest_failure(self, group: str, failure: dict[str, Any], at: float) -> None:
+        # Events of one run are counted by many instances in any order: the one processed last is
+        # not always the one that happened last.
+        self._update(group, "SET last_failure = :f, last_failure_at = :at ADD #v :one",
+                     {":f": {"S": json.dumps(failure)}, ":at": {"N": number(at)}, ":one": {"N": "1"}},
+                     "attribute_exists(#v) AND (attribute_not_exists(last_failure_at) OR last_failure_at < :at)")  # fmt: skip
 
     def keep_failure(self, group: str, key: str, payload: dict[str, Any], most: int) -> None:
         self._update(group, "SET failures = list_append(if_not_exists(failures, :none), :one) ADD failure_keys :key, #v :inc",

@@ -105,7 +105,10 @@ class Live:
         if event.event == WORKFLOW_OVERDUE:
             self.store.overdue(group)
         else:
-            self.store.record(group, key, change_of(event), now)
+            change = change_of(event)
+            self.store.record(group, key, change, now)
+            if change.last_failure is not None:  # again when the event runs again: the write is idempotent
+                self.store.newest_failure(group, change.last_failure, change.failed_at)
             if event.event == "RuleFailed" and webhook.format == "slack":
                 self.store.keep_failure(group, key, kept_failure(event), DEFAULTS.live_replies)
         token = str(uuid.uuid5(_NAMESPACE, f"{group}\n{key}"))  # the same for a redelivered event: its timer again

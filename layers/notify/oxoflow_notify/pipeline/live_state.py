@@ -29,6 +29,7 @@ class Change:
     started: float | None = None
     ended: float | None = None
     last_failure: dict[str, Any] | None = None
+    failed_at: float = 0.0  # the failure's own time: the newest is shown, whichever instance counts it last
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class LiveState:
 class LiveStore(Protocol):
     def record(self, group: str, key: str, change: Change, now: float) -> bool:
         """Count the event once (False: ``key`` was counted before) and raise the version."""
+        ...
+
+    def newest_failure(self, group: str, failure: dict[str, Any], at: float) -> None:
+        """Show ``failure`` as the run's last one unless one that happened later is shown (raising the version)."""
         ...
 
     def keep_failure(self, group: str, key: str, payload: dict[str, Any], most: int) -> None:
@@ -118,7 +123,7 @@ def change_of(event: Event) -> Change:
             stderr = event.details.get("stderr")
             failure = {"rule": event.rule, "exit_code": event.details.get("exit_code"),
                        "stderr": stderr[-KEEP_STDERR:] if isinstance(stderr, str) else None}  # fmt: skip
-        return Change(counted=event.event, last_failure=failure)
+        return Change(counted=event.event, last_failure=failure, failed_at=at or 0.0)
     if event.event == "WorkflowStarted":
         total = event.details.get("total_rules")
         return Change(started=at, total=total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None)
