@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
+import pytest
+
+from oxoflow_notify.aws.live_table import DynamoLiveStore
+from oxoflow_notify.formats import live as live_format
+from oxoflow_notify.pipeline.live_state import STALE_TIMER, Change
 from oxolocal.receivers import DiscordMessages, Receiver
 from oxolocal.stack import Stack
 from tests.integration.test_watching import HOUR, T0, Clock, hop, send
@@ -92,3 +98,55 @@ def test_the_failure_shown_is_the_newest_whatever_order_the_instances_count_them
     assert "variants" in text and "gatk: out of memory" in text  # (names are escaped for markdown: call\\_variants)
     assert "align" not in text and "bwa: command not found" not in text
     assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_a_surprise_while_editing_stops_the_updates_with_a_letter_a_replay_resumes(
+    stack: Stack, receivers: Callable[..., Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a live Discord webhook whose rendering fails with a bug of ours (a KeyError) for a while
+    platform = DiscordMessages(per_two_seconds=10**6)
+    hook = receivers(platform)
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
+    clock = Clock(stack)
+    real = live_format.render_live_discord
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(live_format, "render_live_discord", broken)
+    # when a run goes by and its timers run
+    for n, kind in enumerate(["workflow-started", "rule-started", "rule-completed", "workflow-completed"]):
+        send(stack, kind, n)
+    for _ in range(3):
+        clock.now += 5
+        hop(stack)
+    # then nothing was posted, and the updates stopped with one replayable letter (not malformed_retry)
+    letters = stack.drain(stack.dead_letter_queue_url)
+    assert [(letter["reason_code"], letter["webhook"]["id"]) for letter in letters] == [("live_failed", "live")]
+    assert "unexpected KeyError" in letters[0]["reason"] and "replay" in letters[0]["reason"]
+    assert hook.requests == []
+    # when the bug is gone and the letter replayed (its kept timer back on the retry queue, as replay sends it)
+    monkeypatch.setattr(live_format, "render_live_discord", real)
+    stack.sqs.send_message(QueueUrl=stack.retry_queue_url, MessageBody=letters[0]["raw_message"])
+    for _ in range(2):
+        clock.now += 5
+        hop(stack)
+    # then the one message is posted with the run's state as it is
+    (message,) = platform.messages.values()
+    assert message["embeds"][0]["title"].startswith("✅")
+    assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_a_revived_timer_whose_message_is_lost_goes_stale_like_any_other(stack: Stack) -> None:
+    # given a live message whose updates were stopped (dead-lettered) and then revived by a replay
+    store = DynamoLiveStore(stack.physical["DeliveryLedger"]["Ref"], lambda: stack.dynamodb)
+    store.record("g", "e1", Change(counted="RuleStarted"), T0)
+    assert store.schedule("g", "timer-1", T0) is not None
+    store.broke("g", "timer-1", "refused")
+    store.revive("g", "timer-1", T0 + 100)
+    # when the revived timer's queue message is lost, and a new event asks for a timer of its own
+    soon = store.schedule("g", "timer-2", T0 + 100 + STALE_TIMER - 1)
+    later = store.schedule("g", "timer-2", T0 + 100 + STALE_TIMER + 1)
+    # then it waits while the revived timer may still run, and takes over once that one is stale
+    assert soon is None
+    assert later is not None and later.timer == "timer-2"

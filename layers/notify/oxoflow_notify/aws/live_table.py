@@ -146,8 +146,10 @@ class DynamoLiveStore(OnTable):
     def broke(self, group: str, token: str, reason: str) -> None:
         self._update(group, "SET #br = :r REMOVE #tm, #ta", {":r": {"S": reason[:1000]}, ":t": {"S": token}}, "#tm = :t")
 
-    def revive(self, group: str, token: str) -> None:
-        self._update(group, "SET #tm = :t REMOVE #br, #ls, #lu", {":t": {"S": token}}, "attribute_exists(#v) AND attribute_exists(#br)")
+    def revive(self, group: str, token: str, now: float) -> None:
+        # With its time: a revived timer whose message is lost goes stale (STALE_TIMER) like any other.
+        self._update(group, "SET #tm = :t, #ta = :now REMOVE #br, #ls, #lu", {":t": {"S": token}, ":now": {"N": number(now)}},
+                     "attribute_exists(#v) AND attribute_exists(#br)")  # fmt: skip
 
 
 def _n(item: dict[str, Any], name: str) -> float | None:

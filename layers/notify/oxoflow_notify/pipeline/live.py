@@ -59,6 +59,11 @@ _NAMESPACE = uuid.UUID("7a1d3c52-0e4b-5f6a-8c9d-2b3e4f5a6b7c")
 REPLIES_PER_PASS = 1  # thread replies one edit posts at most: with its post, within Slack's 1 a second (bursts of 2)
 
 
+# What a bug of ours raises while a timer runs (AWS faults are botocore's or InfrastructureError, and
+# propagate): the message's updates stop with a letter a replay resumes, never a malformed_retry.
+_SURPRISES = (ValueError, KeyError, TypeError, AttributeError, LookupError, ArithmeticError, RecursionError, AssertionError)
+
+
 class Live:
     """``store`` None: no table, so no message is live (a live webhook then gets nothing: validate says so)."""
 
@@ -127,9 +132,16 @@ class Live:
         """A timer: edit the message now, or come back when the interval allows."""
         if self.store is None:
             return
-        group, token = str(data["group"]), str(data["token"])
+        group, token = str(data["group"]), str(data["token"])  # a message without them is malformed (redrive says so)
+        try:
+            self._tick(inv, data, group, token)
+        except _SURPRISES as exc:  # ours, not the message's nor AWS's (those raise on: SQS gives it again)
+            self._stopped(inv, data, f"unexpected {type(exc).__name__} while updating the live message")
+
+    def _tick(self, inv: Invocation, data: dict[str, Any], group: str, token: str) -> None:
+        assert self.store is not None
         if data.get("revive"):
-            self.store.revive(group, token)
+            self.store.revive(group, token, self.clock())
         state = self.store.get(group)
         if state is None or state.timer != token or state.broken is not None:
             return  # superseded, ended, or stopped until a replay
@@ -211,14 +223,18 @@ class Live:
             return
         ran_out = result.kind is CallKind.RETRY
         reason = f"{result.reason}; the live message's updates stopped after {attempt} attempts" if ran_out else result.reason
+        self._stopped(inv, data, reason, webhook)
+
+    def _stopped(self, inv: Invocation, data: dict[str, Any], reason: str, webhook: Webhook | None = None) -> None:
+        """The message's updates stop until a replay of the one dead letter that keeps its timer whole."""
         reason += "; replay this letter to resume them (the message then shows the run's state as it is)"
         if self.store is not None:
-            self.store.broke(str(data["group"]), str(data["token"]), reason)
+            self.store.broke(str(data["group"]), str(data["token"]), reason)  # the lease too goes at the replay (revive)
         kept = json.dumps({**data, "attempt": 1, "revive": True})
         subject = {"event": LIVE_EVENT, "workflow": data.get("workflow"), "run_id": data.get("run_id")}
-        letter = dl.dead_letter(LIVE_FAILED, reason, event=subject, raw_message=kept, raw_max=dl.KEPT_WHOLE_MAX,
-                                webhook=dl.webhook_ref(webhook))  # fmt: skip
-        logger.error("live message dead-lettered", extra={"webhook_id": webhook.id, "reason": reason})
+        ref = dl.webhook_ref(webhook) if webhook is not None else {"id": data.get("webhook_id"), "source": data.get("config_key")}
+        letter = dl.dead_letter(LIVE_FAILED, reason, event=subject, raw_message=kept, raw_max=dl.KEPT_WHOLE_MAX, webhook=ref)
+        logger.error("live message dead-lettered", extra={"webhook_id": ref.get("id"), "reason": reason})
         self.dead_letter(inv, letter)
 
     def _again(self, inv: Invocation, data: dict[str, Any], group: str, wait: float, now: float) -> None:

@@ -102,7 +102,7 @@ class LiveStore(Protocol):
         """Updates stop (dead-lettered) until a replay revives them."""
         ...
 
-    def revive(self, group: str, token: str) -> None:
+    def revive(self, group: str, token: str, now: float) -> None:
         """A replay: updates go on, ``token`` the timer."""
         ...
 
