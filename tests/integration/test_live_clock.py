@@ -150,3 +150,30 @@ def test_a_revived_timer_whose_message_is_lost_goes_stale_like_any_other(stack: 
     # then it waits while the revived timer may still run, and takes over once that one is stale
     assert soon is None
     assert later is not None and later.timer == "timer-2"
+
+
+def test_a_failing_platform_is_retried_on_the_whole_schedule_not_cut_to_sqs_15_minutes(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    # given a live Discord webhook retried after 5 s, 1 h and 1 h, and Discord answering 503 to its first three calls
+    stack.overrides["RETRY_SCHEDULE"] = "5,3600,3600"
+    platform = DiscordMessages(per_two_seconds=10**6)
+    platform.fail = {0: 503, 1: 503, 2: 503}  # (by request number, from 0)
+    hook = receivers(platform)
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
+    clock = Clock(stack)
+    # when a run starts and the timers run every 5 minutes of its clock for three hours
+    send(stack, "workflow-started", 0)
+    calls_at: dict[float, int] = {}
+    while clock.now < T0 + 3 * HOUR:
+        hop(stack)
+        calls_at[clock.now - T0] = len(hook.requests)
+        clock.now += 300
+    # then the third call waited its hour (SQS delays 15 minutes at most: the timer hopped), the fourth
+    # its next hour, and the message was posted then, with no dead letter
+    assert max(n for at, n in calls_at.items() if at < HOUR) == 2
+    assert max(n for at, n in calls_at.items() if at < 2 * HOUR) == 3
+    assert len(hook.requests) == 4 and [r.answered for r in hook.requests] == [503, 503, 503, 200]
+    (message,) = platform.messages.values()
+    assert message["embeds"][0]["title"].startswith("▶") or "running" in message["embeds"][0]["title"]
+    assert stack.drain(stack.dead_letter_queue_url) == []

@@ -145,6 +145,10 @@ class Live:
         state = self.store.get(group)
         if state is None or state.timer != token or state.broken is not None:
             return  # superseded, ended, or stopped until a replay
+        not_before = data.get("not_before")
+        if isinstance(not_before, (int, float)) and not_before - self.clock() > 0.5:  # a wait past SQS's 15 minutes
+            self._again(inv, data, group, not_before - self.clock(), self.clock())
+            return
         current = current_webhook(self.config, str(data["config_key"]), str(data["webhook_id"]), None)
         webhook = current.webhook
         if webhook is None and current.code in (dl.INVALID_CONFIG, dl.INVALID_WEBHOOK):
@@ -238,9 +242,15 @@ class Live:
         self.dead_letter(inv, letter)
 
     def _again(self, inv: Invocation, data: dict[str, Any], group: str, wait: float, now: float) -> None:
+        """The timer again after ``wait``. It carries ``not_before``: a wait past SQS's longest delay hops
+        (each hop keeps the timer fresh) until then, so the retry schedule's hours are waited whole, not
+        cut to 15 minutes; and a timer that comes early for any reason waits its time."""
         if self.store is not None:
             self.store.touch(group, str(data["token"]), now)
-        self._send({k: v for k, v in data.items() if k != "revive"}, wait)
+        message = {k: v for k, v in data.items() if k not in ("revive", "not_before")}
+        if wait > 1.0:
+            message["not_before"] = now + wait
+        self._send(message, wait)
         inv.report.retrying += 1
 
     # -- the platform ------------------------------------------------------------------------
