@@ -12,8 +12,8 @@ import pytest
 from oxoflow_notify.aws.live_table import DynamoLiveStore
 from oxoflow_notify.formats import live as live_format
 from oxoflow_notify.pipeline.live_state import STALE_TIMER, Change
-from oxolocal.receivers import DiscordMessages, Receiver
-from oxolocal.stack import Stack
+from oxolocal.receivers import Answer, DiscordMessages, Received, Receiver
+from oxolocal.stack import Stack, sqs_event
 from tests.integration.test_watching import HOUR, T0, Clock, hop, send
 
 
@@ -177,3 +177,28 @@ def test_a_failing_platform_is_retried_on_the_whole_schedule_not_cut_to_sqs_15_m
     (message,) = platform.messages.values()
     assert message["embeds"][0]["title"].startswith("▶") or "running" in message["embeds"][0]["title"]
     assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_an_edit_holds_the_message_for_as_long_as_its_invocation_can_act(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a live Discord webhook, the retry function given 300 s per invocation (RetryFunctionTimeout's
+    # range reaches 900), and a platform that looks, while each edit is on its way, at how long it is held
+    table = stack.physical["DeliveryLedger"]["Ref"]
+    platform = DiscordMessages(per_two_seconds=10**6)
+    held: list[float] = []
+
+    def looking(n: int, r: Received) -> Answer:
+        items = stack.dynamodb.scan(TableName=table)["Items"]
+        held.extend(float(i["lease_until"]["N"]) - clock.now for i in items if "lease_until" in i)
+        return platform(n, r)
+
+    hook = receivers(looking)
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
+    clock = Clock(stack)
+    # when the run's timer edits the message in an invocation with 300 s to go
+    send(stack, "workflow-started", 0)
+    messages = stack.receive(stack.retry_queue_url)
+    stack.invoke("RetryFunction", sqs_event(messages, stack.physical["RetryQueue"]["Arn"]), timeout_seconds=300)
+    # then the message was held past the invocation's end (its 300 s less what it had spent, plus 5 s for clocks)
+    assert len(hook.requests) == 1 and len(held) == 1
+    # (margin: up to 50 s of the invocation spent before the lease, on a loaded machine; the old hold was 60 s)
+    assert 250 < held[0] <= 305, held

@@ -76,7 +76,9 @@ class Defaults:
     live_interval_min: float = _entry(2.0, "s", "live_interval", "the shortest live_interval: Slack's chat.update allows about 50 a minute")
     live_interval_max: float = _entry(900.0, "s", "live_interval", "the longest live_interval: its timer is a delayed SQS message")
     live_replies: int = _entry(10, "replies", "live", "RuleFailed replies a live Slack message's thread gets at most; the rest are counted")
-    live_lease: float = _entry(60.0, "s", "", "one instance edits a live message at a time, holding it this long at most")
+    live_lease: float = _entry(
+        60.0, "s", "", "one instance edits a live message at a time, holding it this long, or as long as its invocation can still act"
+    )
     rate_limit_slack: float = _entry(1.0, "POSTs/s", "rate_limit", "slack's default: about one message a second per webhook")
     rate_limit_text: float = _entry(1.0, "POSTs/s", "rate_limit", "text's default: Google Chat's 60 a minute per space")
     rate_limit_discord: float = _entry(0.5, "POSTs/s", "rate_limit", "discord's default: 30 a minute per channel")

@@ -61,6 +61,7 @@ REPLIES_PER_PASS = 1  # thread replies one edit posts at most: with its post, wi
 
 # What a bug of ours raises while a timer runs (AWS faults are botocore's or InfrastructureError, and
 # propagate): the message's updates stop with a letter a replay resumes, never a malformed_retry.
+LEASE_SKEW = 5.0  # seconds: instances' clocks may differ this much (the lease's end is read on another's)
 _SURPRISES = (ValueError, KeyError, TypeError, AttributeError, LookupError, ArithmeticError, RecursionError, AssertionError)
 
 
@@ -168,7 +169,11 @@ class Live:
             self._again(inv, data, group, 1.0, now)
             return
         lease = uuid.uuid4().hex
-        leased = self.store.lease(group, token, lease, now, now + DEFAULTS.live_lease)
+        # Held for as long as this invocation can still act (a slow secret lookup and two calls
+        # included) and a margin for the instances' clocks: no other instance edits meanwhile, so an
+        # older state can never land after a newer one.
+        hold = max(DEFAULTS.live_lease, (self.budget.remaining() or 0.0) + LEASE_SKEW)
+        leased = self.store.lease(group, token, lease, now, now + hold)
         if leased is None:  # another instance is editing: look again once it should have finished
             self._again(inv, data, group, min(DEFAULTS.live_lease, webhook.live_interval), now)
             return
