@@ -23,7 +23,8 @@ Three things real receivers need and a plain connection pool does not give:
   resumes and one that does not simply gets a full handshake. A resumed session's certificate
   was verified, against the same hostname, when it was made. The resumed handshake itself costs
   0.45x (TLS 1.3) or 0.25x (TLS 1.2) a full one's CPU, but CPython copies a session through its
-  DER form each time one is offered or read (0.15 ms with OpenSSL 3.0), so a session is read
+  DER form each time one is offered or read (0.12-0.2 ms with OpenSSL 3.0: it decodes the peer's
+  certificate again; python/cpython#123249), so a session is read
   only where a new ticket is (docs/performance.md).
 """
 
