@@ -3,6 +3,7 @@ posting an alert of its own (its late ending then ends it), and a long run is at
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -152,30 +153,82 @@ def test_a_revived_timer_whose_message_is_lost_goes_stale_like_any_other(stack: 
     assert later is not None and later.timer == "timer-2"
 
 
-def test_a_failing_platform_is_retried_on_the_whole_schedule_not_cut_to_sqs_15_minutes(
-    stack: Stack, receivers: Callable[..., Receiver]
-) -> None:
-    # given a live Discord webhook retried after 5 s, 1 h and 1 h, and Discord answering 503 to its first three calls
-    stack.overrides["RETRY_SCHEDULE"] = "5,3600,3600"
+def live_discord(
+    stack: Stack, receivers: Callable[..., Receiver], answer: Callable[[float], Answer | None]
+) -> tuple[Receiver, Clock, list[float]]:
+    """A live Discord webhook whose platform first asks ``answer`` (given the test's clock) and, when
+    it says nothing, answers as Discord; returns the receiver, the clock and the clock's time of each call."""
     platform = DiscordMessages(per_two_seconds=10**6)
-    platform.fail = {0: 503, 1: 503, 2: 503}  # (by request number, from 0)
-    hook = receivers(platform)
+    calls: list[float] = []
+
+    def behaviour(n: int, r: Received) -> Answer:
+        calls.append(clock.now)
+        return answer(clock.now) or platform(n, r)
+
+    hook = receivers(behaviour)
     stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
     clock = Clock(stack)
-    # when a run starts and the timers run every 5 minutes of its clock for three hours
-    send(stack, "workflow-started", 0)
-    calls_at: dict[float, int] = {}
-    while clock.now < T0 + 3 * HOUR:
+    return hook, clock, calls
+
+
+def run_clock(stack: Stack, clock: Clock, until: float, step: float = 300) -> None:
+    while clock.now < until:
         hop(stack)
-        calls_at[clock.now - T0] = len(hook.requests)
+        clock.now += step
+
+
+def test_a_platform_down_for_100_minutes_is_tried_every_15_minutes_and_caught_up_without_a_letter(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    # given a live Discord webhook retried after 5 s, 1 h and 1 h (2 h in all), and Discord answering 503
+    # for the first 100 minutes of the test's clock
+    stack.overrides["RETRY_SCHEDULE"] = "5,3600,3600"
+    hook, clock, calls = live_discord(stack, receivers, lambda now: Answer(503, b"{}") if now < T0 + 6000 else None)
+    # when a run starts and ends meanwhile, the timers running every 5 minutes of its clock for three hours
+    send(stack, "workflow-started", 0)
+    run_clock(stack, clock, T0 + 3000)
+    send(stack, "workflow-completed", 1)
+    run_clock(stack, clock, T0 + 3 * HOUR)
+    # then it was tried at least every 15 minutes (and the 5-minute hops), past the schedule's three
+    # attempts, and shows the run's end soon after Discord came back; no dead letter
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    assert max(gaps) <= 900 + 300, gaps
+    assert [r.answered for r in hook.requests][-1] == 200 and calls[-1] < T0 + 6000 + 900 + 300
+    assert len([r for r in hook.requests if r.answered == 503]) >= 6
+    final = json.loads(hook.requests[-1].body)
+    assert final["embeds"][0]["title"].startswith("✅")
+    assert stack.drain(stack.dead_letter_queue_url) == []
+
+
+def test_a_platform_down_for_good_is_dead_lettered_once_the_whole_schedule_has_passed(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    # given a live Discord webhook retried after 5 s, 1 h and 1 h (2 h in all), and Discord answering 503 for good
+    stack.overrides["RETRY_SCHEDULE"] = "5,3600,3600"
+    _, clock, calls = live_discord(stack, receivers, lambda now: Answer(503, b"{}"))
+    # when a run starts and the timers run for four hours of its clock, the letters read each hop
+    send(stack, "workflow-started", 0)
+    letters: list[tuple[float, dict[str, Any]]] = []
+    while clock.now < T0 + 4 * HOUR:
+        hop(stack)
+        letters += [(clock.now, letter) for letter in stack.drain(stack.dead_letter_queue_url)]
         clock.now += 300
-    # then the third call waited its hour (SQS delays 15 minutes at most: the timer hopped), the fourth
-    # its next hour, and the message was posted then, with no dead letter
-    assert max(n for at, n in calls_at.items() if at < HOUR) == 2
-    assert max(n for at, n in calls_at.items() if at < 2 * HOUR) == 3
-    assert len(hook.requests) == 4 and [r.answered for r in hook.requests] == [503, 503, 503, 200]
-    (message,) = platform.messages.values()
-    assert message["embeds"][0]["title"].startswith("▶") or "running" in message["embeds"][0]["title"]
+    # then one letter, once the schedule's two hours had passed (not after its three attempts), and no call after it
+    ((at, letter),) = letters
+    assert T0 + 7205 <= at <= T0 + 7205 + 900 + 300
+    assert letter["reason_code"] == "live_failed" and "attempts over 2." in letter["reason"]
+    assert calls[-1] <= at
+
+
+def test_a_huge_retry_after_holds_the_message_an_hour_at_most(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given Discord answering its first call 429 with retry_after of 3,600,000 (41 days) in JSON and no header
+    huge = Answer(429, b'{"message": "You are being rate limited.", "retry_after": 3600000, "global": false}')
+    hook, clock, calls = live_discord(stack, receivers, lambda now: huge if not calls[:-1] else None)
+    # when a run starts and the timers run for two hours of its clock
+    send(stack, "workflow-started", 0)
+    run_clock(stack, clock, T0 + 2 * HOUR)
+    # then the message was posted again within the hour a Retry-After may ask for at most
+    assert [r.answered for r in hook.requests] == [429, 200] and calls[1] - calls[0] <= HOUR + 300
     assert stack.drain(stack.dead_letter_queue_url) == []
 
 
@@ -202,3 +255,49 @@ def test_an_edit_holds_the_message_for_as_long_as_its_invocation_can_act(stack: 
     assert len(hook.requests) == 1 and len(held) == 1
     # (margin: up to 50 s of the invocation spent before the lease, on a loaded machine; the old hold was 60 s)
     assert 250 < held[0] <= 305, held
+
+
+def test_failures_at_the_same_second_show_the_same_one_whatever_order_they_arrive_in(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    # given a run whose two failures are stamped the same second (publishers stamp to the second), followed
+    # by one live webhook with the events in one order, then by another with them in the other order
+    platforms = [DiscordMessages(per_two_seconds=10**6), DiscordMessages(per_two_seconds=10**6)]
+    hooks = [receivers(platform) for platform in platforms]
+    clock = Clock(stack)
+    first: dict[str, Any] = {"rule": "alignreads", "timestamp": "2026-05-18T12:00:10Z", "details": {"exit_code": 1, "stderr": "first"}}
+    second: dict[str, Any] = {"rule": "callvariants", "timestamp": "2026-05-18T12:00:10Z", "details": {"exit_code": 2, "stderr": "second"}}
+    for n, (hook, order) in enumerate(zip(hooks, ((first, second), (second, first)), strict=True)):
+        stack.put_config("variant-calling", f'[[webhooks]]\nid = "live-{n}"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
+        clock.now += 120  # past the config cache
+        send(stack, "workflow-started", 0)
+        for failure in order:
+            send(stack, "rule-failed", 1 if failure is first else 2, **failure)
+        send(stack, "workflow-failed", 3)
+        # when the timers run
+        for _ in range(3):
+            clock.now += 5
+            hop(stack)
+    # then both messages show the same one of the two as the last failure
+    shown = [("alignreads" in json.dumps(m), "callvariants" in json.dumps(m)) for p in platforms for m in p.messages.values()]
+    assert len(shown) == 2 and shown[0] == shown[1] and sum(shown[0]) == 1, shown
+
+
+def test_a_failure_stamped_in_the_future_does_not_hide_the_later_ones(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a run whose first failure comes from a node whose clock is a year ahead
+    platform = DiscordMessages(per_two_seconds=10**6)
+    hook = receivers(platform)
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
+    clock = Clock(stack)
+    send(stack, "workflow-started", 0)
+    send(stack, "rule-failed", 1, rule="skewednode", timestamp="2031-03-17T17:46:40Z", details={"exit_code": 1})
+    # when a real failure comes ten minutes later, and the run ends
+    clock.now += 600
+    send(stack, "rule-failed", 2, rule="laterreal", timestamp="2030-03-17T17:56:40Z", details={"exit_code": 2})
+    send(stack, "workflow-failed", 3)
+    for _ in range(3):
+        clock.now += 5
+        hop(stack)
+    # then the message shows the later real failure
+    (message,) = platform.messages.values()
+    assert "laterreal" in json.dumps(message) and "skewednode" not in json.dumps(message)

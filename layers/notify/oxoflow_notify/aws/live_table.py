@@ -82,12 +82,13 @@ class DynamoLiveStore(OnTable):
                     raise
         raise InfrastructureError("the live message's item stayed in transaction conflict")  # the event runs again
 
-    def newest_failure(self, group: str, failure: dict[str, Any], at: float) -> None:
+    def newest_failure(self, group: str, failure: dict[str, Any], at: float, key: str) -> None:
         # Events of one run are counted by many instances in any order: the one processed last is
-        # not always the one that happened last.
-        self._update(group, "SET last_failure = :f, last_failure_at = :at ADD #v :one",
-                     {":f": {"S": json.dumps(failure)}, ":at": {"N": number(at)}, ":one": {"N": "1"}},
-                     "attribute_exists(#v) AND (attribute_not_exists(last_failure_at) OR last_failure_at < :at)")  # fmt: skip
+        # not always the one that happened last. Ties (publishers stamp to the second) go to the greater key.
+        self._update(group, "SET last_failure = :f, last_failure_at = :at, last_failure_key = :k ADD #v :one",
+                     {":f": {"S": json.dumps(failure)}, ":at": {"N": number(at)}, ":k": {"S": key}, ":one": {"N": "1"}},
+                     "attribute_exists(#v) AND (attribute_not_exists(last_failure_at) OR last_failure_at < :at "
+                     "OR (last_failure_at = :at AND last_failure_key < :k))")  # fmt: skip
 
     def keep_failure(self, group: str, key: str, payload: dict[str, Any], most: int) -> None:
         self._update(group, "SET failures = list_append(if_not_exists(failures, :none), :one) ADD failure_keys :key, #v :inc",

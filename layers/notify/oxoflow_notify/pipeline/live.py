@@ -59,10 +59,13 @@ _NAMESPACE = uuid.UUID("7a1d3c52-0e4b-5f6a-8c9d-2b3e4f5a6b7c")
 REPLIES_PER_PASS = 1  # thread replies one edit posts at most: with its post, within Slack's 1 a second (bursts of 2)
 
 
-# What a bug of ours raises while a timer runs (AWS faults are botocore's or InfrastructureError, and
-# propagate): the message's updates stop with a letter a replay resumes, never a malformed_retry.
+# What a bug of ours raises while a timer runs that redrive would otherwise read as a malformed message
+# (AWS faults are botocore's or InfrastructureError, and propagate): the message's updates stop with a
+# letter a replay resumes, never a malformed_retry.
 LEASE_SKEW = 5.0  # seconds: instances' clocks may differ this much (the lease's end is read on another's)
-_SURPRISES = (ValueError, KeyError, TypeError, AttributeError, LookupError, ArithmeticError, RecursionError, AssertionError)
+_SURPRISES = (ValueError, KeyError, TypeError, RecursionError)  # what redrive would take for a malformed message
+# (others propagate: SQS gives the timer again, and after its receives it is kept whole, retry_faulted)
+LIVE_RETRY_WAIT = SQS_MAX_DELAY  # seconds: a failing live message is tried again at least this often
 
 
 class Live:
@@ -114,7 +117,9 @@ class Live:
             change = change_of(event)
             self.store.record(group, key, change, now)
             if change.last_failure is not None:  # again when the event runs again: the write is idempotent
-                self.store.newest_failure(group, change.last_failure, change.failed_at)
+                # A failure stamped later than it arrived (a node's clock ahead) counts as arriving now:
+                # one skewed clock cannot keep every later failure of the run from being shown.
+                self.store.newest_failure(group, change.last_failure, min(change.failed_at, now), key)
             if event.event == "RuleFailed" and webhook.format == "slack":
                 self.store.keep_failure(group, key, kept_failure(event), DEFAULTS.live_replies)
         token = str(uuid.uuid5(_NAMESPACE, f"{group}\n{key}"))  # the same for a redelivered event: its timer again
@@ -202,7 +207,8 @@ class Live:
                     return  # the lease ran out meanwhile: whoever holds it now shows a newer state
                 more = after.version > shown.version or after.threaded < len(after.failures)
                 if more or not self.store.end_timer(group, token, shown.version):  # type: ignore[union-attr]
-                    self._again(inv, {**data, "attempt": 1}, group, webhook.live_interval, now)
+                    again = {k: v for k, v in data.items() if k != "failing_since"}  # it succeeded: failing afresh next time
+                    self._again(inv, {**again, "attempt": 1}, group, webhook.live_interval, now)
             case CallKind.LOST:
                 if self.store is not None and self.store.lost(group, lease):
                     logger.warning("live message deleted; posting it anew", extra={"webhook_id": webhook.id})
@@ -222,16 +228,24 @@ class Live:
 
     def _failed(self, inv: Invocation, data: dict[str, Any], webhook: Webhook, result: CallResult) -> None:
         """A call that failed: again on the retry schedule (or the platform's wait), else a dead letter."""
-        group, attempt = str(data["group"]), int(data.get("attempt", 1))
-        if result.kind is CallKind.RETRY and attempt <= len(self.schedule) and attempt < (webhook.max_attempts or 10**6):
-            wait = max(result.wait or 0.0, float(self.schedule[attempt - 1]))
+        group, attempt, now = str(data["group"]), int(data.get("attempt", 1)), self.clock()
+        since = data.get("failing_since")
+        since = float(since) if isinstance(since, (int, float)) and not isinstance(since, bool) else now
+        # A live message shows a run as it goes: retried at least every 15 minutes while it fails (so it
+        # catches up soon after the platform does), for as long as the whole schedule lasts.
+        within = attempt <= len(self.schedule) or now - since < sum(self.schedule)
+        if result.kind is CallKind.RETRY and within and attempt < (webhook.max_attempts or 10**6):
+            step = float(self.schedule[min(attempt, len(self.schedule)) - 1]) if self.schedule else 0.0
+            wait = min(max(result.wait or 0.0, step), float(LIVE_RETRY_WAIT))
             logger.warning(
                 "live message update failed; retrying", extra={"webhook_id": webhook.id, "reason": result.reason, "attempt": attempt}
             )
-            self._again(inv, {**data, "attempt": attempt + 1}, group, wait, self.clock())
+            self._again(inv, {**data, "attempt": attempt + 1, "failing_since": since}, group, wait, now)
             return
         ran_out = result.kind is CallKind.RETRY
-        reason = f"{result.reason}; the live message's updates stopped after {attempt} attempts" if ran_out else result.reason
+        hours = (now - since) / 3600
+        reason = (f"{result.reason}; the live message's updates stopped after {attempt} attempts over {hours:.1f} h" if ran_out
+                  else result.reason)  # fmt: skip
         self._stopped(inv, data, reason, webhook)
 
     def _stopped(self, inv: Invocation, data: dict[str, Any], reason: str, webhook: Webhook | None = None) -> None:
@@ -239,7 +253,7 @@ class Live:
         reason += "; replay this letter to resume them (the message then shows the run's state as it is)"
         if self.store is not None:
             self.store.broke(str(data["group"]), str(data["token"]), reason)  # the lease too goes at the replay (revive)
-        kept = json.dumps({**data, "attempt": 1, "revive": True})
+        kept = json.dumps({**{k: v for k, v in data.items() if k != "failing_since"}, "attempt": 1, "revive": True})
         subject = {"event": LIVE_EVENT, "workflow": data.get("workflow"), "run_id": data.get("run_id")}
         ref = dl.webhook_ref(webhook) if webhook is not None else {"id": data.get("webhook_id"), "source": data.get("config_key")}
         letter = dl.dead_letter(LIVE_FAILED, reason, event=subject, raw_message=kept, raw_max=dl.KEPT_WHOLE_MAX, webhook=ref)

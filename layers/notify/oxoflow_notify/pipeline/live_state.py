@@ -58,8 +58,9 @@ class LiveStore(Protocol):
         """Count the event once (False: ``key`` was counted before) and raise the version."""
         ...
 
-    def newest_failure(self, group: str, failure: dict[str, Any], at: float) -> None:
-        """Show ``failure`` as the run's last one unless one that happened later is shown (raising the version)."""
+    def newest_failure(self, group: str, failure: dict[str, Any], at: float, key: str) -> None:
+        """Show ``failure`` as the run's last one unless one that happened later is shown (raising the
+        version); of two at the same time, the one with the greater ``key``, whatever order they come in."""
         ...
 
     def keep_failure(self, group: str, key: str, payload: dict[str, Any], most: int) -> None:
