@@ -55,6 +55,14 @@ def test_retry_after_header_and_discords_json_retry_after() -> None:
     assert judge("json", answer(429, "not json"), NOW).retry_after is None
 
 
+@pytest.mark.parametrize(("body", "expected"), [('{"retry_after": 3600000}', 3600.0), ('{"retry_after": -5}', 0.0),
+                                                ('{"retry_after": 1e999}', None), ('{"retry_after": true}', None)])  # fmt: skip
+def test_discords_json_retry_after_is_held_to_the_hour_a_header_may_ask(body: str, expected: float | None) -> None:
+    # given a 429 whose JSON asks for 41 days (a proxy, or milliseconds as API v6 gave them), less than
+    # nothing, an infinity, or not a number; when / then: at most the hour a Retry-After header may ask
+    assert judge("discord", answer(429, body), NOW).retry_after == expected
+
+
 def test_transport_errors_are_retryable() -> None:
     verdict = judge("slack", Outcome(None, Failure.CONNECTION_RESET, 1.0), NOW)
     assert (verdict.kind, verdict.reason) == (RETRYABLE, "connection reset")
