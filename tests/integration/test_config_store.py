@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import threading
 from typing import Any
 
 import pytest
@@ -237,62 +236,3 @@ def test_a_body_that_breaks_mid_read_serves_the_cached_config_and_without_one_ra
     assert is_infrastructure(raised.value)  # so the handler raises it and Lambda retries
     assert isinstance(raised.value, type(fault)) or isinstance(raised.value.__cause__, type(fault))
     assert s3.bodies[-1].closed
-
-
-class MeetingS3(CountingS3):
-    """Each read waits (up to 5 s) for another read to be under way at the same time: reads made
-    one after the other break the barrier; reads made at once pass it."""
-
-    def __init__(self, s3: Any, parties: int = 2) -> None:
-        super().__init__(s3)
-        self.meeting = threading.Barrier(parties, timeout=5)
-        self.faults: dict[str, Exception] = {}
-
-    def get_object(self, **kwargs: Any) -> Any:
-        self.calls.append(kwargs)
-        self.meeting.wait()
-        if kwargs["Key"] in self.faults:
-            raise self.faults[kwargs["Key"]]
-        return self.s3.get_object(**kwargs)
-
-
-def test_a_cold_store_reads_the_default_and_the_workflows_file_at_once(stack: Stack) -> None:
-    # given both files, and an S3 whose reads each wait for the other to be under way
-    stack.put_config("_default", HOOK.replace("a.example", "org.example"))
-    stack.put_config("wf", HOOK)
-    s3 = MeetingS3(stack.s3)
-    store = ConfigStore(s3, stack.bucket, "workflows/", ttl=60, clock=Clock())
-    # when an event's files are read on a cold store
-    configs = store.configs_for("wf")
-    # then both were read at once (one round trip of waiting), the default file still first
-    hosts = [w.host for c in configs if isinstance(c, Config) for w in c.webhooks]
-    assert hosts == ["org.example.org", "a.example.org"] and len(s3.calls) == 2
-
-
-def test_two_failed_reads_at_once_raise_the_default_files_fault_first(stack: Stack) -> None:
-    # given an S3 that refuses both reads, each with its own fault
-    s3 = MeetingS3(stack.s3)
-    s3.faults = {
-        "workflows/_default.oxoflow": ClientError({"Error": {"Code": "SlowDown", "Message": "default"}}, "GetObject"),
-        "workflows/wf.oxoflow": ClientError({"Error": {"Code": "InternalError", "Message": "own"}}, "GetObject"),
-    }
-    store = ConfigStore(s3, stack.bucket, "workflows/", ttl=60, clock=Clock())
-    # when / then: the fault raised is the default file's, as reading them in turn would raise
-    with pytest.raises(ClientError, match="SlowDown"):
-        store.configs_for("wf")
-
-
-def test_a_warm_store_reads_only_the_stale_file_and_in_this_thread(stack: Stack) -> None:
-    # given a store whose default file is cached and fresh, the workflow's own past its ttl
-    stack.put_config("wf", HOOK)
-    store, s3, clock = store_for(stack)
-    store.load("workflows/_default.oxoflow")
-    clock.now += 30
-    store.load("workflows/wf.oxoflow")
-    clock.now += 31
-    calls = len(s3.calls)
-    # when the event's files are read
-    store.configs_for("wf")
-    # then only the stale one was asked for (conditionally), and no reading thread was started
-    assert [c["Key"] for c in s3.calls[calls:]] == ["workflows/_default.oxoflow"]
-    assert store._reader is None

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +67,6 @@ class ConfigStore:
         self.get_calls = 0
         self.max_entries = max_entries
         self._cache: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
-        self._lock = threading.Lock()  # the two files of an event may be read at once (configs_for)
-        self._reader: ThreadPoolExecutor | None = None
 
     def key_for(self, workflow: str) -> str:
         return f"{self.prefix}{workflow}.oxoflow"
@@ -80,43 +76,26 @@ class ConfigStore:
         return self.key_for(DEFAULT_NAME)
 
     def configs_for(self, workflow: str) -> list[Config | ConfigError]:
-        """The org-wide default file first, then the workflow's own; absent files are skipped.
-
-        When S3 must be asked for both (a cold start, both cached past ``ttl``), the two reads run at
-        once: one round trip of waiting instead of two, on every cold start."""
-        default, own = self.default_key, self.key_for(workflow)
-        if self._fresh(default) or self._fresh(own):
-            results = [self.load(default), self.load(own)]
-        else:
-            if self._reader is None:
-                self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="config")
-            pending = self._reader.submit(self.load, default)
-            try:
-                mine = self.load(own)
-            except Exception:
-                pending.result()  # the default file's fault first, as reading them in turn would raise it
-                raise
-            results = [pending.result(), mine]
-        return [result for result in results if result is not None]
-
-    def _fresh(self, key: str) -> bool:
-        with self._lock:
-            entry = self._cache.get(key)
-            return entry is not None and self.clock() - entry.checked_at < self.ttl
+        """The org-wide default file first, then the workflow's own; absent files are skipped."""
+        out: list[Config | ConfigError] = []
+        for key in (self.default_key, self.key_for(workflow)):
+            result = self.load(key)
+            if result is not None:
+                out.append(result)
+        return out
 
     def load(self, key: str) -> Config | ConfigError | None:
         """Parsed config, the error that makes it unusable, or None when there is no file."""
         now = self.clock()
-        with self._lock:
-            entry = self._cache.get(key)
-            if entry:
-                self._cache.move_to_end(key)
-            if entry and now - entry.checked_at < self.ttl:
-                return entry.result
-            self.get_calls += 1
+        entry = self._cache.get(key)
+        if entry:
+            self._cache.move_to_end(key)
+        if entry and now - entry.checked_at < self.ttl:
+            return entry.result
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if entry and entry.etag:
             request["IfNoneMatch"] = entry.etag
+        self.get_calls += 1
         try:
             response = self.s3.get_object(**request)
         except ClientError as exc:
@@ -145,11 +124,10 @@ class ConfigStore:
 
     def _remember(self, key: str, entry: _Entry) -> None:
         """Cache one file's result, dropping the least recently used beyond ``max_entries``."""
-        with self._lock:
-            self._cache[key] = entry
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.max_entries:
-                self._cache.popitem(last=False)
+        self._cache[key] = entry
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
 
     @staticmethod
     def _read(response: dict[str, Any], key: str) -> bytes:
