@@ -18,6 +18,25 @@ from oxolocal.stack import Stack, sqs_event
 from tests.integration.test_watching import HOUR, T0, Clock, hop, send
 
 
+def live_discord(
+    stack: Stack, receivers: Callable[..., Receiver], answer: Callable[[float], Answer | None] | None = None
+) -> tuple[DiscordMessages, Receiver, Clock, list[float]]:
+    """A live Discord webhook (its rate out of the way: the real-time tests hold it) on the test's
+    clock; its platform first asks ``answer`` (given the clock) and, when it says nothing, answers as
+    Discord. Returns the platform, its receiver, the clock and the clock's time of each call."""
+    platform = DiscordMessages(per_two_seconds=10**6)
+    calls: list[float] = []
+
+    def behaviour(n: int, r: Received) -> Answer:
+        calls.append(clock.now)
+        return (answer(clock.now) if answer is not None else None) or platform(n, r)
+
+    hook = receivers(behaviour)
+    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
+    clock = Clock(stack)
+    return platform, hook, clock, calls
+
+
 def test_an_overdue_run_marks_its_live_message_and_its_late_ending_ends_it(stack: Stack, receivers: Callable[..., Receiver]) -> None:
     # given a live Discord webhook that also reports runs not ended within an hour
     platform = DiscordMessages()
@@ -51,10 +70,7 @@ def test_an_overdue_run_marks_its_live_message_and_its_late_ending_ends_it(stack
 def test_a_long_run_makes_at_most_one_edit_per_interval_plus_two_on_a_moved_clock(stack: Stack, receivers: Callable[..., Receiver]) -> None:
     # given a live Discord webhook (live_interval = 5s) and the functions' clocks moved by the test (the
     # platform's own rate, on the wall clock, is not what this test is about: the real-time tests hold it)
-    platform = DiscordMessages(per_two_seconds=10**6)
-    hook = receivers(platform)
-    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
-    clock = Clock(stack)
+    platform, hook, clock, _ = live_discord(stack, receivers)
     # when a 300-rule run sends 602 events, one every half second of its clock, the timers running between them
     send(stack, "workflow-started", 0)
     for n in range(1, 601):
@@ -78,10 +94,7 @@ def test_a_long_run_makes_at_most_one_edit_per_interval_plus_two_on_a_moved_cloc
 def test_the_failure_shown_is_the_newest_whatever_order_the_instances_count_them(stack: Stack, receivers: Callable[..., Receiver]) -> None:
     # given a live Discord webhook and a run whose two failures reach the dispatcher in the reverse of
     # the order they happened (two instances, the later failure's counted first)
-    platform = DiscordMessages(per_two_seconds=10**6)
-    hook = receivers(platform)
-    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
-    clock = Clock(stack)
+    platform, _, clock, _ = live_discord(stack, receivers)
     send(stack, "workflow-started", 0)
     send(stack, "rule-failed", 2, rule="call_variants", timestamp="2026-05-18T12:00:20Z",
          message="rule 'call_variants' failed", details={"exit_code": 2, "stderr": "gatk: out of memory"})  # fmt: skip
@@ -105,10 +118,7 @@ def test_a_surprise_while_editing_stops_the_updates_with_a_letter_a_replay_resum
     stack: Stack, receivers: Callable[..., Receiver], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a live Discord webhook whose rendering fails with a bug of ours (a KeyError) for a while
-    platform = DiscordMessages(per_two_seconds=10**6)
-    hook = receivers(platform)
-    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
-    clock = Clock(stack)
+    platform, hook, clock, _ = live_discord(stack, receivers)
     real = live_format.render_live_discord
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -153,24 +163,6 @@ def test_a_revived_timer_whose_message_is_lost_goes_stale_like_any_other(stack: 
     assert later is not None and later.timer == "timer-2"
 
 
-def live_discord(
-    stack: Stack, receivers: Callable[..., Receiver], answer: Callable[[float], Answer | None]
-) -> tuple[Receiver, Clock, list[float]]:
-    """A live Discord webhook whose platform first asks ``answer`` (given the test's clock) and, when
-    it says nothing, answers as Discord; returns the receiver, the clock and the clock's time of each call."""
-    platform = DiscordMessages(per_two_seconds=10**6)
-    calls: list[float] = []
-
-    def behaviour(n: int, r: Received) -> Answer:
-        calls.append(clock.now)
-        return answer(clock.now) or platform(n, r)
-
-    hook = receivers(behaviour)
-    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
-    clock = Clock(stack)
-    return hook, clock, calls
-
-
 def run_clock(stack: Stack, clock: Clock, until: float, step: float = 300) -> None:
     while clock.now < until:
         hop(stack)
@@ -183,7 +175,7 @@ def test_a_platform_down_for_100_minutes_is_tried_every_15_minutes_and_caught_up
     # given a live Discord webhook retried after 5 s, 1 h and 1 h (2 h in all), and Discord answering 503
     # for the first 100 minutes of the test's clock
     stack.overrides["RETRY_SCHEDULE"] = "5,3600,3600"
-    hook, clock, calls = live_discord(stack, receivers, lambda now: Answer(503, b"{}") if now < T0 + 6000 else None)
+    _, hook, clock, calls = live_discord(stack, receivers, lambda now: Answer(503, b"{}") if now < T0 + 6000 else None)
     # when a run starts and ends meanwhile, the timers running every 5 minutes of its clock for three hours
     send(stack, "workflow-started", 0)
     run_clock(stack, clock, T0 + 3000)
@@ -205,7 +197,7 @@ def test_a_platform_down_for_good_is_dead_lettered_once_the_whole_schedule_has_p
 ) -> None:
     # given a live Discord webhook retried after 5 s, 1 h and 1 h (2 h in all), and Discord answering 503 for good
     stack.overrides["RETRY_SCHEDULE"] = "5,3600,3600"
-    _, clock, calls = live_discord(stack, receivers, lambda now: Answer(503, b"{}"))
+    _, _, clock, calls = live_discord(stack, receivers, lambda now: Answer(503, b"{}"))
     # when a run starts and the timers run for four hours of its clock, the letters read each hop
     send(stack, "workflow-started", 0)
     letters: list[tuple[float, dict[str, Any]]] = []
@@ -223,7 +215,7 @@ def test_a_platform_down_for_good_is_dead_lettered_once_the_whole_schedule_has_p
 def test_a_huge_retry_after_holds_the_message_an_hour_at_most(stack: Stack, receivers: Callable[..., Receiver]) -> None:
     # given Discord answering its first call 429 with retry_after of 3,600,000 (41 days) in JSON and no header
     huge = Answer(429, b'{"message": "You are being rate limited.", "retry_after": 3600000, "global": false}')
-    hook, clock, calls = live_discord(stack, receivers, lambda now: huge if not calls[:-1] else None)
+    _, hook, clock, calls = live_discord(stack, receivers, lambda now: huge if not calls[:-1] else None)
     # when a run starts and the timers run for two hours of its clock
     send(stack, "workflow-started", 0)
     run_clock(stack, clock, T0 + 2 * HOUR)
@@ -285,10 +277,7 @@ def test_failures_at_the_same_second_show_the_same_one_whatever_order_they_arriv
 
 def test_a_failure_stamped_in_the_future_does_not_hide_the_later_ones(stack: Stack, receivers: Callable[..., Receiver]) -> None:
     # given a run whose first failure comes from a node whose clock is a year ahead
-    platform = DiscordMessages(per_two_seconds=10**6)
-    hook = receivers(platform)
-    stack.put_config("variant-calling", f'[[webhooks]]\nid = "live"\nurl = "{hook.url}"\nformat = "discord"\nlive = true\n')
-    clock = Clock(stack)
+    platform, _, clock, _ = live_discord(stack, receivers)
     send(stack, "workflow-started", 0)
     send(stack, "rule-failed", 1, rule="skewednode", timestamp="2031-03-17T17:46:40Z", details={"exit_code": 1})
     # when a real failure comes ten minutes later, and the run ends
