@@ -59,12 +59,12 @@ _NAMESPACE = uuid.UUID("7a1d3c52-0e4b-5f6a-8c9d-2b3e4f5a6b7c")
 REPLIES_PER_PASS = 1  # thread replies one edit posts at most: with its post, within Slack's 1 a second (bursts of 2)
 
 
+LEASE_SKEW = 5.0  # seconds: instances' clocks may differ this much (the lease's end is read on another's)
 # What a bug of ours raises while a timer runs that redrive would otherwise read as a malformed message
 # (AWS faults are botocore's or InfrastructureError, and propagate): the message's updates stop with a
-# letter a replay resumes, never a malformed_retry.
-LEASE_SKEW = 5.0  # seconds: instances' clocks may differ this much (the lease's end is read on another's)
-_SURPRISES = (ValueError, KeyError, TypeError, RecursionError)  # what redrive would take for a malformed message
-# (others propagate: SQS gives the timer again, and after its receives it is kept whole, retry_faulted)
+# letter a replay resumes, never a malformed_retry. Others propagate: SQS gives the timer again, and
+# after its receives it is kept whole (retry_faulted).
+_SURPRISES = (ValueError, KeyError, TypeError, RecursionError)
 LIVE_RETRY_WAIT = SQS_MAX_DELAY  # seconds: a failing live message is tried again at least this often
 
 
@@ -152,7 +152,7 @@ class Live:
         if state is None or state.timer != token or state.broken is not None:
             return  # superseded, ended, or stopped until a replay
         not_before = data.get("not_before")
-        if isinstance(not_before, (int, float)) and not_before - self.clock() > 0.5:  # a wait past SQS's 15 minutes
+        if isinstance(not_before, (int, float)) and not_before - self.clock() > 0.5:  # early, or a wait past SQS's 15 minutes
             self._again(inv, data, group, not_before - self.clock(), self.clock())
             return
         current = current_webhook(self.config, str(data["config_key"]), str(data["webhook_id"]), None)
