@@ -32,7 +32,7 @@ from oxoflow_notify.outbound.echoes import scrub
 from oxoflow_notify.outbound.failures import Failure, Nature, nature
 
 from . import deadletter as dl
-from .retry import RETRY_AFTER_MAX, next_delay, parse_retry_after
+from .retry import held, next_delay, parse_retry_after
 
 # A delivery whose secret, or whose ledger claim, a store could not give (throttled, timed out) comes back after about
 # this long (spread 0.5x-1.5x so a store's recovery is not met by every held delivery at once).
@@ -97,7 +97,7 @@ def _discord_retry_after(body: str) -> float | None:
     value = data.get("retry_after") if isinstance(data, dict) else None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return None
-    return max(0.0, min(float(RETRY_AFTER_MAX), float(value)))  # held to the same hour as a Retry-After header
+    return held(float(value))  # the same hour at most as a Retry-After header
 
 
 def judge(fmt: str, outcome: Outcome, now: float) -> Verdict:

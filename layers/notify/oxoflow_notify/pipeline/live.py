@@ -152,8 +152,8 @@ class Live:
         if state is None or state.timer != token or state.broken is not None:
             return  # superseded, ended, or stopped until a replay
         not_before = data.get("not_before")
-        if isinstance(not_before, (int, float)) and not_before - self.clock() > 0.5:  # early, or a wait past SQS's 15 minutes
-            self._again(inv, data, group, not_before - self.clock(), self.clock())
+        if isinstance(not_before, (int, float)) and not_before - (now := self.clock()) > 0.5:  # early, or past SQS's 15 minutes
+            self._again(inv, data, group, not_before - now, now)
             return
         current = current_webhook(self.config, str(data["config_key"]), str(data["webhook_id"]), None)
         webhook = current.webhook
@@ -207,8 +207,7 @@ class Live:
                     return  # the lease ran out meanwhile: whoever holds it now shows a newer state
                 more = after.version > shown.version or after.threaded < len(after.failures)
                 if more or not self.store.end_timer(group, token, shown.version):  # type: ignore[union-attr]
-                    again = {k: v for k, v in data.items() if k != "failing_since"}  # it succeeded: failing afresh next time
-                    self._again(inv, {**again, "attempt": 1}, group, webhook.live_interval, now)
+                    self._again(inv, _afresh(data), group, webhook.live_interval, now)  # it succeeded: failing afresh next time
             case CallKind.LOST:
                 if self.store is not None and self.store.lost(group, lease):
                     logger.warning("live message deleted; posting it anew", extra={"webhook_id": webhook.id})
@@ -253,7 +252,7 @@ class Live:
         reason += "; replay this letter to resume them (the message then shows the run's state as it is)"
         if self.store is not None:
             self.store.broke(str(data["group"]), str(data["token"]), reason)  # the lease too goes at the replay (revive)
-        kept = json.dumps({**{k: v for k, v in data.items() if k != "failing_since"}, "attempt": 1, "revive": True})
+        kept = json.dumps({**_afresh(data), "revive": True})
         subject = {"event": LIVE_EVENT, "workflow": data.get("workflow"), "run_id": data.get("run_id")}
         ref = dl.webhook_ref(webhook) if webhook is not None else {"id": data.get("webhook_id"), "source": data.get("config_key")}
         letter = dl.dead_letter(LIVE_FAILED, reason, event=subject, raw_message=kept, raw_max=dl.KEPT_WHOLE_MAX, webhook=ref)
@@ -327,6 +326,11 @@ class Live:
 def message_id(group: str) -> str:
     """The live message's id in the delivery log (``deliveries show`` takes it): one per (webhook, run)."""
     return str(uuid.uuid5(_NAMESPACE, f"message\n{group}"))
+
+
+def _afresh(data: dict[str, Any]) -> dict[str, Any]:
+    """A timer's message as a first attempt: no attempts spent, no failing streak."""
+    return {**{k: v for k, v in data.items() if k != "failing_since"}, "attempt": 1}
 
 
 def entry_of(data: dict[str, Any], webhook: Webhook, version: int, result: CallResult, outcome: Outcome, now: float) -> Entry:

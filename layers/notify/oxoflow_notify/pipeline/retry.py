@@ -59,6 +59,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
             return None
     if math.isnan(seconds):
         return None
+    return held(seconds)
+
+
+def held(seconds: float) -> float:
+    """A receiver's wait, as long as it asks but never past RETRY_AFTER_MAX (nor below nothing)."""
     return max(0.0, min(float(RETRY_AFTER_MAX), seconds))
 
 
