@@ -75,9 +75,10 @@ env: $(VENV)/.installed
 down: $(VENV)/.installed
 	@$(PY) scripts/oxolocal/local.py down
 
-# The test files run in parallel, one worker per core (at most 4), each file's tests on one worker.
+# The test files run in parallel, one worker per core (at most 4), each file's tests on one worker,
+# the longest files first (tests/conftest.py: LONGEST_FIRST).
 test: $(VENV)/.installed $(EXAMPLES)
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

@@ -379,8 +379,9 @@ class Stack:
         A handler that raises one of ``on_crash`` died: its whole batch failed, and SQS delivers it
         again. With ``until_empty`` (seconds), `rounds` and `settle` do not apply: the drain goes
         on until the queue holds nothing, delayed and in-flight messages included (three empty
-        looks in a row, 0.2 s apart), and what failed is made visible again at once rather than
-        after the queue's visibility timeout. TimeoutError if the queue is not empty in time."""
+        looks in a row, 0.05 s apart; a delayed message is looked for every 0.1 s), and what failed
+        is made visible again at once rather than after the queue's visibility timeout.
+        TimeoutError if the queue is not empty in time."""
         if until_empty is None:
             return self._drain_rounds(function, rounds, settle, timeout_seconds, on_crash)
         handled, idle, give_up = 0, 0, time.monotonic() + until_empty
@@ -389,8 +390,9 @@ class Stack:
                 raise TimeoutError(f"the retry queue is not empty after {until_empty:.0f} s: {self.depth(self.retry_queue_url)}")
             batch = self.receive(self.retry_queue_url, wait=0)
             if not batch:
-                idle = idle + 1 if not any(self.depth(self.retry_queue_url).values()) else 0
-                time.sleep(0.2)
+                empty = not any(self.depth(self.retry_queue_url).values())
+                idle = idle + 1 if empty else 0
+                time.sleep(0.05 if empty else 0.1)
                 continue
             idle = 0
             for message in self._retry_batch(function, batch, timeout_seconds, on_crash):
