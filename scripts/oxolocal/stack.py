@@ -302,6 +302,12 @@ class Stack:
         self._loaded[logical_id] = handler
         return handler
 
+    def restart(self, logical_id: str) -> None:
+        """A new container, as after a kill: the next invoke imports the handler afresh (every
+        module-scope client and cache of the old one gone)."""
+        self._loaded.pop(logical_id, None)
+        self.modules.pop(logical_id, None)
+
     def invoke(
         self, logical_id: str, event: dict[str, Any], overrides: dict[str, str] | None = None, timeout_seconds: float | None = None
     ) -> Any:

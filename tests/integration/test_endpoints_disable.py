@@ -9,7 +9,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from oxoflow_notify.aws.endpoints_table import DynamoEndpointStore
+from oxoflow_notify.pipeline.endpoints import NOTICE_LEASE
 from oxoflow_notify.tools.replay import Filters, replay
 from oxolocal.receivers import Receiver, always, ok
 from oxolocal.stack import Stack
@@ -98,6 +101,84 @@ def test_a_webhook_failing_past_its_disable_after_is_disabled_once_with_one_noti
     os.environ["LEDGER_TABLE"] = stack.physical["DeliveryLedger"]["Ref"]
     states = {r["webhook_id"]: r["state"] for r in with_disabled(health(entries, T0 + 2 * HOUR), None)}
     assert states == {"lab": "disabled", "ops": "healthy"}
+
+
+class Killed(BaseException):
+    """Lambda ending an invocation from outside (a timeout, an out-of-memory kill): no handler runs."""
+
+
+def test_a_notice_whose_sender_was_killed_is_sent_by_a_later_delivery_once(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given "lab" disabled by a failure at T0 + 1h, its dispatcher killed after claiming the notice, before sending it
+    lab, ops = receivers(always(500)), receivers(ok())
+    stack.put_config("variant-calling", config(lab.url, ops.url))
+    alarms = alarm_queue(stack)
+    clock = at(stack, "DispatchFunction")
+    for n, now in enumerate((T0, T0 + HOUR + 60)):
+        clock(now)
+        if n == 1:
+            endpoints = stack.modules["DispatchFunction"].notifier.endpoints
+            endpoints.notice = lambda webhook, state, now: (_ for _ in ()).throw(Killed())
+            with pytest.raises(Killed):
+                stack.invoke("DispatchFunction", sns(n))
+        else:
+            stack.invoke("DispatchFunction", sns(n))
+    (item,) = [v for k, v in table_items(stack).items() if k.endswith("#lab")]
+    assert "disabled_at" in item  # disabled, and its notice claimed by the killed instance
+    # when deliveries to it come to a new container: within the claim's lease, then after it, then again
+    stack.restart("DispatchFunction")
+    clock = at(stack, "DispatchFunction")
+    queued = []
+    for n, minutes in ((2, 70), (3, 60 + 1 + 15 + 1), (4, 60 + 1 + 15 + 2)):
+        clock(T0 + minutes * 60)
+        stack.invoke("DispatchFunction", sns(n))
+        queued.append(sum(stack.depth(stack.retry_queue_url).values()))
+        stack.restart("DispatchFunction")  # each a new container: none trusts a cached state
+        clock = at(stack, "DispatchFunction")
+    # then no POST reached lab after it was disabled, and the notice was queued once, by the first delivery after the lease
+    assert len(lab.requests) == 2 and queued == [0, 1, 1]
+    at(stack, "RetryFunction")(T0 + 80 * 60)
+    stack.drain_retries()
+    (notice,) = [json.loads(r.body) for r in ops.requests]
+    assert notice["event"] == "WebhookDisabled" and notice["details"]["webhook_id"] == "lab"
+    (alarm,) = stack.drain(alarms)
+    assert alarm["details"]["webhook_id"] == "lab"
+    # and the item records it as sent, its claim settled
+    (item,) = [v for k, v in table_items(stack).items() if k.endswith("#lab")]
+    assert item.get("notified") == {"BOOL": True} and "notice_claimed" not in item
+
+
+def test_on_the_table_a_claim_lapses_after_its_lease_and_only_its_own_sender_settles_it(stack: Stack) -> None:
+    # given a disabled webhook's item on the ledger table, its notice claimed at T0
+    store = DynamoEndpointStore(stack.physical["DeliveryLedger"]["Ref"], lambda: stack.dynamodb)
+    store.failing("k", T0 - HOUR)
+    assert store.disable("k", T0, T0 - 1, "f")
+    assert store.claim_notice("k", T0, T0 - NOTICE_LEASE)
+    # then no one else claims it within its lease, and after it another does
+    assert not store.claim_notice("k", T0 + NOTICE_LEASE - 1, T0 - 1)
+    later = T0 + NOTICE_LEASE + 1
+    assert store.claim_notice("k", later, later - NOTICE_LEASE)
+    # when the first sender, late, settles its claim (given back, or sent), the second's claim stands
+    store.notice_done("k", T0, sent=False)
+    store.notice_done("k", T0, sent=True)
+    (state,) = store.states(["k"]).values()
+    assert state.notice_claimed == later and not state.notified
+    # and the second's own settles it: sent, no claim left, no one claims it again
+    store.notice_done("k", later, sent=True)
+    (state,) = store.states(["k"]).values()
+    assert state.notified and state.notice_claimed is None
+    assert not store.claim_notice("k", later + 10 * NOTICE_LEASE, later + 9 * NOTICE_LEASE)
+    # and a webhook enabled meanwhile is not written back by a sender finishing late
+    assert store.claim_notice("k2", T0, T0) is False  # (no item: nothing to claim)
+    store.enable("k")
+    store.notice_done("k", later, sent=True)
+    assert store.states(["k"]) == {}
+
+
+def table_items(stack: Stack) -> dict[str, dict[str, Any]]:
+    """The ledger table's endpoint items, by key."""
+    table = stack.physical["DeliveryLedger"]["Ref"]
+    items = stack.dynamodb.scan(TableName=table)["Items"]
+    return {i["id"]["S"]: i for i in items if i["id"]["S"].startswith("oxoflow-endpoint#")}
 
 
 def test_a_changed_entry_enables_it_again_and_its_dead_letters_replay(stack: Stack, receivers: Callable[..., Receiver]) -> None:

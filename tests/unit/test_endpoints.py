@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import pytest
+
 from oxoflow_notify.config import Webhook
-from oxoflow_notify.pipeline.endpoints import Endpoints, EndpointState, endpoint_key, fingerprint
+from oxoflow_notify.pipeline.endpoints import NOTICE_LEASE, Endpoints, EndpointState, endpoint_key, fingerprint
 
 HOUR = 3600.0
 HOOK = Webhook(id="lims", url="https://lims.example.org/hook", format="json", events=None, secrets=("s",),
@@ -53,12 +55,19 @@ class MemoryStore:
     def enable(self, key: str) -> None:
         self.items.pop(key, None)
 
-    def claim_notice(self, key: str, claimed: bool) -> bool:
+    def claim_notice(self, key: str, now: float, stale_before: float) -> bool:
         state = self.items.get(key)
-        if state is None or state.disabled_at is None or (claimed and state.notified):
+        if state is None or state.disabled_at is None or state.notified:
             return False
-        self.items[key] = dataclasses.replace(state, notified=claimed)
+        if state.notice_claimed is not None and state.notice_claimed >= stale_before:
+            return False
+        self.items[key] = dataclasses.replace(state, notice_claimed=now)
         return True
+
+    def notice_done(self, key: str, claimed: float, sent: bool) -> None:
+        state = self.items.get(key)
+        if state is not None and state.notice_claimed == claimed:
+            self.items[key] = dataclasses.replace(state, notified=sent, notice_claimed=None)
 
 
 def instances(store: MemoryStore, n: int = 2) -> tuple[list[Endpoints], list[tuple[str, float]]]:
@@ -174,6 +183,31 @@ def test_a_notice_that_could_not_be_sent_is_sent_at_the_next_delivery_once() -> 
         assert endpoints.disabled(HOOK, now) is not None
     # then the notice went out once
     assert told == [HOUR + 100]
+
+
+class Killed(BaseException):
+    """The instance ended from outside (a Lambda timeout): nothing after it runs."""
+
+
+def test_a_notice_whose_sender_died_after_claiming_it_is_sent_by_another_after_the_lease_once() -> None:
+    store, told = MemoryStore(), list[float]()
+
+    def dies(webhook: Webhook, state: EndpointState, now: float) -> None:
+        raise Killed
+
+    # given an instance that disabled the webhook and died sending its notice
+    a = Endpoints(store, dies)
+    a.learn(HOOK, failed=True, now=0)
+    with pytest.raises(Killed):
+        a.learn(HOOK, failed=True, now=HOUR + 1)
+    # when deliveries to it come to other instances, within the claim's lease and after it
+    for now in (HOUR + 60, HOUR + 1 + NOTICE_LEASE - 1, HOUR + 2 + NOTICE_LEASE, HOUR + 3 + 2 * NOTICE_LEASE):
+        b = Endpoints(store, lambda w, s, now: told.append(now))
+        b.refresh([HOOK], now)
+        assert b.disabled(HOOK, now) is not None
+    # then the notice went out once, at the first delivery after the lease, and is recorded as sent
+    assert told == [HOUR + 2 + NOTICE_LEASE]
+    assert store.items[endpoint_key(HOOK)].notified and store.items[endpoint_key(HOOK)].notice_claimed is None
 
 
 def test_turning_disabling_off_clears_a_disable_so_turning_it_on_again_starts_afresh() -> None:

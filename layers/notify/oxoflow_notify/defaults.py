@@ -79,6 +79,9 @@ class Defaults:
     live_lease: float = _entry(
         60.0, "s", "", "one instance edits a live message at a time, holding it this long, or as long as its invocation can still act"
     )
+    notice_lease: float = _entry(
+        900.0, "s", "", "a disabled webhook's notice, claimed by an instance that died before it was sent, is sent by another after this"
+    )
     rate_limit_slack: float = _entry(1.0, "POSTs/s", "rate_limit", "slack's default: about one message a second per webhook")
     rate_limit_text: float = _entry(1.0, "POSTs/s", "rate_limit", "text's default: Google Chat's 60 a minute per space")
     rate_limit_discord: float = _entry(0.5, "POSTs/s", "rate_limit", "discord's default: 30 a minute per channel")

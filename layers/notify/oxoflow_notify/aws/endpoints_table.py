@@ -1,7 +1,8 @@
 """Endpoint states (``pipeline.endpoints``) on the delivery ledger's table.
 
 One item per failing or disabled webhook, ``oxoflow-endpoint#<config key>#<webhook id>`` (key
-``id``): ``failing_since``, and once disabled ``disabled_at`` and the entry's ``fingerprint``.
+``id``): ``failing_since``, and once disabled ``disabled_at`` and the entry's ``fingerprint``; then
+``notice_claimed`` while an instance sends its WebhookDisabled notice, ``notified`` once it is sent.
 No TTL: a disabled webhook stays disabled until it is enabled (the item is then deleted, as it is
 at a failing webhook's first 2xx). The calls are the ledger's own (LEDGER_ACTIONS).
 """
@@ -61,14 +62,22 @@ class DynamoEndpointStore(OnTable):
     def enable(self, key: str) -> None:
         self._ddb().delete_item(TableName=self.table, Key=self._key(key))
 
-    def claim_notice(self, key: str, claimed: bool) -> bool:
-        request: dict[str, Any] = {"TableName": self.table, "Key": self._key(key)}
-        if claimed:
-            request |= {"UpdateExpression": "SET notified = :yes", "ExpressionAttributeValues": {":yes": {"BOOL": True}},
-                        "ConditionExpression": "attribute_exists(disabled_at) AND attribute_not_exists(notified)"}  # fmt: skip
-        else:
-            request |= {"UpdateExpression": "REMOVE notified", "ConditionExpression": "attribute_exists(disabled_at)"}
-        return conditional(self._ddb().update_item, **request) is not None
+    def claim_notice(self, key: str, now: float, stale_before: float) -> bool:
+        return conditional(
+            self._ddb().update_item, TableName=self.table, Key=self._key(key), UpdateExpression="SET notice_claimed = :now",
+            ConditionExpression="attribute_exists(disabled_at) AND attribute_not_exists(notified) "
+                                "AND (attribute_not_exists(notice_claimed) OR notice_claimed < :stale)",
+            ExpressionAttributeValues={":now": {"N": number(now)}, ":stale": {"N": number(stale_before)}},
+        ) is not None  # fmt: skip
+
+    def notice_done(self, key: str, claimed: float, sent: bool) -> None:
+        values: dict[str, Any] = {":mine": {"N": number(claimed)}}
+        update = "REMOVE notice_claimed"
+        if sent:
+            values[":yes"], update = {"BOOL": True}, "SET notified = :yes REMOVE notice_claimed"
+        # only this caller's claim: not one taken over after its lease, nor a later disable's (enabled and disabled again meanwhile)
+        conditional(self._ddb().update_item, TableName=self.table, Key=self._key(key), UpdateExpression=update,
+                    ConditionExpression="notice_claimed = :mine", ExpressionAttributeValues=values)  # fmt: skip
 
 
 def state_of(item: dict[str, Any]) -> EndpointState:
@@ -76,5 +85,9 @@ def state_of(item: dict[str, Any]) -> EndpointState:
         return float(item[name]["N"]) if name in item else None
 
     return EndpointState(
-        at("failing_since"), at("disabled_at"), item.get("fingerprint", {}).get("S"), bool(item.get("notified", {}).get("BOOL"))
+        at("failing_since"),
+        at("disabled_at"),
+        item.get("fingerprint", {}).get("S"),
+        bool(item.get("notified", {}).get("BOOL")),
+        at("notice_claimed"),
     )

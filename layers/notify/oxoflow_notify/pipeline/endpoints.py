@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from oxoflow_notify.config import Webhook
+from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.observability import logger
+
+NOTICE_LEASE = DEFAULTS.notice_lease  # 15 min: longer than any invocation, so a claim this old is its dead sender's
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class EndpointState:
     failing_since: float | None = None
     disabled_at: float | None = None
     fingerprint: str | None = None
-    notified: bool = False  # its WebhookDisabled notice went out (claimed before it is sent)
+    notified: bool = False  # its WebhookDisabled notice went out
+    notice_claimed: float | None = None  # when an instance claimed the notice to send it (unix s); cleared once sent
 
 
 HEALTHY = EndpointState()
@@ -59,9 +63,14 @@ class EndpointStore(Protocol):
         """Forget everything about it: enabled, healthy."""
         ...
 
-    def claim_notice(self, key: str, claimed: bool) -> bool:
-        """Claim a disabled webhook's notice (``claimed``), or give the claim back after a failed send;
-        whether the claim was this caller's."""
+    def claim_notice(self, key: str, now: float, stale_before: float) -> bool:
+        """Claim a disabled webhook's notice, not sent yet and not claimed since ``stale_before`` (a claim
+        older is its sender's that died); whether the claim was this caller's."""
+        ...
+
+    def notice_done(self, key: str, claimed: float, sent: bool) -> None:
+        """After the send: the notice went out (``sent``), or the claim is given back for the next delivery.
+        Only the claim made at ``claimed`` (this caller's) is settled."""
         ...
 
 
@@ -83,8 +92,11 @@ class NoEndpointStore:
     def enable(self, key: str) -> None:
         return None
 
-    def claim_notice(self, key: str, claimed: bool) -> bool:
+    def claim_notice(self, key: str, now: float, stale_before: float) -> bool:
         return False
+
+    def notice_done(self, key: str, claimed: float, sent: bool) -> None:
+        return None
 
 
 def endpoint_key(webhook: Webhook) -> str:
@@ -140,8 +152,8 @@ class Endpoints:
             return None
         if state.disabled_at is None:
             return None
-        if state.fingerprint is not None and state.fingerprint == fingerprint(webhook) and not state.notified:
-            self._notify(webhook, state, now)  # a notice that failed when it was disabled: sent now, once
+        if state.fingerprint is not None and state.fingerprint == fingerprint(webhook) and _notice_due(state, now):
+            self._notify(webhook, state, now)  # a notice that failed, or whose sender died, when it was disabled: sent now
         if state.fingerprint is not None and state.fingerprint != fingerprint(webhook):
             self._forget(webhook, at, "its entry changed")
             return None
@@ -192,16 +204,32 @@ class Endpoints:
         self._notify(webhook, state, now)
 
     def _notify(self, webhook: Webhook, state: EndpointState, now: float) -> None:
-        """The notice, once: claimed on the store first; given back if it could not be sent, so the
-        next delivery to the disabled webhook (any instance's) tries again."""
+        """The notice, once: claimed on the store first, marked sent after. Given back if it could not
+        be sent, so the next delivery to the disabled webhook (any instance's) tries again; a claim
+        whose sender died (a kill, a timeout) is taken over after NOTICE_LEASE by the next delivery."""
         key = endpoint_key(webhook)
-        if self.notice is None or not self.store.claim_notice(key, True):
+        if self.notice is None or not self.store.claim_notice(key, now, now - NOTICE_LEASE):
             return
-        self._cache[key] = (self._cache.get(key, (now, state))[0], dataclasses.replace(state, notified=True))
+        read_at = self._cache.get(key, (now, state))[0]
+        self._cache[key] = (read_at, dataclasses.replace(state, notice_claimed=now))
         try:
             self.notice(webhook, state, now)
         except Exception as exc:  # noqa: BLE001 - the webhook stays disabled; the notice is tried again
             logger.error("webhook disabled, notice not sent: tried again at its next delivery",
                          extra={"webhook_id": webhook.id, "error": type(exc).__name__})  # fmt: skip
-            self.store.claim_notice(key, False)
+            self._done(key, now, sent=False)
             self._cache.pop(key, None)
+            return
+        self._cache[key] = (read_at, dataclasses.replace(state, notified=True, notice_claimed=None))
+        self._done(key, now, sent=True)
+
+    def _done(self, key: str, claimed: float, sent: bool) -> None:
+        try:
+            self.store.notice_done(key, claimed, sent)
+        except Exception as exc:  # noqa: BLE001 - the claim lapses after NOTICE_LEASE: sent again then (sent) or sent then (not)
+            logger.warning("notice state not recorded", extra={"sent": sent, "error": type(exc).__name__})
+
+
+def _notice_due(state: EndpointState, now: float) -> bool:
+    """Whether a disabled webhook's notice is still to be sent: not sent, and not claimed by a live sender."""
+    return not state.notified and (state.notice_claimed is None or state.notice_claimed < now - NOTICE_LEASE)
