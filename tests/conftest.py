@@ -102,9 +102,13 @@ LONGEST_FIRST = (
 TIERS = ("tests/e2e/", "tests/integration/", "tests/unit/")
 
 
+@pytest.hookimpl(tryfirst=True)  # before --stepwise/--lf choose from the list: they see it in its final order
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> tuple[int, int]:
-        path = Path(item.path).resolve().relative_to(ROOT).as_posix()
+        found = Path(item.path).resolve()
+        if not found.is_relative_to(ROOT):
+            return (2, 0)  # a test file named from outside the repository: last
+        path = found.relative_to(ROOT).as_posix()
         if path in LONGEST_FIRST:
             return (0, LONGEST_FIRST.index(path))
         return (1, next((i for i, tier in enumerate(TIERS) if path.startswith(tier)), len(TIERS)))

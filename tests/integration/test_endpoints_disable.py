@@ -128,15 +128,16 @@ def test_a_notice_whose_sender_was_killed_is_sent_by_a_later_delivery_once(stack
     stack.restart("DispatchFunction")
     clock = at(stack, "DispatchFunction")
     queued = []
-    for n, minutes in ((2, 70), (3, 60 + 1 + 15 + 1), (4, 60 + 1 + 15 + 2)):
-        clock(T0 + minutes * 60)
+    claimed = T0 + HOUR + 60
+    for n, now in ((2, claimed + 600), (3, claimed + NOTICE_LEASE + 60), (4, claimed + NOTICE_LEASE + 120)):
+        clock(now)
         stack.invoke("DispatchFunction", sns(n))
         queued.append(sum(stack.depth(stack.retry_queue_url).values()))
         stack.restart("DispatchFunction")  # each a new container: none trusts a cached state
         clock = at(stack, "DispatchFunction")
     # then no POST reached lab after it was disabled, and the notice was queued once, by the first delivery after the lease
     assert len(lab.requests) == 2 and queued == [0, 1, 1]
-    at(stack, "RetryFunction")(T0 + 80 * 60)
+    at(stack, "RetryFunction")(claimed + NOTICE_LEASE + 180)
     stack.drain_retries()
     (notice,) = [json.loads(r.body) for r in ops.requests]
     assert notice["event"] == "WebhookDisabled" and notice["details"]["webhook_id"] == "lab"

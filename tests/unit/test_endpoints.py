@@ -210,6 +210,25 @@ def test_a_notice_whose_sender_died_after_claiming_it_is_sent_by_another_after_t
     assert store.items[endpoint_key(HOOK)].notified and store.items[endpoint_key(HOOK)].notice_claimed is None
 
 
+def test_a_notice_that_fails_leaves_the_webhook_disabled_for_the_rest_of_the_batch() -> None:
+    # given a disabled webhook whose notice was never sent, and a notice that fails (the queue throttled)
+    store = MemoryStore()
+    store.items[endpoint_key(HOOK)] = EndpointState(0.0, HOUR + 1, fingerprint(HOOK))
+    tries: list[float] = []
+
+    def throttled(webhook: Webhook, state: EndpointState, now: float) -> None:
+        tries.append(now)
+        raise ConnectionError("throttled")
+
+    endpoints = Endpoints(store, throttled)
+    # when one batch (its states read once) has three deliveries for it
+    endpoints.refresh([HOOK], HOUR + 100)
+    states = [endpoints.disabled(HOOK, HOUR + 100 + i) for i in range(3)]
+    # then each is refused as disabled (none is posted), the notice was tried once, and its claim given back
+    assert all(state is not None for state in states) and tries == [HOUR + 100]
+    assert store.items[endpoint_key(HOOK)].notice_claimed is None and not store.items[endpoint_key(HOOK)].notified
+
+
 def test_turning_disabling_off_clears_a_disable_so_turning_it_on_again_starts_afresh() -> None:
     store = MemoryStore()
     (a,), _ = instances(store, 1)

@@ -80,7 +80,7 @@ class Defaults:
         60.0, "s", "", "one instance edits a live message at a time, holding it this long, or as long as its invocation can still act"
     )
     notice_lease: float = _entry(
-        900.0, "s", "", "a disabled webhook's notice, claimed by an instance that died before it was sent, is sent by another after this"
+        1200.0, "s", "", "a disabled webhook's notice, claimed by an instance that died before it was sent, is sent by another after this"
     )
     rate_limit_slack: float = _entry(1.0, "POSTs/s", "rate_limit", "slack's default: about one message a second per webhook")
     rate_limit_text: float = _entry(1.0, "POSTs/s", "rate_limit", "text's default: Google Chat's 60 a minute per space")

@@ -23,7 +23,7 @@ from oxoflow_notify.config import Webhook
 from oxoflow_notify.defaults import DEFAULTS
 from oxoflow_notify.observability import logger
 
-NOTICE_LEASE = DEFAULTS.notice_lease  # 15 min: longer than any invocation, so a claim this old is its dead sender's
+NOTICE_LEASE = DEFAULTS.notice_lease  # 20 min: Lambda's longest invocation (15) and clocks' skew: a claim this old is a dead sender's
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,8 @@ class Endpoints:
     def _notify(self, webhook: Webhook, state: EndpointState, now: float) -> None:
         """The notice, once: claimed on the store first, marked sent after. Given back if it could not
         be sent, so the next delivery to the disabled webhook (any instance's) tries again; a claim
-        whose sender died (a kill, a timeout) is taken over after NOTICE_LEASE by the next delivery."""
+        whose sender died (a kill, a timeout) is taken over after NOTICE_LEASE by the next delivery,
+        as is one whose sent-mark could not be written (then the notice goes out twice)."""
         key = endpoint_key(webhook)
         if self.notice is None or not self.store.claim_notice(key, now, now - NOTICE_LEASE):
             return
@@ -217,9 +218,8 @@ class Endpoints:
         except Exception as exc:  # noqa: BLE001 - the webhook stays disabled; the notice is tried again
             logger.error("webhook disabled, notice not sent: tried again at its next delivery",
                          extra={"webhook_id": webhook.id, "error": type(exc).__name__})  # fmt: skip
-            self._done(key, now, sent=False)
-            self._cache.pop(key, None)
-            return
+            self._done(key, now, sent=False)  # the store's claim given back: any instance's next delivery tries again;
+            return  # this one's cache keeps it disabled and claimed (tried again after its next read, within a minute)
         self._cache[key] = (read_at, dataclasses.replace(state, notified=True, notice_claimed=None))
         self._done(key, now, sent=True)
 
