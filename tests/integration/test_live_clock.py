@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from oxoflow_notify.aws.live_table import DynamoLiveStore
 from oxoflow_notify.formats import live as live_format
@@ -161,6 +162,38 @@ def test_a_revived_timer_whose_message_is_lost_goes_stale_like_any_other(stack: 
     # then it waits while the revived timer may still run, and takes over once that one is stale
     assert soon is None
     assert later is not None and later.timer == "timer-2"
+
+
+def test_a_timer_that_could_not_be_queued_does_not_hold_the_next_events_timer(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a run's live message posted, and the retry queue refusing the next event's timer once (SQS throttled)
+    platform, hook, clock, _ = live_discord(stack, receivers)
+    send(stack, "workflow-started", 0)
+    hop(stack)
+    live = stack.modules["DispatchFunction"].notifier.live.get()
+    real, refused = live.retry_queue.send, list[dict[str, Any]]()
+
+    def throttled_once(body: dict[str, Any], delay_seconds: int = 0) -> None:
+        if not refused:
+            refused.append(body)
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendMessage")
+        real(body, delay_seconds=delay_seconds)
+
+    live.retry_queue.send = throttled_once
+    clock.now += 10
+    with pytest.raises(ClientError):
+        send(stack, "rule-started", 1)  # an AWS fault: the event is raised, and Lambda runs it again later
+    # when the run's next event comes (before that re-run) and the timers run
+    clock.now += 10
+    send(stack, "rule-completed", 2)
+    hop(stack)
+    # then the message already shows both events: the next event armed its own timer
+    (message,) = platform.messages.values()
+    assert len(refused) == 1 and counts(message) == {"Started": "1", "Completed": "1"}
+    assert [r.method for r in hook.requests] == ["POST", "PATCH"]
+
+
+def counts(message: dict[str, Any]) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in message["embeds"][0]["fields"] if f["name"] in ("Started", "Completed")}
 
 
 def run_clock(stack: Stack, clock: Clock, until: float, step: float = 300) -> None:

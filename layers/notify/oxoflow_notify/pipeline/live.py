@@ -127,7 +127,20 @@ class Live:
         if state is not None and state.broken is None:
             message = {"schema": LIVE_SCHEMA, "group": group, "config_key": source, "webhook_id": webhook.id,
                        "workflow": event.workflow, "run_id": event.run_id, "token": token, "attempt": 1}  # fmt: skip
-            self._send(message, max(0.0, state.last_edit + webhook.live_interval - now))
+            try:
+                self._send(message, max(0.0, state.last_edit + webhook.live_interval - now))
+            except Exception:
+                self._unschedule(group, token)
+                raise
+
+    def _unschedule(self, group: str, token: str) -> None:
+        """A timer marked but never queued: the mark given back, so the run's next event arms one at
+        once (this event's re-run too) instead of every event waiting for the mark to go stale."""
+        assert self.store is not None
+        try:
+            self.store.end_timer(group, token, None)
+        except Exception as exc:  # noqa: BLE001 - the event fails anyway (raised by the caller); the mark goes stale
+            logger.warning("live timer mark not given back", extra={"message_id": message_id(group), "error": type(exc).__name__})
 
     def _send(self, message: dict[str, Any], delay: float) -> None:
         self.retry_queue.send(message, delay_seconds=max(0, min(SQS_MAX_DELAY, int(delay + 0.999))))
