@@ -169,16 +169,7 @@ def test_a_timer_that_could_not_be_queued_does_not_hold_the_next_events_timer(st
     platform, hook, clock, _ = live_discord(stack, receivers)
     send(stack, "workflow-started", 0)
     hop(stack)
-    live = stack.modules["DispatchFunction"].notifier.live.get()
-    real, refused = live.retry_queue.send, list[dict[str, Any]]()
-
-    def throttled_once(body: dict[str, Any], delay_seconds: int = 0) -> None:
-        if not refused:
-            refused.append(body)
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendMessage")
-        real(body, delay_seconds=delay_seconds)
-
-    live.retry_queue.send = throttled_once
+    refused = refuse_sends(stack, 1)
     clock.now += 10
     with pytest.raises(ClientError):
         send(stack, "rule-started", 1)  # an AWS fault: the event is raised, and Lambda runs it again later
@@ -190,6 +181,84 @@ def test_a_timer_that_could_not_be_queued_does_not_hold_the_next_events_timer(st
     (message,) = platform.messages.values()
     assert len(refused) == 1 and counts(message) == {"Started": "1", "Completed": "1"}
     assert [r.method for r in hook.requests] == ["POST", "PATCH"]
+
+
+def refuse_sends(stack: Stack, times: int, accepted: bool = False) -> list[dict[str, Any]]:
+    """The dispatcher's retry-queue sends raise an AWS fault ``times`` times (``accepted``: SQS took the
+    message, then the call failed, as a read timeout after the write does)."""
+    live = stack.modules["DispatchFunction"].notifier.live.get()
+    real, refused = live.retry_queue.send, list[dict[str, Any]]()
+
+    def flaky(body: dict[str, Any], delay_seconds: int = 0) -> None:
+        if len(refused) < times:
+            refused.append(body)
+            if accepted:
+                real(body, delay_seconds=delay_seconds)
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendMessage")
+        real(body, delay_seconds=delay_seconds)
+
+    live.retry_queue.send = flaky
+    return refused
+
+
+def test_a_copy_of_an_event_whose_timer_send_fails_leaves_the_first_copys_timer_running(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    # given a run's message posted, and its next event counted with its timer queued
+    platform, hook, clock, _ = live_discord(stack, receivers)
+    send(stack, "workflow-started", 0)
+    hop(stack)
+    clock.now += 10
+    send(stack, "rule-started", 1)
+    # when a copy of that event (SNS's redelivery, or the event run again) comes, and the queue refuses its timer
+    refuse_sends(stack, 1)
+    with pytest.raises(ClientError):
+        send(stack, "rule-started", 1)
+    # then the first copy's timer, the same token, still edits the message
+    clock.now += 10
+    hop(stack)
+    (message,) = platform.messages.values()
+    assert [r.method for r in hook.requests] == ["POST", "PATCH"] and counts(message).get("Started") == "1"
+
+
+def test_the_runs_ending_is_shown_though_every_copy_of_an_event_before_it_failed_to_queue(
+    stack: Stack, receivers: Callable[..., Receiver]
+) -> None:
+    # given a rule event's timer queued, then the run's ending (which arms nothing: that timer is pending)
+    platform, _, clock, _ = live_discord(stack, receivers)
+    send(stack, "workflow-started", 0)
+    hop(stack)
+    clock.now += 10
+    send(stack, "rule-started", 1)
+    send(stack, "workflow-completed", 2)
+    # when a copy of the rule event and Lambda's two retries of it all have their timer refused
+    refuse_sends(stack, 3)
+    for _ in range(3):
+        with pytest.raises(ClientError):
+            send(stack, "rule-started", 1)
+    for _ in range(4):
+        clock.now += 60
+        hop(stack)
+    # then the message ends completed all the same: the queued timer ran
+    (message,) = platform.messages.values()
+    assert message["embeds"][0]["title"].startswith("✅")
+
+
+def test_a_timer_sqs_took_before_the_call_failed_still_runs(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a run's message posted, and a send that fails after SQS took the message (a read timeout)
+    platform, _, clock, _ = live_discord(stack, receivers)
+    send(stack, "workflow-started", 0)
+    hop(stack)
+    clock.now += 10
+    refuse_sends(stack, 1, accepted=True)
+    with pytest.raises(ClientError):
+        send(stack, "rule-started", 1)
+    # when that timer arrives, before the event's re-run
+    clock.now += 10
+    hop(stack)
+    # then it edits the message
+    (message,) = platform.messages.values()
+    assert counts(message).get("Started") == "1"
 
 
 def counts(message: dict[str, Any]) -> dict[str, str]:

@@ -134,11 +134,13 @@ class Live:
                 raise
 
     def _unschedule(self, group: str, token: str) -> None:
-        """A timer marked but never queued: the mark given back, so the run's next event arms one at
-        once (this event's re-run too) instead of every event waiting for the mark to go stale."""
+        """A timer marked but perhaps never queued: its mark made stale at once, so the run's next event
+        arms one (this event's re-run too) instead of every event waiting 20 minutes. Not removed: a
+        copy of this event may have queued the same token already (an SNS redelivery, a re-run), or SQS
+        took the message before the call failed, and such a timer still runs on a stale mark."""
         assert self.store is not None
         try:
-            self.store.end_timer(group, token, None)
+            self.store.touch(group, token, 0.0)
         except Exception as exc:  # noqa: BLE001 - the event fails anyway (raised by the caller); the mark goes stale
             logger.warning("live timer mark not given back", extra={"message_id": message_id(group), "error": type(exc).__name__})
 

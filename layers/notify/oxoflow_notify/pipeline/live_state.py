@@ -78,7 +78,7 @@ class LiveStore(Protocol):
     def get(self, group: str) -> LiveState | None: ...
 
     def touch(self, group: str, token: str, now: float) -> None:
-        """The timer ``token`` is still going (not stale)."""
+        """The timer ``token``'s time, if it is the timer: ``now`` while it goes on; 0 makes it stale at once."""
         ...
 
     def lease(self, group: str, token: str, lease: str, now: float, until: float) -> LiveState | None:
