@@ -166,11 +166,8 @@ def test_a_revived_timer_whose_message_is_lost_goes_stale_like_any_other(stack: 
 
 def test_a_timer_that_could_not_be_queued_does_not_hold_the_next_events_timer(stack: Stack, receivers: Callable[..., Receiver]) -> None:
     # given a run's live message posted, and the retry queue refusing the next event's timer once (SQS throttled)
-    platform, hook, clock, _ = live_discord(stack, receivers)
-    send(stack, "workflow-started", 0)
-    hop(stack)
+    platform, hook, clock = started_run(stack, receivers)
     refused = refuse_sends(stack, 1)
-    clock.now += 10
     with pytest.raises(ClientError):
         send(stack, "rule-started", 1)  # an AWS fault: the event is raised, and Lambda runs it again later
     # when the run's next event comes (before that re-run) and the timers run
@@ -181,6 +178,15 @@ def test_a_timer_that_could_not_be_queued_does_not_hold_the_next_events_timer(st
     (message,) = platform.messages.values()
     assert len(refused) == 1 and counts(message) == {"Started": "1", "Completed": "1"}
     assert [r.method for r in hook.requests] == ["POST", "PATCH"]
+
+
+def started_run(stack: Stack, receivers: Callable[..., Receiver]) -> tuple[DiscordMessages, Receiver, Clock]:
+    """A live Discord webhook whose run has started and its message is posted; the clock 10 s on."""
+    platform, hook, clock, _ = live_discord(stack, receivers)
+    send(stack, "workflow-started", 0)
+    hop(stack)
+    clock.now += 10
+    return platform, hook, clock
 
 
 def refuse_sends(stack: Stack, times: int, accepted: bool = False) -> list[dict[str, Any]]:
@@ -205,10 +211,7 @@ def test_a_copy_of_an_event_whose_timer_send_fails_leaves_the_first_copys_timer_
     stack: Stack, receivers: Callable[..., Receiver]
 ) -> None:
     # given a run's message posted, and its next event counted with its timer queued
-    platform, hook, clock, _ = live_discord(stack, receivers)
-    send(stack, "workflow-started", 0)
-    hop(stack)
-    clock.now += 10
+    platform, hook, clock = started_run(stack, receivers)
     send(stack, "rule-started", 1)
     # when a copy of that event (SNS's redelivery, or the event run again) comes, and the queue refuses its timer
     refuse_sends(stack, 1)
@@ -225,10 +228,7 @@ def test_the_runs_ending_is_shown_though_every_copy_of_an_event_before_it_failed
     stack: Stack, receivers: Callable[..., Receiver]
 ) -> None:
     # given a rule event's timer queued, then the run's ending (which arms nothing: that timer is pending)
-    platform, _, clock, _ = live_discord(stack, receivers)
-    send(stack, "workflow-started", 0)
-    hop(stack)
-    clock.now += 10
+    platform, _, clock = started_run(stack, receivers)
     send(stack, "rule-started", 1)
     send(stack, "workflow-completed", 2)
     # when a copy of the rule event and Lambda's two retries of it all have their timer refused
@@ -246,10 +246,7 @@ def test_the_runs_ending_is_shown_though_every_copy_of_an_event_before_it_failed
 
 def test_a_timer_sqs_took_before_the_call_failed_still_runs(stack: Stack, receivers: Callable[..., Receiver]) -> None:
     # given a run's message posted, and a send that fails after SQS took the message (a read timeout)
-    platform, _, clock, _ = live_discord(stack, receivers)
-    send(stack, "workflow-started", 0)
-    hop(stack)
-    clock.now += 10
+    platform, _, clock = started_run(stack, receivers)
     refuse_sends(stack, 1, accepted=True)
     with pytest.raises(ClientError):
         send(stack, "rule-started", 1)
