@@ -9,7 +9,7 @@ PY313 := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | tail -n 
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(PY313),PYENV_VERSION=$(shell pyenv version-name 2>/dev/null | cut -d: -f1):$(PY313))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: up down env bench soak help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
+.PHONY: up down env examples bench soak help demo test test-unit test-integration test-e2e lint format sam-validate sam-build sam-check invoke clean
 
 help:
 	@echo "make demo      run the whole pipeline locally (moto server + loopback receivers)"
@@ -17,6 +17,7 @@ help:
 	@echo "make up        start a local stack (moto, the three functions, an HTTPS receiver) that stays up; prints its export lines"
 	@echo "make env       the local stack's export lines again: eval \"\$$(make -s env)\""
 	@echo "make down      stop the local stack"
+	@echo "make examples  the publishing examples' tools: the AWS CLI (.venv-awscli), the AWS SDK for JavaScript (npm)"
 	@echo "make lint      ruff + mypy"
 	@echo "make sam-check sam validate --lint and sam build"
 	@echo "make bench     speed and memory targets against baselines (writes bench-results.json)"
@@ -43,6 +44,9 @@ scripts/examples/node_modules/.installed: scripts/examples/package.json scripts/
 	touch $@
 
 EXAMPLES := $(AWSCLI_VENV)/.installed scripts/examples/node_modules/.installed
+
+# The publishing examples' own tools, for trying them by hand (README): `make test` installs them too.
+examples: $(EXAMPLES)
 
 $(SAM_VENV)/.installed: requirements/sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)

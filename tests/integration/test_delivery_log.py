@@ -11,6 +11,7 @@ from typing import Any
 
 from oxoflow_notify.aws.delivery_log_table import DeliveryLogReader
 from oxoflow_notify.tools.deliveries import fold, kept_event, rendered_body
+from oxoflow_notify.tools.replay import Filters, replay
 from oxolocal.receivers import Receiver, always, fail_first, ok
 from oxolocal.stack import Stack
 from tests.conftest import sns_event
@@ -84,6 +85,23 @@ def test_redeliver_posts_a_delivered_delivery_again_with_its_id_and_the_mark(sta
     # and the log shows the redelivery as its own attempt
     (after,) = fold(reader(stack).recent("variant-calling", 0, {}))
     assert [(e["attempt"], e["outcome"], e.get("redelivery")) for e in after.entries] == [(1, "delivered", None), (2, "delivered", True)]
+
+
+def test_a_replayed_dead_letter_is_an_attempt_in_the_log(stack: Stack, receivers: Callable[..., Receiver]) -> None:
+    # given a delivery dead-lettered after a 404 (a wrong URL), then the URL fixed
+    gone, fixed = receivers(always(404)), receivers(ok())
+    stack.put_config("variant-calling", config(f'id = "lims"\nurl = "{gone.url}"'))
+    stack.invoke("DispatchFunction", sns_event("rule-failed"))
+    stack.put_config("variant-calling", config(f'id = "lims"\nurl = "{fixed.url}"'))
+    # when the operator replays the dead-letter queue
+    notifier = stack.modules["DispatchFunction"].notifier
+    notifier.store.clock = lambda: 10**10  # the fixed file read at once (as replay's own process would)
+    summary = replay(notifier, stack.sqs, stack.dead_letter_queue_url, Filters(workflow="variant-calling"))
+    assert [row[2] for row in summary.rows] == ["delivered"] and len(fixed.requests) == 1
+    # then the log shows the delivery delivered, its replay the second attempt, as `deliveries` and `endpoints` read it
+    (delivery,) = fold(reader(stack).recent("variant-calling", 0, {}))
+    assert [(e["attempt"], e["outcome"], e["status"]) for e in delivery.entries] == [(1, "dead_lettered", 404), (2, "delivered", 200)]
+    assert delivery.row()["status"] == "delivered" and delivery.row()["attempts"] == 2
 
 
 def test_a_teams_query_reads_its_workflow_only_and_is_keyed_for_leading_keys(stack: Stack, receivers: Callable[..., Receiver]) -> None:

@@ -3,7 +3,9 @@ Webhooks check failed: all before any AWS call (run in process, no sockets)."""
 
 from __future__ import annotations
 
+import io
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -246,3 +248,23 @@ def test_verify_tells_a_malformed_signature_from_a_wrong_one(capsys: pytest.Capt
     assert code == 1 and err.startswith("malformed X-Hub-Signature-256 signature: expected sha256= and 64 hex digits")
     code, err = run(capsys, "verify", "--body", str(body), "--secret", "s", "--signature", "sha256=" + "0" * 64)
     assert code == 1 and err.startswith("invalid X-Hub-Signature-256 signature: this secret did not sign these 2 bytes")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_replays_progress_bar_is_drawn_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oxoflow_notify.tools import cmd_replay
+
+    # given replay's output going to a pipe or a log file: then no bar (a line of carriage returns) is written
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", piped)
+    cmd_replay._progress_bar(1, 4, "delivered")
+    assert piped.getvalue() == ""
+    # given a terminal: then the bar is drawn in place
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    cmd_replay._progress_bar(1, 4, "delivered")
+    assert terminal.getvalue().startswith("\r  [#######") and "1/4 delivered" in terminal.getvalue()

@@ -187,17 +187,21 @@ class Executor:
 
     def by_hand(self, webhook: Webhook, event: dict[str, Any], delivery_id: str, attempt: int) -> tuple[Kind, str]:
         """One attempt, nothing queued (a replay of a dead letter): what it came to and why. The
-        rate limit holds for it too; the ledger still stops a delivery that already got a 2xx."""
+        rate limit holds for it too; the ledger still stops a delivery that already got a 2xx.
+        An attempt that posted goes to the delivery log, as every other attempt does."""
         try:
             webhook = self.resolved(webhook)
         except ReferenceProblem as exc:
             return (Kind.GIVE_UP if exc.permanent else Kind.RETRY), str(exc)
-        prepared = prepare(subject_from_payload(event), webhook, delivery_id, attempt, now=self.clock())
+        subject = subject_from_payload(event)
+        prepared = prepare(subject, webhook, delivery_id, attempt, now=self.clock())
         left_queued = self.gate.for_replay(webhook)
         if left_queued is not None:
             return Kind.HELD, left_queued
         outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
         verdict = judge(webhook.format, outcome, self.clock())
+        if verdict.kind is not Kind.ALREADY_DELIVERED:  # (the ledger answered: nothing was posted)
+            self._record_by_hand(Attempt(subject, webhook, delivery_id, attempt), outcome, verdict.kind, verdict.reason, prepared)
         return verdict.kind, verdict.reason
 
     def redeliver(self, webhook: Webhook, event: dict[str, Any], delivery_id: str, attempt: int) -> tuple[Kind, str]:
@@ -215,12 +219,15 @@ class Executor:
         prepared = prepare(subject, webhook, delivery_id, attempt, now=self.clock())
         prepared.headers[REDELIVERY_HEADER] = "true"
         outcome = self.sender.send(prepared, self.sender.budget(webhook))
-        now = self.clock()
-        verdict = judge(webhook.format, outcome, now)
-        decision = Decision(Kind.DELIVERED if verdict.kind is Kind.DELIVERED else Kind.GIVE_UP, verdict.reason)
-        entry = entry_of(Attempt(subject, webhook, delivery_id, attempt), outcome, decision, now, prepared)
-        self.settlement.record([dataclasses.replace(entry, outcome="delivered" if verdict.kind is Kind.DELIVERED else "failed")])
+        verdict = judge(webhook.format, outcome, self.clock())
+        self._record_by_hand(Attempt(subject, webhook, delivery_id, attempt), outcome, verdict.kind, verdict.reason, prepared)
         return verdict.kind, verdict.reason
+
+    def _record_by_hand(self, attempt: Attempt, outcome: Outcome, kind: Kind, reason: str, prepared: Prepared) -> None:
+        """The delivery log entry of an attempt made by hand (replay, redeliver): delivered, or failed (nothing queued)."""
+        decision = Decision(Kind.DELIVERED if kind is Kind.DELIVERED else Kind.GIVE_UP, reason)
+        entry = entry_of(attempt, outcome, decision, self.clock(), prepared)
+        self.settlement.record([dataclasses.replace(entry, outcome="delivered" if kind is Kind.DELIVERED else "failed")])
 
 
 def disabled_outcome(webhook: Webhook, state: EndpointState) -> Outcome:

@@ -16,6 +16,9 @@ from .cmd_publish import checked_event
 
 
 def _progress_bar(done: int, total: int, last: str) -> None:
+    """Drawn in place on a terminal; a pipe or a log file gets the summary alone (no line of carriage returns)."""
+    if not sys.stderr.isatty():
+        return
     filled = 30 * done // max(total, 1)
     print(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {last:<15}", end="", file=sys.stderr, flush=True)
 
