@@ -265,7 +265,7 @@ def test_replay_on_failure_republishes_with_the_original_event_id_so_nothing_is_
     # when `replay --on-failure` runs
     done = run("replay", "--on-failure", env=replay_env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 republished" in done.stdout and "1/1" in done.stderr
+    assert "1 republished" in done.stdout and "\r" not in done.stderr  # no progress bar into a pipe
     # then the topic got the message as published, plus the event id and timestamp SNS gave it the first time
     (again,) = stack.sqs.receive_message(QueueUrl=stack.tap_url, VisibilityTimeout=0)["Messages"]
     republished = json.loads(again["Body"])

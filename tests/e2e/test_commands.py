@@ -79,7 +79,7 @@ def test_the_replay_command_shows_then_redelivers_dead_letters(stack: Any, recei
     up["on"] = True
     real = replay("--workflow", "variant-calling")
     assert real.returncode == 0, real.stderr
-    assert "1 delivered" in real.stdout and "1/1" in real.stderr  # summary table and progress bar
+    assert "1 delivered" in real.stdout and "\r" not in real.stderr  # the summary table; no progress bar into a pipe
     assert [r.answered for r in receiver.requests] == [503, 503, 200]
     assert receiver.requests[-1].header("X-OxoFlow-Attempt") == "3"
 
