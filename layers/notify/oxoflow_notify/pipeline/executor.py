@@ -200,7 +200,7 @@ class Executor:
             return Kind.HELD, left_queued
         outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
         verdict = judge(webhook.format, outcome, self.clock())
-        if verdict.kind is not Kind.ALREADY_DELIVERED:  # (the ledger answered: nothing was posted)
+        if verdict.kind not in (Kind.ALREADY_DELIVERED, Kind.HELD):  # (the ledger answered, or another run holds it: nothing posted)
             self._record_by_hand(Attempt(subject, webhook, delivery_id, attempt), outcome, verdict.kind, verdict.reason, prepared)
         return verdict.kind, verdict.reason
 
