@@ -20,7 +20,7 @@ from oxoflow_notify.outbound.breaker import CircuitBreaker, circuit_of
 from oxoflow_notify.outbound.delivery import HttpSender, Outcome, Prepared, prepare
 from oxoflow_notify.outbound.failures import Failure
 
-from .answers import Decision, Kind, circuit_open, delivered, judge
+from .answers import Decision, Kind, Verdict, circuit_open, delivered, judge
 from .attempts import PACE_EARLY, Attempt, subject_from_payload
 from .budget import TimeBudget
 from .delivery_log import REDELIVERY_HEADER
@@ -201,7 +201,7 @@ class Executor:
         outcome = self.ledger.once(prepared, self.sender.send, lambda o: delivered(webhook.format, o, self.clock()))
         verdict = judge(webhook.format, outcome, self.clock())
         if verdict.kind not in (Kind.ALREADY_DELIVERED, Kind.HELD):  # (the ledger answered, or another run holds it: nothing posted)
-            self._record_by_hand(Attempt(subject, webhook, delivery_id, attempt), outcome, verdict.kind, verdict.reason, prepared)
+            self._record_by_hand(Attempt(subject, webhook, delivery_id, attempt), outcome, verdict, prepared)
         return verdict.kind, verdict.reason
 
     def redeliver(self, webhook: Webhook, event: dict[str, Any], delivery_id: str, attempt: int) -> tuple[Kind, str]:
@@ -220,14 +220,14 @@ class Executor:
         prepared.headers[REDELIVERY_HEADER] = "true"
         outcome = self.sender.send(prepared, self.sender.budget(webhook))
         verdict = judge(webhook.format, outcome, self.clock())
-        self._record_by_hand(Attempt(subject, webhook, delivery_id, attempt), outcome, verdict.kind, verdict.reason, prepared)
+        self._record_by_hand(Attempt(subject, webhook, delivery_id, attempt), outcome, verdict, prepared)
         return verdict.kind, verdict.reason
 
-    def _record_by_hand(self, attempt: Attempt, outcome: Outcome, kind: Kind, reason: str, prepared: Prepared) -> None:
+    def _record_by_hand(self, attempt: Attempt, outcome: Outcome, verdict: Verdict, prepared: Prepared) -> None:
         """The delivery log entry of an attempt made by hand (replay, redeliver): delivered, or failed (nothing queued)."""
-        decision = Decision(Kind.DELIVERED if kind is Kind.DELIVERED else Kind.GIVE_UP, reason)
-        entry = entry_of(attempt, outcome, decision, self.clock(), prepared)
-        self.settlement.record([dataclasses.replace(entry, outcome="delivered" if kind is Kind.DELIVERED else "failed")])
+        done = verdict.kind is Kind.DELIVERED
+        entry = entry_of(attempt, outcome, Decision(Kind.DELIVERED if done else Kind.GIVE_UP, verdict.reason), self.clock(), prepared)
+        self.settlement.record([dataclasses.replace(entry, outcome="delivered" if done else "failed")])
 
 
 def disabled_outcome(webhook: Webhook, state: EndpointState) -> Outcome:

@@ -25,7 +25,8 @@ def _progress_bar(done: int, total: int, last: str) -> None:
 
 def _print_summary(summary: Any, second: str, width: int = 20, detail_width: int = 100) -> None:
     """The replay table (message, ``second``, result, detail) and the totals."""
-    print(file=sys.stderr)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # ends the progress bar's line
     lines = [f"  {'message':38} {second:{width}} {'result':15} detail"]
     lines += [f"  {mid:38} {what[:width]:{width}} {result:15} {detail[:detail_width]}" for mid, what, result, detail in summary.rows]
     totals = ", ".join(f"{count} {result}" for result, count in sorted(summary.results.items())) or "nothing matched"
